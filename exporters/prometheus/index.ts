@@ -1,0 +1,16 @@
+import type { ExporterFactory } from '../../src/component/types.ts';
+import { configSchema, type PrometheusExporterConfig } from './config.ts';
+import { PrometheusExporterComponent } from './prometheus.ts';
+
+export type { PrometheusExporterConfig } from './config.ts';
+export { PrometheusExporterComponent } from './prometheus.ts';
+
+/** `prometheus`: serves the pipelines' latest state on the shared HTTP server. */
+export const prometheusExporterFactory: ExporterFactory<PrometheusExporterConfig> = {
+  kind: 'exporter',
+  type: 'prometheus',
+  stability: 'beta',
+  description: 'Serves the latest pipeline state as Prometheus text on GET /metrics.',
+  configSchema,
+  createExporter: (settings, config) => new PrometheusExporterComponent(settings, config),
+};

@@ -1,0 +1,54 @@
+import { defineSchema } from '../../src/config/schema.ts';
+
+export interface DeviceMetricsConfig {
+  inventory: string;
+  interval: number;
+  port: number;
+  path: string;
+  timeout: number;
+  max_concurrent: number;
+  max_body_size: number;
+  max_samples: number;
+  allowed_cidrs: string[];
+  address: 'ipv4' | 'ipv6' | 'magicdns';
+  require_tag: boolean;
+  scrape_tag: string;
+  include_families: string[];
+  exclude_families: string[];
+  backoff_max_cycles: number;
+  label_max_length: number;
+  shard_count: number;
+  shard_index: number;
+}
+
+export const configSchema = defineSchema<DeviceMetricsConfig>(
+  {
+    inventory: { doc: 'Id of the tailscale_api receiver whose inventory gives the targets (empty = all).', format: String, default: '' },
+    interval: { doc: 'Scrape interval.', format: 'positive_duration', default: 30_000 },
+    port: { doc: 'Port of the devices’ client metrics (tailscaled web client).', format: 'port', default: 5252 },
+    path: { doc: 'HTTP path of the client metrics.', format: String, default: '/metrics' },
+    timeout: { doc: 'Per-device bound on connect, headers and the whole body.', format: 'positive_duration', default: 10_000 },
+    max_concurrent: { doc: 'Parallel scrapes.', format: 'nat', default: 10 },
+    max_body_size: { doc: 'Largest (decompressed) body accepted from a device, bytes.', format: 'nat', default: 10 * 1024 * 1024 },
+    max_samples: { doc: 'Most samples accepted from one device per scrape.', format: 'nat', default: 50_000 },
+    allowed_cidrs: { doc: 'Only addresses inside these networks are ever dialed.', format: 'cidr_list', default: ['100.64.0.0/10', 'fd7a:115c:a1e0::/48'] },
+    address: { doc: 'Which device address to dial: ipv4 (first IPv4 inside allowed_cidrs, else IPv6), ipv6, or magicdns (the name, resolved and checked).', format: ['ipv4', 'ipv6', 'magicdns'], default: 'ipv4' },
+    require_tag: { doc: 'Only scrape devices carrying scrape_tag (the security rule).', format: Boolean, default: true },
+    scrape_tag: { doc: 'Tag a device needs to be scraped.', format: String, default: 'tag:exporter' },
+    include_families: { doc: 'Only these metric families (exact names or * globs; empty = all).', format: 'string_list', default: [] },
+    exclude_families: { doc: 'Never these metric families (exact names or * globs).', format: 'string_list', default: [] },
+    backoff_max_cycles: { doc: 'A failing device is skipped for 1, 2, 4 … cycles, at most this many.', format: 'nat', default: 8 },
+    label_max_length: { doc: 'Label values are cut to this many characters.', format: 'nat', default: 128 },
+    shard_count: { doc: 'Number of replicas sharing the device scrape.', format: 'nat', default: 1 },
+    shard_index: { doc: 'This replica’s shard (0 … shard_count−1).', format: 'nat', default: 0 },
+  },
+  (c) => {
+    const p: Array<{ path: string; message: string }> = [];
+    if (c.max_concurrent < 1) p.push({ path: 'max_concurrent', message: 'must be at least 1' });
+    if (!c.path.startsWith('/')) p.push({ path: 'path', message: 'must start with /' });
+    if (c.shard_count < 1) p.push({ path: 'shard_count', message: 'must be at least 1' });
+    if (c.shard_index >= c.shard_count) p.push({ path: 'shard_index', message: `must be below shard_count (${c.shard_count})` });
+    if (c.require_tag && !c.scrape_tag.startsWith('tag:')) p.push({ path: 'scrape_tag', message: 'must start with "tag:"' });
+    return p;
+  },
+);

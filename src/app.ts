@@ -1,0 +1,141 @@
+import type { AddressInfo } from 'node:net';
+import type { ComponentRegistry } from './component/registry.ts';
+import { defaultRegistry } from './components.ts';
+import { envToRawConfig, hasNoCredentials, readEnv } from './config/env.ts';
+import { redactedConfig, resolveConfig, type RawServiceConfig, type ServiceConfig } from './config/service.ts';
+import { loadYamlConfig } from './config/yaml.ts';
+import { createLogger, Redactor, type Logger } from './log/logger.ts';
+import { PipelineService } from './pipeline/service.ts';
+import { HttpServer } from './server/http.ts';
+import { TailnetSimulator } from './simulator/simulator.ts';
+import { VERSION } from './version.ts';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** Where the configuration comes from. */
+export interface LoadedConfig {
+  config: ServiceConfig;
+  /** True when demo mode (no credentials) built the config against the simulator. */
+  demo: boolean;
+}
+
+/** Whether the environment asks for demo mode: no credentials, no pipeline file, not production. */
+export function isDemo(env: Env, configFile: string | undefined): boolean {
+  const e = readEnv(env);
+  return !configFile && !e.CONFIG_FILE && hasNoCredentials(e) && !['production', 'prod'].includes(e.ENV.toLowerCase());
+}
+
+/**
+ * Loads and validates the configuration: the YAML file when given (`--config` or CONFIG_FILE),
+ * otherwise the environment. Throws `ConfigError` listing every problem.
+ */
+export function loadConfig(env: Env, opts: { configFile?: string; registry?: ComponentRegistry; extraEnv?: Env } = {}): ServiceConfig {
+  const registry = opts.registry ?? defaultRegistry();
+  const merged = { ...env, ...opts.extraEnv };
+  const e = readEnv(merged);
+  const file = opts.configFile ?? (e.CONFIG_FILE || undefined);
+  if (file) return resolveConfig(loadYamlConfig(file, merged), registry, file);
+  return resolveConfig(envToRawConfig(e), registry, 'env');
+}
+
+export interface RunOptions {
+  env: Env;
+  configFile?: string;
+  registry?: ComponentRegistry;
+  logger?: Logger;
+  /** Override the HTTP port (tests use 0). */
+  port?: number;
+  /** Log lines go here (default stderr). */
+  write?: (line: string) => void;
+}
+
+/** A running tsmetrics: pipeline, HTTP server and (in demo mode) the simulator. */
+export interface Running {
+  readonly service: PipelineService;
+  readonly server: HttpServer;
+  readonly address: AddressInfo;
+  readonly url: string;
+  readonly simulator: TailnetSimulator | undefined;
+  readonly config: ServiceConfig;
+  readonly logger: Logger;
+  stop(deadline?: AbortSignal): Promise<void>;
+}
+
+/** Builds and starts everything the CLI runs (also used by end-to-end tests). */
+export async function startTsmetrics(o: RunOptions): Promise<Running> {
+  const e = readEnv(o.env);
+  const redactor = new Redactor();
+  for (const v of [e.OAUTH_CLIENT_SECRET, e.TS_API_KEY, e.OAUTH_TOKEN, e.TS_AUTHKEY, e.METRICS_TOKEN, e.OTEL_EXPORTER_OTLP_HEADERS]) redactor.add(v);
+  let simulator: TailnetSimulator | undefined;
+  let extraEnv: Record<string, string> = {};
+  const demo = isDemo(o.env, o.configFile);
+  if (demo) {
+    simulator = new TailnetSimulator({ devices: e.DEMO_DEVICES, names: e.TEST_DEVICES.length ? e.TEST_DEVICES : undefined, ephemeralLifetimeMs: 120_000 });
+    await simulator.start();
+    extraEnv = simulator.env();
+    redactor.add(extraEnv.TS_API_KEY);
+  }
+  let config: ServiceConfig;
+  try {
+    config = loadConfig(o.env, { ...(o.configFile ? { configFile: o.configFile } : {}), ...(o.registry ? { registry: o.registry } : {}), extraEnv });
+  } catch (err) {
+    await simulator?.stop();
+    throw err;
+  }
+  for (const s of config.secrets) redactor.add(s);
+  const logs = config.service.telemetry.logs;
+  const logger = o.logger ?? createLogger({ level: logs.level, format: logs.format, redactor, ...(o.write ? { write: o.write } : {}) });
+  const service = new PipelineService(o.registry ?? defaultRegistry(), config, { logger, version: VERSION });
+  const http = config.service.http;
+  const server = new HttpServer({
+    service,
+    address: http.address,
+    port: o.port ?? http.port,
+    metricsToken: http.metrics_token,
+    maxConnections: http.max_connections,
+    version: VERSION,
+    logger,
+    debugConfig: () => redactedConfig(config),
+  });
+  let address: AddressInfo;
+  try {
+    address = await server.listen();
+  } catch (err) {
+    await service.shutdown(AbortSignal.timeout(1000));
+    await simulator?.stop();
+    throw err;
+  }
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
+  await service.start();
+  logger.info('tsmetrics started', { version: VERSION, config: config.source, metrics: `${url}/metrics`, health: `${url}/health` });
+  if (demo) {
+    logger.warn('DEMO MODE: no Tailscale credentials are set, so tsmetrics is watching a simulated tailnet on loopback', {
+      devices: simulator?.devices.length,
+      api: simulator?.apiUrl,
+      metrics: `${url}/metrics`,
+      hint: 'set TS_API_KEY or OAUTH_CLIENT_ID/OAUTH_CLIENT_SECRET to watch a real tailnet',
+    });
+  }
+  let stopped: Promise<void> | undefined;
+  return {
+    service,
+    server,
+    address,
+    url,
+    simulator,
+    config,
+    logger,
+    stop(deadline = AbortSignal.timeout(config.service.shutdown_timeout)) {
+      stopped ??= (async () => {
+        await service.shutdown(deadline);
+        await server.close(deadline);
+        await simulator?.stop();
+        logger.info('tsmetrics stopped');
+      })();
+      return stopped;
+    },
+  };
+}
+
+export type { RawServiceConfig };

@@ -1,0 +1,116 @@
+import type { Meter } from '@opentelemetry/api';
+import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { Dispatcher } from 'undici';
+import type { Logger } from '../log/logger.ts';
+import type { ComponentId } from './id.ts';
+import type { ConfigSchema } from '../config/schema.ts';
+import type { InventoryHub, DeviceSelector } from '../pipeline/inventory.ts';
+import type { SelfTelemetry } from '../telemetry/self.ts';
+
+export type ComponentKind = 'receiver' | 'processor' | 'exporter';
+export type Stability = 'development' | 'alpha' | 'beta' | 'stable';
+
+/** Time source; injected so tests and the simulator can reason about time. */
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** What the host injects into every component (never read from globals). */
+export interface Settings {
+  readonly id: ComponentId;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** HTTP dispatcher for outbound calls (connection reuse, proxies in tsnet mode). */
+  readonly dispatcher: Dispatcher;
+  /** Meter for the component's own instruments. */
+  readonly meter: Meter;
+  /** Shared self-telemetry helpers (received/sent/dropped/errors, source up). */
+  readonly telemetry: SelfTelemetry;
+  /** Device inventory published by `tailscale_api` receivers. */
+  readonly inventory: InventoryHub;
+  /**
+   * Device selectors of the pipelines this component feeds (from their `device_filter`
+   * processors). A receiver that dials devices must only dial those every selector of at least
+   * one pipeline accepts.
+   */
+  readonly deviceSelectors: readonly (readonly DeviceSelector[])[];
+}
+
+/** Per-batch facts that travel beside the data. */
+export interface BatchInfo {
+  /** Id of the receiver that produced the batch (`tailscale_api/prod`). */
+  readonly source: string;
+  /** Collection time, ms since epoch. */
+  readonly time: number;
+  /** How long until the next batch from this source is expected, ms. */
+  readonly interval: number;
+}
+
+/** Lifecycle every component shares. */
+export interface Component {
+  /** Starts background work and returns quickly. */
+  start(): Promise<void>;
+  /**
+   * Stops and flushes. Idempotent, safe to call before `start`, and finishes (or gives up) by
+   * the time `deadline` aborts.
+   */
+  shutdown(deadline: AbortSignal): Promise<void>;
+}
+
+/** The single edge between pipeline nodes. */
+export interface MetricsConsumer {
+  consume(batch: ResourceMetrics, info: BatchInfo): Promise<void>;
+}
+
+export interface Receiver extends Component {
+  /** Runs one collection cycle now (tests, `--once`); resolves when it has been delivered. */
+  collectNow(): Promise<void>;
+}
+
+export interface Processor extends Component {
+  /** Returns the transformed batch, or null to drop it whole. */
+  process(batch: ResourceMetrics, info: BatchInfo): ResourceMetrics | null | Promise<ResourceMetrics | null>;
+}
+
+/** An HTTP route an exporter wants mounted on the shared server. */
+export interface HttpRoute {
+  readonly path: string;
+  readonly protected: boolean;
+  handle(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void | Promise<void>;
+}
+
+export interface Exporter extends Component, MetricsConsumer {
+  /** Routes to mount on the shared HTTP server (the Prometheus exporter's `/metrics`). */
+  routes?(): readonly HttpRoute[];
+}
+
+interface FactoryBase<K extends ComponentKind, C> {
+  readonly kind: K;
+  /** Type id, `lower_snake_case`, unique per kind. */
+  readonly type: string;
+  readonly stability: Stability;
+  /** One-line description for `tsmetrics components`. */
+  readonly description: string;
+  readonly configSchema: ConfigSchema<C>;
+}
+
+export interface ReceiverFactory<C = unknown> extends FactoryBase<'receiver', C> {
+  createReceiver(settings: Settings, config: C, next: MetricsConsumer): Receiver;
+}
+
+export interface ProcessorFactory<C = unknown> extends FactoryBase<'processor', C> {
+  createProcessor(settings: Settings, config: C): Processor;
+  /** Processors that select devices also tell receivers which devices they may dial. */
+  deviceSelector?(config: C): DeviceSelector;
+}
+
+export interface ExporterFactory<C = unknown> extends FactoryBase<'exporter', C> {
+  createExporter(settings: Settings, config: C): Exporter;
+}
+
+// Factories are stored side by side whatever their config type, so the type parameter is erased.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyFactory = ReceiverFactory<any> | ProcessorFactory<any> | ExporterFactory<any>;

@@ -1,0 +1,225 @@
+import convict from 'convict';
+import { ConfigError, type ConfigProblem } from '../errors.ts';
+import { addConfigFormats, splitList } from './schema.ts';
+import type { RawServiceConfig } from './service.ts';
+
+/** Environment variables tsmetrics reads (the seed's names and meanings, plus additions). */
+export interface EnvSettings {
+  OAUTH_CLIENT_ID: string;
+  OAUTH_CLIENT_SECRET: string;
+  OAUTH_TOKEN: string;
+  TS_API_KEY: string;
+  TAILNET_NAME: string;
+  TAILSCALE_API_URL: string;
+  PORT: number;
+  ENV: string;
+  BIND_HOST: string;
+  METRICS_TOKEN: string;
+  LOG_LEVEL: string;
+  LOG_FORMAT: string;
+  SCRAPE_INTERVAL: number;
+  CLIENT_METRICS_PORT: number;
+  CLIENT_METRICS_TIMEOUT: number;
+  CLIENT_METRICS_ALLOWED_CIDRS: string[];
+  MAX_CONCURRENT_SCRAPES: number;
+  REQUIRE_EXPORTER_TAG: boolean;
+  SCRAPE_TAG: string;
+  TARGET_DEVICES: string[];
+  EXCLUDE_DEVICES: string[];
+  DEVICE_TAGS: string[];
+  TEST_DEVICES: string[];
+  USE_TSNET: boolean;
+  TSNET_HOSTNAME: string;
+  TSNET_STATE_DIR: string;
+  TSNET_TAGS: string[];
+  TS_AUTHKEY: string;
+  CONFIG_FILE: string;
+  OTEL_EXPORTER_OTLP_ENDPOINT: string;
+  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: string;
+  OTEL_EXPORTER_OTLP_HEADERS: string;
+  OTEL_EXPORTER_OTLP_PROTOCOL: string;
+  OTEL_EXPORTER_OTLP_COMPRESSION: string;
+  OTEL_EXPORTER_OTLP_TIMEOUT: number;
+  OTEL_METRIC_EXPORT_INTERVAL: number;
+  DEMO_DEVICES: number;
+}
+
+addConfigFormats();
+convict.addFormats({
+  bool_text: {
+    validate(v: unknown) {
+      if (typeof v !== 'boolean') throw new Error('must be true or false');
+    },
+    coerce(v: unknown) {
+      const s = String(v).trim().toLowerCase();
+      if (['true', '1', 'yes', 'on'].includes(s)) return true;
+      if (['false', '0', 'no', 'off', ''].includes(s)) return false;
+      return v;
+    },
+  },
+  ms_number: {
+    // The OTel spec gives OTEL_EXPORTER_OTLP_TIMEOUT and OTEL_METRIC_EXPORT_INTERVAL in milliseconds.
+    validate(v: unknown) {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new Error('must be a positive whole number of milliseconds');
+    },
+    coerce(v: unknown) {
+      return /^\d+$/.test(String(v)) ? Number(v) : v;
+    },
+  },
+});
+
+const s = (env: string, doc: string, dflt = ''): convict.SchemaObj<string> => ({ env, doc, format: String, default: dflt });
+const secret = (env: string, doc: string): convict.SchemaObj<string> => ({ env, doc, format: 'secret', default: '', sensitive: true });
+const list = (env: string, doc: string, dflt: string[] = []): convict.SchemaObj<string[]> => ({ env, doc, format: 'string_list', default: dflt });
+
+/** The environment schema; its docs are the README's configuration reference. */
+export const envSchema: convict.Schema<EnvSettings> = {
+  OAUTH_CLIENT_ID: s('OAUTH_CLIENT_ID', 'Tailscale OAuth client ID (client-credentials flow).'),
+  OAUTH_CLIENT_SECRET: secret('OAUTH_CLIENT_SECRET', 'Tailscale OAuth client secret.'),
+  OAUTH_TOKEN: secret('OAUTH_TOKEN', 'Alias of TS_API_KEY (the seed’s static token).'),
+  TS_API_KEY: secret('TS_API_KEY', 'Tailscale API access token (tskey-api-…).'),
+  TAILNET_NAME: s('TAILNET_NAME', 'Tailnet ID or name; "-" is the credential’s own tailnet.', '-'),
+  TAILSCALE_API_URL: { env: 'TAILSCALE_API_URL', doc: 'Tailscale API base URL.', format: 'url_or_empty', default: 'https://api.tailscale.com' },
+  PORT: { env: 'PORT', doc: 'HTTP server port.', format: 'port', default: 9100 },
+  ENV: s('ENV', '`production`/`prod` binds 0.0.0.0, anything else 127.0.0.1.', 'development'),
+  BIND_HOST: s('BIND_HOST', 'Explicit bind address (overrides ENV).'),
+  METRICS_TOKEN: secret('METRICS_TOKEN', 'Bearer token required on /metrics and /debug.'),
+  LOG_LEVEL: { env: 'LOG_LEVEL', doc: 'debug, info, warn or error.', format: ['debug', 'info', 'warn', 'error'], default: 'info' },
+  LOG_FORMAT: { env: 'LOG_FORMAT', doc: 'text or json.', format: ['text', 'json'], default: 'text' },
+  SCRAPE_INTERVAL: { env: 'SCRAPE_INTERVAL', doc: 'Collection interval of both receivers.', format: 'positive_duration', default: 30_000 },
+  CLIENT_METRICS_PORT: { env: 'CLIENT_METRICS_PORT', doc: 'Port of the devices’ client metrics (tailscaled web client).', format: 'port', default: 5252 },
+  CLIENT_METRICS_TIMEOUT: { env: 'CLIENT_METRICS_TIMEOUT', doc: 'Per-device scrape timeout.', format: 'positive_duration', default: 10_000 },
+  CLIENT_METRICS_ALLOWED_CIDRS: { env: 'CLIENT_METRICS_ALLOWED_CIDRS', doc: 'Networks device scrapes may dial.', format: 'cidr_list', default: ['100.64.0.0/10', 'fd7a:115c:a1e0::/48'] },
+  MAX_CONCURRENT_SCRAPES: { env: 'MAX_CONCURRENT_SCRAPES', doc: 'Parallel device scrapes.', format: 'nat', default: 10 },
+  REQUIRE_EXPORTER_TAG: { env: 'REQUIRE_EXPORTER_TAG', doc: 'Only scrape devices carrying SCRAPE_TAG.', format: 'bool_text', default: true },
+  SCRAPE_TAG: s('SCRAPE_TAG', 'Tag a device needs to be scraped (with or without the tag: prefix).', 'exporter'),
+  TARGET_DEVICES: list('TARGET_DEVICES', 'Only these devices (name, hostname or id; * globs).'),
+  EXCLUDE_DEVICES: list('EXCLUDE_DEVICES', 'Never these devices (* globs).'),
+  DEVICE_TAGS: list('DEVICE_TAGS', 'Only devices with one of these tags.'),
+  TEST_DEVICES: list('TEST_DEVICES', 'Demo mode: names of the simulated devices.'),
+  USE_TSNET: { env: 'USE_TSNET', doc: 'Run as a tailnet node through a userspace tailscaled.', format: 'bool_text', default: false },
+  TSNET_HOSTNAME: s('TSNET_HOSTNAME', 'Hostname of the exporter’s node.', 'tsmetrics'),
+  TSNET_STATE_DIR: s('TSNET_STATE_DIR', 'State directory of the exporter’s node.', '/tmp/tsnet-tsmetrics'),
+  TSNET_TAGS: list('TSNET_TAGS', 'Tags the exporter’s node advertises.'),
+  TS_AUTHKEY: secret('TS_AUTHKEY', 'Auth key for the exporter’s node.'),
+  CONFIG_FILE: s('CONFIG_FILE', 'YAML pipeline file; replaces the env-built pipeline.'),
+  OTEL_EXPORTER_OTLP_ENDPOINT: s('OTEL_EXPORTER_OTLP_ENDPOINT', 'OTLP/HTTP base URL; enables OTLP push.'),
+  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: s('OTEL_EXPORTER_OTLP_METRICS_ENDPOINT', 'OTLP/HTTP metrics URL (used as given).'),
+  OTEL_EXPORTER_OTLP_HEADERS: secret('OTEL_EXPORTER_OTLP_HEADERS', 'key=value,… headers sent with OTLP requests.'),
+  OTEL_EXPORTER_OTLP_PROTOCOL: { env: 'OTEL_EXPORTER_OTLP_PROTOCOL', doc: 'http/protobuf or http/json.', format: ['http/protobuf', 'http/json'], default: 'http/protobuf' },
+  OTEL_EXPORTER_OTLP_COMPRESSION: { env: 'OTEL_EXPORTER_OTLP_COMPRESSION', doc: 'gzip or none.', format: ['gzip', 'none'], default: 'none' },
+  OTEL_EXPORTER_OTLP_TIMEOUT: { env: 'OTEL_EXPORTER_OTLP_TIMEOUT', doc: 'OTLP request deadline incl. retries, ms.', format: 'ms_number', default: 10_000 },
+  OTEL_METRIC_EXPORT_INTERVAL: { env: 'OTEL_METRIC_EXPORT_INTERVAL', doc: 'OTLP push interval, ms (0 = push as each cycle completes).', format: 'nat', default: 0 },
+  DEMO_DEVICES: { env: 'DEMO_DEVICES', doc: 'Demo mode: number of simulated devices.', format: 'nat', default: 12 },
+};
+
+/** Reads and validates the environment; every bad variable is reported by name. */
+export function readEnv(env: Readonly<Record<string, string | undefined>>): EnvSettings {
+  const clean: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && Object.hasOwn(envSchema, k) && v !== '') clean[k] = v;
+  try {
+    const conf = convict(envSchema, { env: clean, args: [] });
+    conf.validate({ allowed: 'warn' });
+    return conf.getProperties() as EnvSettings;
+  } catch (err) {
+    const problems: ConfigProblem[] = [];
+    for (const line of (err instanceof Error ? err.message : String(err)).split('\n')) {
+      const idx = line.indexOf(': ');
+      if (idx > 0) problems.push({ source: 'env', path: line.slice(0, idx).trim(), message: line.slice(idx + 2).replace(/: value was .*$/s, '') });
+    }
+    throw new ConfigError(problems.length ? problems : [{ source: 'env', path: '(env)', message: String(err) }]);
+  }
+}
+
+/** True when no Tailscale credential is configured at all (demo mode candidate). */
+export function hasNoCredentials(e: EnvSettings): boolean {
+  return !e.OAUTH_CLIENT_ID && !e.OAUTH_CLIENT_SECRET && !e.TS_API_KEY && !e.OAUTH_TOKEN;
+}
+
+function bindAddress(e: EnvSettings): string {
+  if (e.BIND_HOST) return e.BIND_HOST;
+  return ['production', 'prod'].includes(e.ENV.toLowerCase()) ? '0.0.0.0' : '127.0.0.1';
+}
+
+/** Parses `k=v,k2=v2` (OTEL_EXPORTER_OTLP_HEADERS), URL-decoding values as the spec says. */
+export function parseHeaderList(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of splitList(text)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) continue;
+    out[decodeURIComponent(part.slice(0, eq).trim())] = decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return out;
+}
+
+/**
+ * Builds the default pipeline from the environment: API receiver + device-metrics receiver →
+ * device_filter → relabel → staleness → Prometheus exporter (+ OTLP when an endpoint is set).
+ */
+export function envToRawConfig(e: EnvSettings): RawServiceConfig {
+  const problems: ConfigProblem[] = [];
+  const apiKey = e.TS_API_KEY || e.OAUTH_TOKEN;
+  if ((e.OAUTH_CLIENT_ID || e.OAUTH_CLIENT_SECRET) && apiKey) {
+    problems.push({ source: 'env', path: 'OAUTH_CLIENT_ID', message: 'set either OAuth client credentials or TS_API_KEY/OAUTH_TOKEN, not both' });
+  }
+  if (e.OAUTH_CLIENT_ID && !e.OAUTH_CLIENT_SECRET) problems.push({ source: 'env', path: 'OAUTH_CLIENT_SECRET', message: 'missing credential: required with OAUTH_CLIENT_ID' });
+  if (e.OAUTH_CLIENT_SECRET && !e.OAUTH_CLIENT_ID) problems.push({ source: 'env', path: 'OAUTH_CLIENT_ID', message: 'missing credential: required with OAUTH_CLIENT_SECRET' });
+  if (hasNoCredentials(e)) {
+    problems.push({ source: 'env', path: 'TS_API_KEY', message: 'missing credential: set TS_API_KEY, or OAUTH_CLIENT_ID and OAUTH_CLIENT_SECRET (or run without any for demo mode outside ENV=production)' });
+  }
+  if (e.USE_TSNET) problems.push({ source: 'env', path: 'USE_TSNET', message: 'tsnet mode is not available in this version; run on a host that is on the tailnet, or leave USE_TSNET unset' });
+  if (e.MAX_CONCURRENT_SCRAPES < 1) problems.push({ source: 'env', path: 'MAX_CONCURRENT_SCRAPES', message: 'must be at least 1' });
+  if (problems.length) throw new ConfigError(problems);
+
+  const interval = `${e.SCRAPE_INTERVAL}ms`;
+  const api: Record<string, unknown> = { api_url: e.TAILSCALE_API_URL, tailnet: e.TAILNET_NAME, interval };
+  if (apiKey) api.api_key = apiKey;
+  else {
+    api.oauth_client_id = e.OAUTH_CLIENT_ID;
+    api.oauth_client_secret = e.OAUTH_CLIENT_SECRET;
+  }
+  const tag = e.SCRAPE_TAG.startsWith('tag:') ? e.SCRAPE_TAG : `tag:${e.SCRAPE_TAG}`;
+  const exporters: Record<string, unknown> = { prometheus: {} };
+  const endpoint = e.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT || e.OTEL_EXPORTER_OTLP_ENDPOINT;
+  if (endpoint) {
+    exporters.otlp = {
+      endpoint: e.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT || `${e.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/metrics`,
+      protocol: e.OTEL_EXPORTER_OTLP_PROTOCOL,
+      headers: parseHeaderList(e.OTEL_EXPORTER_OTLP_HEADERS),
+      compression: e.OTEL_EXPORTER_OTLP_COMPRESSION,
+      timeout: `${e.OTEL_EXPORTER_OTLP_TIMEOUT}ms`,
+      interval: `${e.OTEL_METRIC_EXPORT_INTERVAL}ms`,
+    };
+  }
+  return {
+    receivers: {
+      tailscale_api: api,
+      device_metrics: {
+        interval,
+        port: e.CLIENT_METRICS_PORT,
+        timeout: `${e.CLIENT_METRICS_TIMEOUT}ms`,
+        max_concurrent: e.MAX_CONCURRENT_SCRAPES,
+        allowed_cidrs: e.CLIENT_METRICS_ALLOWED_CIDRS,
+        require_tag: e.REQUIRE_EXPORTER_TAG,
+        scrape_tag: tag,
+      },
+    },
+    processors: {
+      device_filter: { include_devices: e.TARGET_DEVICES, exclude_devices: e.EXCLUDE_DEVICES, required_tags: e.DEVICE_TAGS.map((t) => (t.startsWith('tag:') ? t : `tag:${t}`)) },
+      relabel: { rules: [] },
+      staleness: {},
+    },
+    exporters,
+    service: {
+      http: { address: bindAddress(e), port: e.PORT, metrics_token: e.METRICS_TOKEN },
+      telemetry: { logs: { level: e.LOG_LEVEL, format: e.LOG_FORMAT } },
+      pipelines: {
+        metrics: {
+          receivers: ['tailscale_api', 'device_metrics'],
+          processors: ['device_filter', 'relabel', 'staleness'],
+          exporters: Object.keys(exporters),
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,193 @@
+import type { ComponentId } from '../component/id.ts';
+import { parseComponentId } from '../component/id.ts';
+import type { ComponentRegistry } from '../component/registry.ts';
+import type { AnyFactory, ComponentKind } from '../component/types.ts';
+import type { ConfigProblem } from '../errors.ts';
+import { ConfigError } from '../errors.ts';
+import type { LogFormat, LogLevel } from '../log/logger.ts';
+import { defineSchema, parseConfig, redactConfig, type ConfigSchema } from './schema.ts';
+
+/** A component instance after validation. */
+export interface ResolvedComponent {
+  readonly id: ComponentId;
+  readonly kind: ComponentKind;
+  readonly factory: AnyFactory;
+  readonly config: unknown;
+}
+
+export interface PipelineConfig {
+  readonly name: string;
+  readonly receivers: readonly string[];
+  readonly processors: readonly string[];
+  readonly exporters: readonly string[];
+}
+
+/** Process-level settings (`service:` in YAML, `PORT`/`ENV`/`LOG_*` in env). */
+export interface ServiceSettings {
+  http: { address: string; port: number; metrics_token: string; max_connections: number };
+  telemetry: { logs: { level: LogLevel; format: LogFormat } };
+  shutdown_timeout: number;
+}
+
+/** Fully validated configuration: what the runtime builds from. */
+export interface ServiceConfig {
+  /** `env` or the YAML file path. */
+  readonly source: string;
+  readonly receivers: ReadonlyMap<string, ResolvedComponent>;
+  readonly processors: ReadonlyMap<string, ResolvedComponent>;
+  readonly exporters: ReadonlyMap<string, ResolvedComponent>;
+  readonly pipelines: readonly PipelineConfig[];
+  readonly service: ServiceSettings;
+  /** Secret values found anywhere in the config (to be scrubbed from output). */
+  readonly secrets: readonly string[];
+}
+
+export const serviceSchema: ConfigSchema<ServiceSettings> = defineSchema<ServiceSettings>({
+  http: {
+    address: { doc: 'Address the HTTP server binds.', format: 'host', default: '127.0.0.1' },
+    port: { doc: 'HTTP server port (0 = any free port).', format: 'port', default: 9100 },
+    metrics_token: { doc: 'Bearer token required on /metrics and /debug (empty = none).', format: 'secret', default: '' },
+    max_connections: { doc: 'Concurrent connections the server accepts.', format: 'nat', default: 256 },
+  },
+  telemetry: {
+    logs: {
+      level: { doc: 'Log level.', format: ['debug', 'info', 'warn', 'error'], default: 'info' },
+      format: { doc: 'Log format.', format: ['text', 'json'], default: 'text' },
+    },
+  },
+  shutdown_timeout: { doc: 'How long shutdown may take before the process exits anyway.', format: 'positive_duration', default: 10_000 },
+});
+
+/** The raw, unvalidated shape shared by the YAML file and the env builder. */
+export interface RawServiceConfig {
+  receivers?: unknown;
+  processors?: unknown;
+  exporters?: unknown;
+  service?: unknown;
+  [k: string]: unknown;
+}
+
+const KINDS: Array<{ key: 'receivers' | 'processors' | 'exporters'; kind: ComponentKind }> = [
+  { key: 'receivers', kind: 'receiver' },
+  { key: 'processors', kind: 'processor' },
+  { key: 'exporters', kind: 'exporter' },
+];
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/**
+ * Validates a raw configuration against the registry: every component id, every component's
+ * settings, every pipeline reference. Collects all problems before failing.
+ */
+export function resolveConfig(raw: RawServiceConfig, registry: ComponentRegistry, source: string): ServiceConfig {
+  const problems: ConfigProblem[] = [];
+  const secrets: string[] = [];
+  const allowedTop = new Set(['receivers', 'processors', 'exporters', 'service', 'extensions', 'connectors']);
+  for (const k of Object.keys(raw)) if (!allowedTop.has(k)) problems.push({ source, path: k, message: 'unknown key' });
+  for (const k of ['extensions', 'connectors']) {
+    if (raw[k] !== undefined && !(isMap(raw[k]) && Object.keys(raw[k] as object).length === 0)) problems.push({ source, path: k, message: 'not supported by tsmetrics' });
+  }
+
+  const resolved: Record<string, Map<string, ResolvedComponent>> = { receivers: new Map(), processors: new Map(), exporters: new Map() };
+  for (const { key, kind } of KINDS) {
+    const section = raw[key];
+    if (section === undefined || section === null) continue;
+    if (!isMap(section)) {
+      problems.push({ source, path: key, message: 'must be a map of component ids to settings' });
+      continue;
+    }
+    for (const [idText, compRaw] of Object.entries(section)) {
+      const id = parseComponentId(idText);
+      if (typeof id === 'string') {
+        problems.push({ source, path: `${key}.${idText}`, message: id });
+        continue;
+      }
+      const factory = registry.get(kind, id.type);
+      if (!factory) {
+        const known = [...(kind === 'receiver' ? registry.receivers : kind === 'processor' ? registry.processors : registry.exporters).keys()].join(', ');
+        problems.push({ source, path: `${key}.${idText}`, message: `unknown ${kind} type "${id.type}" (known: ${known})` });
+        continue;
+      }
+      const r = parseConfig(factory.configSchema as ConfigSchema<unknown>, compRaw ?? {}, source, `${key}.${idText}`);
+      if (!r.ok) {
+        problems.push(...r.problems);
+        continue;
+      }
+      secrets.push(...r.secrets);
+      resolved[key]?.set(idText, { id, kind, factory, config: r.config });
+    }
+  }
+
+  const svcRaw = raw.service ?? {};
+  let service: ServiceSettings | undefined;
+  const pipelines: PipelineConfig[] = [];
+  if (!isMap(svcRaw)) problems.push({ source, path: 'service', message: 'must be a map' });
+  else {
+    const { pipelines: pipesRaw, ...rest } = svcRaw;
+    const r = parseConfig(serviceSchema, rest, source, 'service');
+    if (r.ok) {
+      service = r.config;
+      secrets.push(...r.secrets);
+    } else problems.push(...r.problems);
+
+    if (!isMap(pipesRaw) || Object.keys(pipesRaw).length === 0) {
+      problems.push({ source, path: 'service.pipelines', message: 'at least one pipeline is required' });
+    } else {
+      for (const [name, p] of Object.entries(pipesRaw)) {
+        const path = `service.pipelines.${name}`;
+        if (!/^metrics(\/[^\s/]+)?$/.test(name)) problems.push({ source, path, message: 'pipeline ids are "metrics" or "metrics/<name>" (only metrics are supported)' });
+        if (!isMap(p)) {
+          problems.push({ source, path, message: 'must be a map with receivers, processors and exporters' });
+          continue;
+        }
+        for (const k of Object.keys(p)) if (!['receivers', 'processors', 'exporters'].includes(k)) problems.push({ source, path: `${path}.${k}`, message: 'unknown key' });
+        const lists: Record<string, string[]> = {};
+        for (const { key } of KINDS) {
+          const v = p[key] ?? [];
+          if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) {
+            problems.push({ source, path: `${path}.${key}`, message: 'must be a list of component ids' });
+            lists[key] = [];
+            continue;
+          }
+          lists[key] = v as string[];
+          const seen = new Set<string>();
+          for (const ref of v as string[]) {
+            if (seen.has(ref)) problems.push({ source, path: `${path}.${key}`, message: `"${ref}" is listed twice` });
+            seen.add(ref);
+            const declared = isMap(raw[key]) && Object.hasOwn(raw[key] as object, ref);
+            if (!declared) problems.push({ source, path: `${path}.${key}`, message: `references "${ref}", which is not defined under ${key}` });
+          }
+        }
+        if ((lists.receivers ?? []).length === 0) problems.push({ source, path: `${path}.receivers`, message: 'a pipeline needs at least one receiver' });
+        if ((lists.exporters ?? []).length === 0) problems.push({ source, path: `${path}.exporters`, message: 'a pipeline needs at least one exporter' });
+        pipelines.push({ name, receivers: lists.receivers ?? [], processors: lists.processors ?? [], exporters: lists.exporters ?? [] });
+      }
+    }
+  }
+
+  if (problems.length || !service) throw new ConfigError(problems);
+  return {
+    source,
+    receivers: resolved.receivers as Map<string, ResolvedComponent>,
+    processors: resolved.processors as Map<string, ResolvedComponent>,
+    exporters: resolved.exporters as Map<string, ResolvedComponent>,
+    pipelines,
+    service,
+    secrets,
+  };
+}
+
+/** The config as printed by `/debug` and `tsmetrics validate`: secrets replaced by [REDACTED]. */
+export function redactedConfig(cfg: ServiceConfig): unknown {
+  const comp = (m: ReadonlyMap<string, ResolvedComponent>): Record<string, unknown> =>
+    Object.fromEntries([...m].map(([k, c]) => [k, redactConfig(c.factory.configSchema as ConfigSchema<unknown>, c.config)]));
+  return {
+    source: cfg.source,
+    receivers: comp(cfg.receivers),
+    processors: comp(cfg.processors),
+    exporters: comp(cfg.exporters),
+    service: { ...(redactConfig(serviceSchema, cfg.service) as object), pipelines: Object.fromEntries(cfg.pipelines.map((p) => [p.name, { receivers: p.receivers, processors: p.processors, exporters: p.exporters }])) },
+  };
+}

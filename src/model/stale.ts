@@ -1,0 +1,14 @@
+/**
+ * Points that mark the end of a series (OpenTelemetry's NO_RECORDED_VALUE flag). The JS data
+ * model has no `flags` field, so the staleness processor registers such points here; the OTLP
+ * exporter writes `flags: 1` for them and the Prometheus exporter leaves them out.
+ */
+const stalePoints = new WeakSet<object>();
+
+export function markStale(point: object): void {
+  stalePoints.add(point);
+}
+
+export function isStale(point: object): boolean {
+  return stalePoints.has(point);
+}

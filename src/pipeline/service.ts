@@ -1,0 +1,221 @@
+import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { Agent, type Dispatcher } from 'undici';
+import type { ComponentRegistry } from '../component/registry.ts';
+import type {
+  BatchInfo,
+  Clock,
+  Exporter,
+  ExporterFactory,
+  HttpRoute,
+  MetricsConsumer,
+  Processor,
+  ProcessorFactory,
+  Receiver,
+  ReceiverFactory,
+  Settings,
+} from '../component/types.ts';
+import { systemClock } from '../component/types.ts';
+import type { ResolvedComponent, ServiceConfig } from '../config/service.ts';
+import { errorMessage } from '../errors.ts';
+import { nopLogger, OnceLogger, type Logger } from '../log/logger.ts';
+import { countPoints } from '../model/batch.ts';
+import { SelfTelemetry } from '../telemetry/self.ts';
+import { InventoryHub, type DeviceSelector } from './inventory.ts';
+
+/** Options for building a service (everything a component gets is passed in here). */
+export interface ServiceOptions {
+  logger?: Logger;
+  clock?: Clock;
+  /** Outbound HTTP dispatcher shared by components; one undici Agent by default. */
+  dispatcher?: Dispatcher;
+  telemetry?: SelfTelemetry;
+  inventory?: InventoryHub;
+  /** Adds resource attributes to self-telemetry and OTLP batches (service.version…). */
+  version?: string;
+}
+
+interface PipelineNode {
+  readonly name: string;
+  readonly processors: Array<{ id: string; processor: Processor }>;
+  readonly exporters: Array<{ id: string; exporter: Exporter }>;
+}
+
+/**
+ * The pipeline runtime: builds receivers → processors → exporters from a validated config,
+ * fans each receiver out to every pipeline that lists it (a receiver runs once however many
+ * pipelines use it), and owns start/shutdown order.
+ */
+export class PipelineService {
+  readonly config: ServiceConfig;
+  readonly logger: Logger;
+  readonly telemetry: SelfTelemetry;
+  readonly inventory: InventoryHub;
+  readonly clock: Clock;
+  readonly receivers = new Map<string, Receiver>();
+  readonly exporters = new Map<string, Exporter>();
+  readonly pipelines: PipelineNode[] = [];
+  private readonly _dispatcher: Dispatcher;
+  private readonly _ownsDispatcher: boolean;
+  private readonly _ownsTelemetry: boolean;
+  private readonly _once: OnceLogger;
+  private _state: 'new' | 'started' | 'stopped' = 'new';
+
+  constructor(registry: ComponentRegistry, config: ServiceConfig, opts: ServiceOptions = {}) {
+    this.config = config;
+    this.logger = opts.logger ?? nopLogger;
+    this.clock = opts.clock ?? systemClock;
+    this._ownsTelemetry = !opts.telemetry;
+    this.telemetry = opts.telemetry ?? new SelfTelemetry({ 'service.name': 'tsmetrics', ...(opts.version ? { 'service.version': opts.version } : {}) });
+    this.inventory = opts.inventory ?? new InventoryHub();
+    this._ownsDispatcher = !opts.dispatcher;
+    this._dispatcher = opts.dispatcher ?? new Agent({ keepAliveTimeout: 60_000, connections: 256 });
+    this._once = new OnceLogger(this.logger);
+
+    const settingsFor = (c: ResolvedComponent, selectors: DeviceSelector[][] = []): Settings => ({
+      id: c.id,
+      logger: this.logger.child({ component: c.id.key }),
+      clock: this.clock,
+      dispatcher: this._dispatcher,
+      meter: this.telemetry.meter,
+      telemetry: this.telemetry,
+      inventory: this.inventory,
+      deviceSelectors: selectors,
+    });
+
+    // Exporters are shared between pipelines, as in the Collector.
+    const usedExporters = new Set(config.pipelines.flatMap((p) => p.exporters));
+    for (const id of usedExporters) {
+      const c = config.exporters.get(id) as ResolvedComponent;
+      this.exporters.set(id, (c.factory as ExporterFactory<unknown>).createExporter(settingsFor(c), c.config));
+    }
+    // Processors are per pipeline, so stateful ones (staleness) never mix pipelines.
+    for (const p of config.pipelines) {
+      const processors = p.processors.map((id) => {
+        const c = config.processors.get(id) as ResolvedComponent;
+        return { id, processor: (c.factory as ProcessorFactory<unknown>).createProcessor(settingsFor(c), c.config) };
+      });
+      const exporters = p.exporters.map((id) => ({ id, exporter: this.exporters.get(id) as Exporter }));
+      this.pipelines.push({ name: p.name, processors, exporters });
+    }
+    // Receivers once each; their consumer fans out to every pipeline listing them.
+    const usedReceivers = new Set(config.pipelines.flatMap((p) => p.receivers));
+    for (const id of usedReceivers) {
+      const c = config.receivers.get(id) as ResolvedComponent;
+      const pipes = this.pipelines.filter((p) => config.pipelines.find((x) => x.name === p.name)?.receivers.includes(id));
+      const selectors = config.pipelines
+        .filter((p) => p.receivers.includes(id))
+        .map((p) =>
+          p.processors.flatMap((pid) => {
+            const pc = config.processors.get(pid) as ResolvedComponent;
+            const f = pc.factory as ProcessorFactory<unknown>;
+            return f.deviceSelector ? [f.deviceSelector(pc.config)] : [];
+          }),
+        );
+      const next = this._fanOut(pipes);
+      this.receivers.set(id, (c.factory as ReceiverFactory<unknown>).createReceiver(settingsFor(c, selectors), c.config, next));
+    }
+  }
+
+  private _fanOut(pipes: PipelineNode[]): MetricsConsumer {
+    return {
+      consume: async (batch, info) => {
+        await Promise.all(pipes.map((p) => this._runPipeline(p, batch, info)));
+      },
+    };
+  }
+
+  private async _runPipeline(p: PipelineNode, input: ResourceMetrics, info: BatchInfo): Promise<void> {
+    let batch: ResourceMetrics | null = input;
+    for (const { id, processor } of p.processors) {
+      const before = countPoints(batch);
+      this.telemetry.received(id, before);
+      try {
+        batch = await processor.process(batch, info);
+      } catch (err) {
+        // A processor that throws loses this batch for this pipeline only; the process goes on.
+        this.telemetry.error(id, 'exception');
+        this._once.fail(`processor:${id}`, 'exception', 'processor failed; batch dropped for this pipeline', { component: id, pipeline: p.name, error: errorMessage(err) });
+        this.telemetry.dropped(id, before);
+        return;
+      }
+      this._once.ok(`processor:${id}`);
+      if (!batch) {
+        this.telemetry.dropped(id, before);
+        return;
+      }
+      const after = countPoints(batch);
+      this.telemetry.sent(id, after);
+      if (after < before) this.telemetry.dropped(id, before - after);
+    }
+    const out = batch;
+    await Promise.all(
+      p.exporters.map(async ({ id, exporter }) => {
+        const n = countPoints(out);
+        this.telemetry.received(id, n);
+        try {
+          await exporter.consume(out, info);
+          this._once.ok(`exporter:${id}`);
+        } catch (err) {
+          this.telemetry.error(id, 'exception');
+          this._once.fail(`exporter:${id}`, 'exception', 'exporter failed to take a batch', { component: id, error: errorMessage(err) });
+        }
+      }),
+    );
+  }
+
+  /** HTTP routes the exporters want mounted (Prometheus `/metrics`). */
+  routes(): HttpRoute[] {
+    return [...this.exporters.values()].flatMap((e) => e.routes?.() ?? []);
+  }
+
+  /** Starts exporters, then processors, then receivers (data never flows into a stopped node). */
+  async start(): Promise<void> {
+    if (this._state !== 'new') return;
+    this._state = 'started';
+    for (const e of this.exporters.values()) await e.start();
+    for (const p of this.pipelines) for (const { processor } of p.processors) await processor.start();
+    for (const r of this.receivers.values()) await r.start();
+    this.logger.info('pipelines started', {
+      pipelines: this.pipelines.map((p) => p.name).join(','),
+      receivers: [...this.receivers.keys()].join(','),
+      exporters: [...this.exporters.keys()].join(','),
+    });
+  }
+
+  /** Runs one cycle of every receiver now and waits for delivery (tests, `--once`). */
+  async collectNow(): Promise<void> {
+    // The inventory comes first so device scrapes use this cycle's list.
+    const ordered = [...this.receivers.entries()].sort(([a], [b]) => Number(b.startsWith('tailscale_api')) - Number(a.startsWith('tailscale_api')));
+    for (const [, r] of ordered) await r.collectNow();
+  }
+
+  /**
+   * Stops receivers first, then processors, then exporters (which flush), within `deadline`.
+   * Idempotent and safe before start.
+   */
+  async shutdown(deadline: AbortSignal = AbortSignal.timeout(this.config.service.shutdown_timeout)): Promise<void> {
+    if (this._state === 'stopped') return;
+    this._state = 'stopped';
+    const step = async (what: string, fn: () => Promise<void>): Promise<void> => {
+      try {
+        await fn();
+      } catch (err) {
+        this.logger.warn('shutdown step failed', { step: what, error: errorMessage(err) });
+      }
+    };
+    await Promise.all([...this.receivers].map(([id, r]) => step(id, () => r.shutdown(deadline))));
+    for (const p of this.pipelines) await Promise.all(p.processors.map(({ id, processor }) => step(id, () => processor.shutdown(deadline))));
+    await Promise.all([...this.exporters].map(([id, e]) => step(id, () => e.shutdown(deadline))));
+    if (this._ownsDispatcher) await step('dispatcher', () => this._dispatcher.destroy());
+    if (this._ownsTelemetry) await step('telemetry', () => this.telemetry.shutdown());
+  }
+
+  /** True once every receiver finished at least one cycle. */
+  ready(): boolean {
+    for (const id of this.receivers.keys()) {
+      const s = this.telemetry.status().get(id);
+      if (!s || s.cycles === 0) return false;
+    }
+    return this.receivers.size > 0;
+  }
+}
