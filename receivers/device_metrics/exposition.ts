@@ -36,12 +36,14 @@ function isNameChar(c: number, colon: boolean): boolean {
   return isNameStart(c, colon) || (c >= 48 && c <= 57);
 }
 
-const FLOAT_RE = /^[+-]?(?:(?:\d+(?:_\d+)*)?\.?\d+(?:_\d+)*(?:[eE][+-]?\d+)?|\d+(?:_\d+)*\.(?:[eE][+-]?\d+)?|0[xX][0-9a-fA-F]*\.?[0-9a-fA-F]*(?:[pP][+-]?\d+)?)$/;
+const FLOAT_RE = /^[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)$/;
 
-/** Go's strconv.ParseFloat rules for the forms exporters write (decimal, Inf, NaN). */
+/**
+ * Parses a sample value as expfmt does (Go's strconv.ParseFloat, minus the forms expfmt rejects:
+ * hex, binary and octal literals and `_` separators).
+ */
 export function parseGoFloat(s: string): number | undefined {
-  const lower = s.toLowerCase();
-  switch (lower) {
+  switch (s.toLowerCase()) {
     case 'nan':
     case '+nan':
     case '-nan':
@@ -56,17 +58,7 @@ export function parseGoFloat(s: string): number | undefined {
       return -Infinity;
   }
   if (!FLOAT_RE.test(s)) return undefined;
-  if (s.includes('_')) return undefined; // Go allows underscores only with a base prefix
-  if (/^[+-]?0[xX]/.test(s)) {
-    if (!/[pP]/.test(s)) return undefined; // hex floats need an exponent in Go
-    const m = /^([+-]?)0[xX]([0-9a-fA-F]*)\.?([0-9a-fA-F]*)[pP]([+-]?\d+)$/.exec(s);
-    if (!m || (m[2] === '' && m[3] === '')) return undefined;
-    const mant = parseInt((m[2] || '0') + (m[3] ?? ''), 16) / 16 ** (m[3]?.length ?? 0);
-    const v = mant * 2 ** Number(m[4]);
-    return m[1] === '-' ? -v : v;
-  }
-  const v = Number(s);
-  return Number.isNaN(v) ? undefined : v;
+  return Number(s);
 }
 
 /** Unescapes a HELP docstring: `\\` and `\n` (other escapes stay as written, as in expfmt). */
@@ -91,6 +83,32 @@ function unescapeHelp(s: string): string {
     out += c;
   }
   return out;
+}
+
+/** Reads a `"…"` string starting at `i` (the opening quote); escapes `\\`, `\"`, `\n`. */
+function readQuoted(text: string, i: number, end: number, line: number, what: string): { value: string; next: number } {
+  let value = '';
+  let j = i + 1;
+  let seg = j;
+  for (;;) {
+    if (j >= end) throw new ExpositionParseError(line, `${what} "${value + text.slice(seg, j)}" contains unescaped new-line`);
+    const ch = text.charCodeAt(j);
+    if (ch === 34) break;
+    if (ch === 92) {
+      value += text.slice(seg, j);
+      const n = text[j + 1];
+      if (n === '\\') value += '\\';
+      else if (n === '"') value += '"';
+      else if (n === 'n') value += '\n';
+      else throw new ExpositionParseError(line, 'invalid escape sequence');
+      j += 2;
+      seg = j;
+      continue;
+    }
+    j++;
+  }
+  value += text.slice(seg, j);
+  return { value, next: j + 1 };
 }
 
 interface FamilyState {
@@ -160,33 +178,46 @@ export function parseExposition(text: string): ExpositionFamily[] {
       if (kw !== 'HELP' && kw !== 'TYPE') continue;
       i = kwEnd;
       while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
-      const nameStart = i;
-      if (i >= lineEnd || !isNameStart(text.charCodeAt(i), true)) throw new ExpositionParseError(lineNo, `invalid metric name in ${kw} comment`);
-      while (i < lineEnd && isNameChar(text.charCodeAt(i), true)) i++;
-      const name = text.slice(nameStart, i);
-      if (i < lineEnd && text.charCodeAt(i) !== 32 && text.charCodeAt(i) !== 9) throw new ExpositionParseError(lineNo, `invalid metric name in ${kw} comment`);
+      if (i >= lineEnd) continue; // "# HELP" alone is just a comment
+      let name: string;
+      if (text.charCodeAt(i) === 34) {
+        const q = readQuoted(text, i, lineEnd, lineNo, 'metric name');
+        name = q.value;
+        i = q.next;
+      } else {
+        const nameStart = i;
+        if (!isNameStart(text.charCodeAt(i), true)) throw new ExpositionParseError(lineNo, 'invalid metric name in comment');
+        while (i < lineEnd && isNameChar(text.charCodeAt(i), true)) i++;
+        name = text.slice(nameStart, i);
+      }
+      if (i < lineEnd && text.charCodeAt(i) !== 32 && text.charCodeAt(i) !== 9) throw new ExpositionParseError(lineNo, 'invalid metric name in comment');
       while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
-      const rest = text.slice(i, lineEnd);
       const f = family(name);
+      current = f;
+      if (i >= lineEnd) continue; // a name and nothing else is not an error either
+      const rest = text.slice(i, lineEnd);
       if (kw === 'HELP') {
         if (f.helped) throw new ExpositionParseError(lineNo, `second HELP line for metric name "${name}"`);
         f.helped = true;
         f.fam.help = unescapeHelp(rest);
       } else {
-        const t = rest.trimEnd().toLowerCase() as FamilyType;
+        const word = rest.trimEnd().toLowerCase();
+        const t = (word === 'gaugehistogram' || word === 'gauge_histogram' ? 'histogram' : word) as FamilyType;
         if (!TYPES.has(t)) throw new ExpositionParseError(lineNo, `unknown metric type "${rest.trimEnd()}"`);
         if (f.typed || f.fam.samples.length) throw new ExpositionParseError(lineNo, `second TYPE line for metric name "${name}", or TYPE reported after samples`);
         f.typed = true;
         f.fam.type = t;
       }
-      current = f;
       continue;
     }
-    // A sample line: name [labels] value [timestamp]
-    if (!isNameStart(c0, true)) throw new ExpositionParseError(lineNo, `invalid metric name`);
-    const nameStart = i;
-    while (i < lineEnd && isNameChar(text.charCodeAt(i), true)) i++;
-    const name = text.slice(nameStart, i);
+    // A sample line: name [labels] value [timestamp]; the name may also be quoted inside the braces.
+    let name = '';
+    if (c0 !== 123) {
+      if (!isNameStart(c0, true)) throw new ExpositionParseError(lineNo, 'invalid metric name');
+      const nameStart = i;
+      while (i < lineEnd && isNameChar(text.charCodeAt(i), true)) i++;
+      name = text.slice(nameStart, i);
+    }
     const labels: Record<string, string> = {};
     const nameEnd = i;
     while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
@@ -201,40 +232,38 @@ export function parseExposition(text: string): ExpositionFamily[] {
           i++;
           break;
         }
-        const ls = i;
-        if (!isNameStart(text.charCodeAt(i), false)) throw new ExpositionParseError(lineNo, `invalid label name for metric "${name}"`);
-        while (i < lineEnd && isNameChar(text.charCodeAt(i), false)) i++;
-        const lname = text.slice(ls, i);
-        while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
-        if (text.charCodeAt(i) !== 61) throw new ExpositionParseError(lineNo, `expected '=' after label name "${lname}"`);
-        i++;
-        while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
-        if (text.charCodeAt(i) !== 34) throw new ExpositionParseError(lineNo, `expected '"' to start the value of label "${lname}"`);
-        i++;
-        let value = '';
-        let segStart = i;
-        for (;;) {
-          if (i >= lineEnd) throw new ExpositionParseError(lineNo, `unterminated value of label "${lname}"`);
-          const ch = text.charCodeAt(i);
-          if (ch === 34) break;
-          if (ch === 92) {
-            value += text.slice(segStart, i);
-            const n = text[i + 1];
-            if (n === '\\') value += '\\';
-            else if (n === '"') value += '"';
-            else if (n === 'n') value += '\n';
-            else throw new ExpositionParseError(lineNo, `invalid escape sequence '\\${n ?? ''}' in label value`);
-            i += 2;
-            segStart = i;
+        let lname: string;
+        if (text.charCodeAt(i) === 34) {
+          const q = readQuoted(text, i, lineEnd, lineNo, 'label name');
+          i = q.next;
+          while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
+          const nc = text.charCodeAt(i);
+          if (nc === 44 || nc === 125) {
+            // A quoted string without `=` is the metric name.
+            if (name !== '') throw new ExpositionParseError(lineNo, 'multiple metric names');
+            if (q.value === '') throw new ExpositionParseError(lineNo, 'invalid metric name');
+            name = q.value;
+            if (nc === 44) i++;
             continue;
           }
-          i++;
+          if (nc !== 61) throw new ExpositionParseError(lineNo, 'unexpected end of metric name');
+          lname = q.value;
+        } else {
+          const ls = i;
+          if (!isNameStart(text.charCodeAt(i), false)) throw new ExpositionParseError(lineNo, name ? `invalid label name for metric "${name}"` : 'invalid metric name');
+          while (i < lineEnd && isNameChar(text.charCodeAt(i), false)) i++;
+          lname = text.slice(ls, i);
+          while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
+          if (text.charCodeAt(i) !== 61) throw new ExpositionParseError(lineNo, `expected '=' after label name "${lname}"`);
         }
-        value += text.slice(segStart, i);
         i++;
-        if (Object.hasOwn(labels, lname)) throw new ExpositionParseError(lineNo, `duplicate label name "${lname}" for metric "${name}"`);
+        while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
+        if (text.charCodeAt(i) !== 34) throw new ExpositionParseError(lineNo, `expected '"' at start of label value of "${lname}"`);
+        const v = readQuoted(text, i, lineEnd, lineNo, 'label value');
+        i = v.next;
+        if (Object.hasOwn(labels, lname)) throw new ExpositionParseError(lineNo, `duplicate label names for metric "${name}"`);
         if (lname === '__name__') throw new ExpositionParseError(lineNo, 'label name "__name__" is reserved');
-        labels[lname] = value;
+        labels[lname] = v.value;
         while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
         const sep = text.charCodeAt(i);
         if (sep === 44) {
@@ -245,42 +274,47 @@ export function parseExposition(text: string): ExpositionFamily[] {
           i++;
           break;
         }
-        throw new ExpositionParseError(lineNo, `expected ',' or '}' after label value of "${lname}"`);
+        throw new ExpositionParseError(lineNo, `unexpected end of label value of "${lname}"`);
       }
+      if (name === '') throw new ExpositionParseError(lineNo, 'invalid metric name');
     }
     // Value.
-    const afterLabels = i;
     while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
-    if (hadLabels ? i === afterLabels : i === nameEnd) {
-      if (i < lineEnd) throw new ExpositionParseError(lineNo, `expected a blank before the value of "${name}"`);
-    }
+    if (!hadLabels && i === nameEnd && i < lineEnd) throw new ExpositionParseError(lineNo, 'invalid metric name');
     const vs = i;
     while (i < lineEnd && text.charCodeAt(i) !== 32 && text.charCodeAt(i) !== 9) i++;
     if (vs === i) throw new ExpositionParseError(lineNo, `missing value for metric "${name}"`);
     const vText = text.slice(vs, i);
     const value = parseGoFloat(vText);
-    if (value === undefined) throw new ExpositionParseError(lineNo, `invalid value "${vText}" for metric "${name}"`);
+    if (value === undefined) throw new ExpositionParseError(lineNo, `expected float as value, got "${vText}"`);
     while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
     let timestampMs: number | undefined;
     if (i < lineEnd) {
       const ts = i;
       while (i < lineEnd && text.charCodeAt(i) !== 32 && text.charCodeAt(i) !== 9) i++;
       const tText = text.slice(ts, i);
-      if (!/^[+-]?\d+$/.test(tText)) throw new ExpositionParseError(lineNo, `invalid timestamp "${tText}" for metric "${name}"`);
+      if (!/^[+-]?\d+$/.test(tText)) throw new ExpositionParseError(lineNo, `expected integer as timestamp, got "${tText}"`);
       timestampMs = Number(tText);
       while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
-      if (i < lineEnd) throw new ExpositionParseError(lineNo, `unexpected text after the timestamp of "${name}"`);
+      if (i < lineEnd) throw new ExpositionParseError(lineNo, 'spurious string after timestamp');
     }
     const f = current && (name === current.fam.name || belongsTo(name, current.fam)) ? current : familyForSample(name);
     current = f;
     const t = f.fam.type;
-    if (t === 'histogram' && name === `${f.fam.name}_bucket` && labels.le === undefined) throw new ExpositionParseError(lineNo, `histogram bucket "${name}" has no "le" label`);
-    if (t === 'summary' && name === f.fam.name && labels.quantile === undefined) throw new ExpositionParseError(lineNo, `summary sample "${name}" has no "quantile" label`);
+    if (t === 'histogram' && name === `${f.fam.name}_bucket`) {
+      if (labels.le === undefined || parseGoFloat(labels.le) === undefined) throw new ExpositionParseError(lineNo, "expected float as value for 'le' label");
+      if (value < 0) throw new ExpositionParseError(lineNo, `negative bucket population for histogram "${f.fam.name}"`);
+    }
+    if (t === 'histogram' && name === `${f.fam.name}_count` && value < 0) throw new ExpositionParseError(lineNo, `negative count for histogram "${f.fam.name}"`);
+    if (t === 'summary' && name === f.fam.name && (labels.quantile === undefined || parseGoFloat(labels.quantile) === undefined)) {
+      throw new ExpositionParseError(lineNo, "expected float as value for 'quantile' label");
+    }
     if (t !== 'histogram' && t !== 'summary' && name !== f.fam.name) throw new ExpositionParseError(lineNo, `sample "${name}" does not belong to family "${f.fam.name}"`);
     const sample: ExpositionSample = timestampMs === undefined ? { name, labels, value } : { name, labels, value, timestampMs };
     f.fam.samples.push(sample);
   }
-  return order;
+  // Like expfmt, families that only had HELP/TYPE lines and no samples are left out.
+  return order.filter((f) => f.samples.length > 0);
 }
 
 function belongsTo(name: string, fam: ExpositionFamily): boolean {

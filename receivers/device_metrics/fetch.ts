@@ -40,6 +40,12 @@ export function createGuardedAgent(allowed: readonly Cidr[], timeoutMs: number, 
   return new Agent({ connect, keepAliveTimeout: 120_000, keepAliveMaxTimeout: 600_000, connections, pipelining: 1 });
 }
 
+/** Drops a response body we will not read (destroying it must not raise an unhandled error). */
+function discard(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
 /** Classifies an undici/network error into the bounded error kinds. */
 export function classify(err: unknown): ScrapeError {
   if (err instanceof ScrapeError) return err;
@@ -85,13 +91,13 @@ export async function fetchMetrics(o: FetchOptions): Promise<string> {
     throw deadline.aborted ? new ScrapeError('timeout', `no answer within ${o.timeoutMs}ms`, err) : classify(err);
   }
   if (res.statusCode !== 200) {
-    res.body.destroy();
+    discard(res.body);
     throw new ScrapeError('http_status', `HTTP ${res.statusCode}`);
   }
   const gz = String(res.headers['content-encoding'] ?? '').toLowerCase() === 'gzip';
   const declared = Number(res.headers['content-length']);
   if (!gz && Number.isFinite(declared) && declared > o.maxBytes) {
-    res.body.destroy();
+    discard(res.body);
     throw new ScrapeError('too_large', `body of ${declared} bytes exceeds the ${o.maxBytes}-byte limit`);
   }
   const chunks: Buffer[] = [];
@@ -101,7 +107,7 @@ export async function fetchMetrics(o: FetchOptions): Promise<string> {
     for await (const chunk of stream) {
       size += (chunk as Buffer).length;
       if (size > o.maxBytes) {
-        res.body.destroy();
+        discard(res.body);
         throw new ScrapeError('too_large', `body exceeds the ${o.maxBytes}-byte limit`);
       }
       chunks.push(chunk as Buffer);

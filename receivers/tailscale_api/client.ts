@@ -193,6 +193,7 @@ async function readLimited(body: Dispatcher.ResponseData['body'], limit: number)
   for await (const chunk of body) {
     size += (chunk as Buffer).length;
     if (size > limit) {
+      body.on('error', () => undefined);
       body.destroy();
       throw new ApiCallError('decode', `response body exceeds the ${limit}-byte limit`);
     }
