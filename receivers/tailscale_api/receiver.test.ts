@@ -1,11 +1,11 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { TailnetSimulator } from '../../src/simulator/simulator.ts';
 import type { PrometheusExporterComponent } from '../../exporters/prometheus/prometheus.ts';
 import type { PipelineService } from '../../src/pipeline/service.ts';
 import { buildService, families, fixtureDevices, memoryLogger, sampleValue } from '../../test/helpers/index.ts';
 
-async function setup(t: import('node:test').TestContext, opts: { api?: Record<string, unknown>; sim?: ConstructorParameters<typeof TailnetSimulator>[0] } = {}) {
+async function setup(t: TestContext, opts: { api?: Record<string, unknown>; sim?: ConstructorParameters<typeof TailnetSimulator>[0] } = {}) {
   const sim = new TailnetSimulator({ devices_json: fixtureDevices(), deviceServers: false, ...opts.sim });
   await sim.start();
   const { logger, lines } = memoryLogger();

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Meter } from '@opentelemetry/api';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { Dispatcher } from 'undici';
@@ -79,7 +80,7 @@ export interface Processor extends Component {
 export interface HttpRoute {
   readonly path: string;
   readonly protected: boolean;
-  handle(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void | Promise<void>;
+  handle(req: IncomingMessage, res: ServerResponse): void | Promise<void>;
 }
 
 export interface Exporter extends Component, MetricsConsumer {

@@ -141,15 +141,31 @@ export function parseConfig<C>(schema: ConfigSchema<C>, raw: unknown, source: st
   if (raw !== undefined && raw !== null && (typeof raw !== 'object' || Array.isArray(raw))) {
     return { ok: false, problems: [{ source, path: prefix || '(root)', message: 'must be a map of settings' }] };
   }
+  // convict reads dotted keys as paths, so free-form maps (OTLP headers, resource attributes
+  // such as `deployment.environment`) are taken out and checked here instead.
+  const maps: Record<string, Record<string, string>> = {};
+  const mapProblems: ConfigProblem[] = [];
+  let rest = raw as Record<string, unknown> | undefined | null;
+  for (const [key, def] of Object.entries(schema.definition as Record<string, unknown>)) {
+    if (!def || typeof def !== 'object' || (def as { format?: unknown }).format !== 'string_map') continue;
+    const v = rest?.[key];
+    if (v === undefined) continue;
+    rest = { ...rest };
+    delete rest[key];
+    if (v === null || typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string' && typeof x !== 'number' && typeof x !== 'boolean')) {
+      mapProblems.push({ source, path: join(prefix, key), message: 'must be a map of strings' });
+    } else maps[key] = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, String(x)]));
+  }
   let conf: convict.Config<C>;
   try {
     conf = convict(schema.definition, { env: {}, args: [] });
-    if (raw) conf.load(raw as Partial<C>);
+    if (rest) conf.load(rest as Partial<C>);
     conf.validate({ allowed: 'strict' });
   } catch (err) {
-    return { ok: false, problems: convictProblems(err, source, prefix) };
+    return { ok: false, problems: [...mapProblems, ...convictProblems(err, source, prefix)] };
   }
-  const config = conf.getProperties() as C;
+  if (mapProblems.length) return { ok: false, problems: mapProblems };
+  const config = { ...(conf.getProperties() as object), ...maps } as C;
   const problems = (schema.validate?.(config) ?? []).map((p) => ({ source, path: join(prefix, p.path), message: p.message }));
   if (problems.length) return { ok: false, problems };
   return { ok: true, config: deepFreeze(config), secrets: collectSecrets(schema.definition, config) };

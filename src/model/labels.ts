@@ -4,7 +4,6 @@
  */
 export function boundLabel(value: string, max = 128): string {
   let v = value.isWellFormed() ? value : value.toWellFormed();
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(v)) v = v.replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, '');
   if (v.length <= max) return v;
   const cps = Array.from(v);
