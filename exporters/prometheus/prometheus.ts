@@ -2,12 +2,21 @@ import { promisify } from 'node:util';
 import { gzip as gzipCb } from 'node:zlib';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import type { ResourceMetrics, ScopeMetrics } from '@opentelemetry/sdk-metrics';
+import type { DataPoint, ResourceMetrics, ScopeMetrics } from '@opentelemetry/sdk-metrics';
+import { mapMetrics, withPoints } from '../../src/model/batch.ts';
+import { isStale } from '../../src/model/stale.ts';
 import type { BatchInfo, Exporter, HttpRoute, Settings } from '../../src/component/types.ts';
 import { errorMessage } from '../../src/errors.ts';
 import type { PrometheusExporterConfig } from './config.ts';
 
 const gzip = promisify(gzipCb);
+
+function withoutStalePoints(batch: ResourceMetrics): ResourceMetrics {
+  let any = false;
+  for (const sm of batch.scopeMetrics) for (const m of sm.metrics) for (const p of m.dataPoints) if (isStale(p)) any = true;
+  if (!any) return batch;
+  return mapMetrics(batch, (m) => withPoints(m, (m.dataPoints as DataPoint<number>[]).filter((p) => !isStale(p))));
+}
 /** Bodies smaller than this are not worth compressing. */
 const GZIP_MIN_BYTES = 1024;
 
@@ -33,8 +42,9 @@ export class PrometheusExporterComponent implements Exporter {
 
   async consume(batch: ResourceMetrics, info: BatchInfo): Promise<void> {
     if (this._stopped) return;
-    // Snapshot semantics: a source's new batch replaces its previous one whole.
-    this._latest.set(info.source, batch);
+    // Snapshot semantics: a source's new batch replaces its previous one whole. End-of-series
+    // markers are for push consumers; on the pull side a series simply stops being served.
+    this._latest.set(info.source, withoutStalePoints(batch));
   }
 
   /** The merged snapshot currently served (for tests and the library). */
