@@ -14,6 +14,7 @@ export interface TailscaleApiConfig {
   include_user_email: boolean;
   tailnet_label: string;
   label_max_length: number;
+  emit_metrics: boolean;
 }
 
 export const configSchema = defineSchema<TailscaleApiConfig>(
@@ -31,6 +32,7 @@ export const configSchema = defineSchema<TailscaleApiConfig>(
     include_user_email: { doc: 'Emit tailscale_device_user{user_email} (turn off for privacy).', format: Boolean, default: true },
     tailnet_label: { doc: 'Value of a `tailnet` label on every series (set it when scraping several tailnets).', format: String, default: '' },
     label_max_length: { doc: 'Label values are cut to this many characters.', format: 'nat', default: 128 },
+    emit_metrics: { doc: 'Emit tailscale_device_* (false: only publish the inventory, e.g. on shards other than 0).', format: Boolean, default: true },
   },
   (c) => {
     const p: Array<{ path: string; message: string }> = [];

@@ -54,7 +54,7 @@ export function createTailscaleApiReceiver(settings: Settings, config: Tailscale
       const now = settings.clock.now();
       lastDevices = devices.map((d) => toDevice(d, now));
       settings.inventory.publish({ source: id, tailnet, devices: lastDevices, fetchedMs: now, fresh: true });
-      lastGood = buildApiBatch(devices, {
+      lastGood = !config.emit_metrics ? undefined : buildApiBatch(devices, {
         nowMs: now,
         includeUserEmail: config.include_user_email,
         tailnetLabel: config.tailnet_label,

@@ -42,6 +42,8 @@ export interface EnvSettings {
   OTEL_EXPORTER_OTLP_TIMEOUT: number;
   OTEL_METRIC_EXPORT_INTERVAL: number;
   DEMO_DEVICES: number;
+  SHARD_COUNT: number;
+  SHARD_INDEX: number;
 }
 
 addConfigFormats();
@@ -111,6 +113,8 @@ export const envSchema: convict.Schema<EnvSettings> = {
   OTEL_EXPORTER_OTLP_TIMEOUT: { env: 'OTEL_EXPORTER_OTLP_TIMEOUT', doc: 'OTLP request deadline incl. retries, ms.', format: 'ms_number', default: 10_000 },
   OTEL_METRIC_EXPORT_INTERVAL: { env: 'OTEL_METRIC_EXPORT_INTERVAL', doc: 'OTLP push interval, ms (0 = push as each cycle completes).', format: 'nat', default: 0 },
   DEMO_DEVICES: { env: 'DEMO_DEVICES', doc: 'Demo mode: number of simulated devices.', format: 'nat', default: 12 },
+  SHARD_COUNT: { env: 'SHARD_COUNT', doc: 'Replicas sharing the device scrape (stable hash of the device id).', format: 'nat', default: 1 },
+  SHARD_INDEX: { env: 'SHARD_INDEX', doc: 'This replica’s shard, 0 … SHARD_COUNT−1; only shard 0 exports the API metrics.', format: 'nat', default: 0 },
 };
 
 /** Reads and validates the environment; every bad variable is reported by name. */
@@ -168,11 +172,14 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
     problems.push({ source: 'env', path: 'TS_API_KEY', message: 'missing credential: set TS_API_KEY, or OAUTH_CLIENT_ID and OAUTH_CLIENT_SECRET (or run without any for demo mode outside ENV=production)' });
   }
   if (e.USE_TSNET) problems.push({ source: 'env', path: 'USE_TSNET', message: 'tsnet mode is not available in this version; run on a host that is on the tailnet, or leave USE_TSNET unset' });
+  if (e.SHARD_COUNT < 1) problems.push({ source: 'env', path: 'SHARD_COUNT', message: 'must be at least 1' });
+  else if (e.SHARD_INDEX >= e.SHARD_COUNT) problems.push({ source: 'env', path: 'SHARD_INDEX', message: `must be below SHARD_COUNT (${e.SHARD_COUNT})` });
   if (e.MAX_CONCURRENT_SCRAPES < 1) problems.push({ source: 'env', path: 'MAX_CONCURRENT_SCRAPES', message: 'must be at least 1' });
   if (problems.length) throw new ConfigError(problems);
 
   const interval = `${e.SCRAPE_INTERVAL}ms`;
-  const api: Record<string, unknown> = { api_url: e.TAILSCALE_API_URL, tailnet: e.TAILNET_NAME, interval };
+  // With sharding every replica reads the inventory, but only shard 0 exports the API metrics.
+  const api: Record<string, unknown> = { api_url: e.TAILSCALE_API_URL, tailnet: e.TAILNET_NAME, interval, emit_metrics: e.SHARD_INDEX === 0 };
   if (apiKey) api.api_key = apiKey;
   else {
     api.oauth_client_id = e.OAUTH_CLIENT_ID;
@@ -202,6 +209,8 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
         allowed_cidrs: e.CLIENT_METRICS_ALLOWED_CIDRS,
         require_tag: e.REQUIRE_EXPORTER_TAG,
         scrape_tag: tag,
+        shard_count: Math.max(1, e.SHARD_COUNT),
+        shard_index: e.SHARD_INDEX,
       },
     },
     processors: {
