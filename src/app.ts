@@ -70,7 +70,8 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
   let extraEnv: Record<string, string> = {};
   const demo = isDemo(o.env, o.configFile);
   if (demo) {
-    simulator = new TailnetSimulator({ devices: e.DEMO_DEVICES, names: e.TEST_DEVICES.length ? e.TEST_DEVICES : undefined, ephemeralLifetimeMs: 120_000 });
+    // One flaky device (desktop-07) shows what scrape errors and backoff look like.
+    simulator = new TailnetSimulator({ devices: e.DEMO_DEVICES, names: e.TEST_DEVICES.length ? e.TEST_DEVICES : undefined, ephemeralLifetimeMs: 120_000, flakyDeviceIndex: 6 });
     await simulator.start();
     extraEnv = simulator.env();
     redactor.add(extraEnv.TS_API_KEY);

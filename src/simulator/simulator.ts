@@ -36,6 +36,11 @@ export interface SimulatorOptions extends TailnetOptions {
   ephemeralLifetimeMs?: number;
   /** Start device servers (false = API only). */
   deviceServers?: boolean;
+  /**
+   * Index of a device that answers 503 to every other scrape, starting with the first (demo mode
+   * uses it so error and backoff panels have something to show).
+   */
+  flakyDeviceIndex?: number;
   /** Clock (ms); tests pin it. */
   now?: () => number;
   /** Address the API binds (loopback). */
@@ -232,7 +237,8 @@ export class TailnetSimulator {
       res.writeHead(404).end('404 page not found\n');
       return;
     }
-    const fault = this._deviceFaults.get(api.id);
+    const flaky = this._opts.flakyDeviceIndex === sim.index && ((this.stats.deviceRequests.get(api.id) ?? 0) % 2 === 1);
+    const fault = this._deviceFaults.get(api.id) ?? (flaky ? ({ kind: 'status', status: 503 } as const) : undefined);
     const answer = (): void => {
       if (fault && this._applyFault(fault, res, () => renderClientMetrics(sim, this._now(), this._startMs))) return;
       const body = renderClientMetrics(sim, this._now(), this._startMs);

@@ -1,0 +1,146 @@
+// Generates the two Grafana dashboards (run: node deploy/grafana/generate.mjs).
+// Kept as code so panels stay consistent; the JSON files are the shipped artifacts.
+import { writeFileSync } from 'node:fs';
+
+const DS = { type: 'prometheus', uid: '${datasource}' };
+let nextId = 1;
+const grid = { x: 0, y: 0 };
+function pos(w, h) {
+  if (grid.x + w > 24) {
+    grid.x = 0;
+    grid.y += h;
+  }
+  const p = { x: grid.x, y: grid.y, w, h };
+  grid.x += w;
+  return p;
+}
+const target = (expr, legend = '', extra = {}) => ({ datasource: DS, expr, legendFormat: legend, ...extra });
+// Each query of a panel needs its own refId (A, B, C …).
+const refIds = (targets) => targets.map((t, i) => ({ ...t, refId: String.fromCharCode(65 + i) }));
+function stat(title, expr, unit = 'short', w = 4, thresholds) {
+  return { id: nextId++, type: 'stat', title, datasource: DS, gridPos: pos(w, 4), targets: refIds([target(expr)]), fieldConfig: { defaults: { unit, ...(thresholds ? { thresholds: { mode: 'absolute', steps: thresholds } } : {}) }, overrides: [] }, options: { reduceOptions: { calcs: ['lastNotNull'] }, colorMode: 'value', graphMode: 'none' } };
+}
+function ts(title, targets, unit = 'short', w = 12, h = 8) {
+  return { id: nextId++, type: 'timeseries', title, datasource: DS, gridPos: pos(w, h), targets: refIds(targets), fieldConfig: { defaults: { unit }, overrides: [] }, options: { legend: { displayMode: 'table', placement: 'bottom' } } };
+}
+function table(title, targets, w = 24, h = 10, transformations = []) {
+  return { id: nextId++, type: 'table', title, datasource: DS, gridPos: pos(w, h), targets: refIds(targets).map((t) => ({ ...t, format: 'table', instant: true })), transformations, fieldConfig: { defaults: {}, overrides: [] } };
+}
+function row(title) {
+  grid.x = 0;
+  grid.y += 8;
+  return { id: nextId++, type: 'row', title, collapsed: false, gridPos: { x: 0, y: grid.y++, w: 24, h: 1 }, panels: [] };
+}
+function dashboard(uid, title, panels, { device = false, links }) {
+  const vars = [{ name: 'datasource', type: 'datasource', query: 'prometheus', label: 'Data source', current: {}, hide: 0 }];
+  vars.push({ name: 'job', type: 'query', datasource: DS, query: 'label_values(tsmetrics_source_up, job)', refresh: 2, includeAll: true, allValue: '.*', multi: false, current: {}, label: 'Job' });
+  vars.push({ name: 'device', type: 'query', datasource: DS, query: 'label_values(tailscale_device_info{job=~"$job"}, device_name)', refresh: 2, includeAll: !device, multi: !device, allValue: '.*', current: {}, label: 'Device' });
+  return {
+    uid,
+    title,
+    tags: ['tailscale', 'tsmetrics'],
+    timezone: 'browser',
+    refresh: '30s',
+    schemaVersion: 39,
+    version: 1,
+    time: { from: 'now-6h', to: 'now' },
+    templating: { list: vars },
+    links,
+    panels,
+    annotations: { list: [] },
+    editable: true,
+  };
+}
+
+// ---- Overview ----
+nextId = 1;
+grid.x = 0;
+grid.y = 0;
+const sel = 'job=~"$job",device_name=~"$device"';
+const overview = [
+  stat('Devices', `sum(tailscale_device_count{job=~"$job"})`),
+  stat('Online', `sum(tailscale_device_online{${sel}})`),
+  stat('Online %', `100 * sum(tailscale_device_online{${sel}}) / count(tailscale_device_online{${sel}})`, 'percent'),
+  stat('Awaiting approval', `count(tailscale_device_authorized{${sel}} == 0) or vector(0)`, 'short', 4, [{ color: 'green', value: null }, { color: 'orange', value: 1 }]),
+  stat('Updates available', `sum(tailscale_device_update_available{${sel}})`),
+  stat('Client versions', `count(count by (version) (tailscale_device_info{${sel}}))`),
+  stat('Exit nodes', `sum(tailscale_device_exit_node{${sel}})`),
+  stat('Subnet routers', `sum(tailscale_device_subnet_router{${sel}})`),
+  stat('Unapproved routes', `count(tailscale_device_routes_unapproved{${sel}}) or vector(0)`),
+  stat('Keys expiring < 7d', `count((tailscale_device_machine_key_expiry{${sel}} > 0) and (tailscale_device_machine_key_expiry{${sel}} - time() < 7 * 86400)) or vector(0)`, 'short', 4, [{ color: 'green', value: null }, { color: 'red', value: 1 }]),
+  stat('Scraped devices up', `sum(tsmetrics_device_scrape_up{${sel}}) / count(tsmetrics_device_scrape_up{${sel}}) * 100`, 'percent'),
+  stat('API source up', `min(tsmetrics_source_up{job=~"$job",source=~"tailscale_api.*"})`, 'short', 4, [{ color: 'red', value: null }, { color: 'green', value: 1 }]),
+  row('Traffic'),
+  ts('Traffic in / out (all devices)', [target(`sum(rate(tailscaled_inbound_bytes_total{${sel}}[5m]))`, 'in'), target(`-sum(rate(tailscaled_outbound_bytes_total{${sel}}[5m]))`, 'out')], 'Bps'),
+  ts('Inbound traffic by path (direct vs DERP vs peer relay)', [target(`sum by (path) (rate(tailscaled_inbound_bytes_total{${sel}}[5m]))`, '{{path}}')], 'Bps'),
+  ts('Direct share of inbound bytes', [target(`100 * sum(rate(tailscaled_inbound_bytes_total{${sel},path=~"direct_.*"}[5m])) / sum(rate(tailscaled_inbound_bytes_total{${sel}}[5m]))`, 'direct %')], 'percent'),
+  ts('Dropped packets ratio', [
+    target(`100 * sum(rate(tailscaled_inbound_dropped_packets_total{${sel}}[5m])) / sum(rate(tailscaled_inbound_packets_total{${sel}}[5m]))`, 'inbound %'),
+    target(`100 * sum(rate(tailscaled_outbound_dropped_packets_total{${sel}}[5m])) / sum(rate(tailscaled_outbound_packets_total{${sel}}[5m]))`, 'outbound %'),
+  ], 'percent'),
+  ts('Top devices by traffic', [target(`topk(10, sum by (device_name) (rate(tailscaled_inbound_bytes_total{${sel}}[5m]) + on(device_id, device_name, path) rate(tailscaled_outbound_bytes_total{${sel}}[5m])))`, '{{device_name}}')], 'Bps'),
+  ts('Health messages', [target(`sum by (device_name) (tailscaled_health_messages{${sel}})`, '{{device_name}}')]),
+  row('Connectivity'),
+  ts('Preferred DERP latency', [target(`tailscale_device_latency_ms{${sel},preferred="true"}`, '{{device_name}} ({{derp_region}})')], 'ms'),
+  ts('Home DERP region by device', [target(`tailscaled_home_derp_region_id{${sel}}`, '{{device_name}}')]),
+  table('Devices', [
+    target(`tailscale_device_info{${sel}}`, ''),
+    target(`tailscale_device_online{${sel}}`, ''),
+    target(`tailscale_device_machine_key_expiry{${sel}} * 1000`, ''),
+    target(`tailscale_device_update_available{${sel}}`, ''),
+  ], 24, 10, [{ id: 'merge', options: {} }]),
+  row('tsmetrics'),
+  ts('Collection cycle duration', [target(`rate(tsmetrics_cycle_duration_seconds_sum{job=~"$job"}[5m]) / rate(tsmetrics_cycle_duration_seconds_count{job=~"$job"}[5m])`, '{{component_id}}')], 's', 8),
+  ts('Errors by component and type', [target(`sum by (component_id, error_type) (rate(tsmetrics_component_errors_total{job=~"$job"}[5m]))`, '{{component_id}} {{error_type}}')], 'short', 8),
+  ts('Device scrape failures', [target(`sum by (kind) (rate(tsmetrics_device_scrape_errors_total{${sel}}[5m]))`, '{{kind}}')], 'short', 8),
+  ts('Last successful cycle age', [target(`time() - tsmetrics_last_successful_cycle_timestamp_seconds{job=~"$job"}`, '{{component_id}}')], 's', 12),
+  ts('Points through the pipeline', [target(`sum by (component_id) (rate(tsmetrics_component_sent_points_total{job=~"$job"}[5m]))`, '{{component_id}}')], 'short', 12),
+];
+const overviewDash = dashboard('tsmetrics-overview', 'Tailscale / Overview', overview, {
+  links: [{ type: 'dashboards', title: 'Device details', url: '/d/tsmetrics-device-details', asDropdown: false, includeVars: true, keepTime: true, tags: [] }],
+});
+
+// ---- Device details ----
+nextId = 1;
+grid.x = 0;
+grid.y = 0;
+const d = 'job=~"$job",device_name=~"$device"';
+const details = [
+  stat('Online', `max(tailscale_device_online{${d}})`, 'short', 3, [{ color: 'red', value: null }, { color: 'green', value: 1 }]),
+  stat('Authorized', `max(tailscale_device_authorized{${d}})`, 'short', 3),
+  stat('Availability 24h', `100 * avg_over_time(tailscale_device_online{${d}}[24h])`, 'percent', 3),
+  stat('Key expires', `max(tailscale_device_machine_key_expiry{${d}}) * 1000`, 'dateTimeFromNow', 5),
+  stat('Last seen', `max(tailscale_device_last_seen_timestamp{${d}}) * 1000`, 'dateTimeFromNow', 5),
+  stat('Scrape up', `max(tsmetrics_device_scrape_up{${d}})`, 'short', 5),
+  stat('Exit node', `max(tailscale_device_exit_node{${d}})`, 'short', 4),
+  stat('Subnet router', `max(tailscale_device_subnet_router{${d}})`, 'short', 4),
+  stat('Advertised routes', `max(tailscaled_advertised_routes{${d}})`, 'short', 4),
+  stat('Approved routes', `max(tailscaled_approved_routes{${d}})`, 'short', 4),
+  stat('Update available', `max(tailscale_device_update_available{${d}})`, 'short', 4),
+  stat('SSH enabled', `max(tailscale_device_ssh_enabled{${d}})`, 'short', 4),
+  row('Traffic'),
+  ts('Bytes by path', [target(`sum by (path) (rate(tailscaled_inbound_bytes_total{${d}}[5m]))`, 'in {{path}}'), target(`-sum by (path) (rate(tailscaled_outbound_bytes_total{${d}}[5m]))`, 'out {{path}}')], 'Bps'),
+  ts('Packets by path', [target(`sum by (path) (rate(tailscaled_inbound_packets_total{${d}}[5m]))`, 'in {{path}}'), target(`-sum by (path) (rate(tailscaled_outbound_packets_total{${d}}[5m]))`, 'out {{path}}')], 'pps'),
+  ts('Direct share', [target(`100 * sum(rate(tailscaled_inbound_bytes_total{${d},path=~"direct_.*"}[5m])) / sum(rate(tailscaled_inbound_bytes_total{${d}}[5m]))`, 'direct %')], 'percent'),
+  ts('Dropped packets by reason', [target(`sum by (reason) (rate(tailscaled_inbound_dropped_packets_total{${d}}[5m]))`, 'in {{reason}}'), target(`sum by (reason) (rate(tailscaled_outbound_dropped_packets_total{${d}}[5m]))`, 'out {{reason}}')], 'pps'),
+  ts('Average packet size', [target(`sum(rate(tailscaled_inbound_bytes_total{${d}}[5m])) / sum(rate(tailscaled_inbound_packets_total{${d}}[5m]))`, 'in'), target(`sum(rate(tailscaled_outbound_bytes_total{${d}}[5m])) / sum(rate(tailscaled_outbound_packets_total{${d}}[5m]))`, 'out')], 'decbytes'),
+  ts('Health messages', [target(`tailscaled_health_messages{${d}}`, '{{type}}')]),
+  row('Connectivity and relays'),
+  ts('DERP latency by region', [target(`tailscale_device_latency_ms{${d}}`, '{{derp_region}} preferred={{preferred}}')], 'ms'),
+  ts('Peer relay forwarded bytes', [target(`sum by (transport_in, transport_out) (rate(tailscaled_peer_relay_forwarded_bytes_total{${d}}[5m]))`, '{{transport_in}}→{{transport_out}}')], 'Bps'),
+  ts('Serve traffic by Tailscale Service', [target(`sum by (service) (rate(tailscaled_serve_inbound_bytes_total{${d}}[5m]))`, 'in {{service}}'), target(`-sum by (service) (rate(tailscaled_serve_outbound_bytes_total{${d}}[5m]))`, 'out {{service}}')], 'Bps'),
+  table('Routes', [target(`tailscale_device_routes_advertised{${d}}`, ''), target(`tailscale_device_routes_enabled{${d}}`, ''), target(`tailscale_device_routes_unapproved{${d}}`, '')], 12, 8),
+  table('Client features', [target(`tailscale_device_client_supports{${d}}`, ''), target(`tailscale_device_endpoints_total{${d}}`, '')], 12, 8),
+  row('Scrape'),
+  ts('Scrape duration', [target(`tsmetrics_device_scrape_duration_seconds{${d}}`, 'duration')], 's', 8),
+  ts('Scrape errors by kind', [target(`sum by (kind) (rate(tsmetrics_device_scrape_errors_total{${d}}[5m]))`, '{{kind}}')], 'short', 8),
+  ts('Samples per scrape', [target(`tsmetrics_device_scrape_samples{${d}}`, 'samples')], 'short', 8),
+];
+const detailsDash = dashboard('tsmetrics-device-details', 'Tailscale / Device Details', details, {
+  device: true,
+  links: [{ type: 'dashboards', title: 'Overview', url: '/d/tsmetrics-overview', asDropdown: false, includeVars: true, keepTime: true, tags: [] }],
+});
+
+const here = new URL('.', import.meta.url);
+writeFileSync(new URL('tsmetrics-overview.json', here), JSON.stringify(overviewDash, null, 2) + '\n');
+writeFileSync(new URL('tsmetrics-device-details.json', here), JSON.stringify(detailsDash, null, 2) + '\n');
