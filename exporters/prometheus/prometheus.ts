@@ -8,6 +8,7 @@ import { isStale } from '../../src/model/stale.ts';
 import type { BatchInfo, Exporter, HttpRoute, Settings } from '../../src/component/types.ts';
 import { errorMessage } from '../../src/errors.ts';
 import type { PrometheusExporterConfig } from './config.ts';
+import { prerender, serializePrometheusText } from './serializer.ts';
 
 const gzip = promisify(gzipCb);
 
@@ -44,7 +45,10 @@ export class PrometheusExporterComponent implements Exporter {
     if (this._stopped) return;
     // Snapshot semantics: a source's new batch replaces its previous one whole. End-of-series
     // markers are for push consumers; on the pull side a series simply stops being served.
-    this._latest.set(info.source, withoutStalePoints(batch));
+    const kept = withoutStalePoints(batch);
+    this._latest.set(info.source, kept);
+    // Render the sample lines now, so a scrape only assembles text (see serializer.ts).
+    if (!this._config.target_info && !this._config.scope_info) prerender(kept);
   }
 
   /** The merged snapshot currently served (for tests and the library). */
@@ -67,7 +71,9 @@ export class PrometheusExporterComponent implements Exporter {
       const self = await this._settings.telemetry.collect();
       snap.scopeMetrics.push(...self.resourceMetrics.scopeMetrics);
     }
-    return this._serializer.serialize(snap);
+    // The fast serializer matches the official one byte for byte for our default options; the
+    // official one is still used when target_info or scope labels are switched on.
+    return this._config.target_info || this._config.scope_info ? this._serializer.serialize(snap) : serializePrometheusText(snap);
   }
 
   private async _handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -1,0 +1,177 @@
+import { DataPointType, type DataPoint, type Histogram, type MetricData, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { Attributes } from '@opentelemetry/api';
+
+/**
+ * Prometheus text serializer producing byte-for-byte the output of
+ * `@opentelemetry/exporter-prometheus`'s `PrometheusSerializer` (without target_info, scope
+ * labels, prefix or timestamps — our defaults), about three times faster. The official
+ * serializer takes ~1.4 s for 440,000 points on the benchmark machine, which misses the 1 s
+ * target for a 10,000-device tailnet; `bench/` keeps both figures and a test checks that the
+ * two outputs are identical.
+ */
+
+const INVALID_CHARS = /[^a-z0-9_]/gi;
+const MULTI_UNDERSCORE = /_{2,}/g;
+const NEEDS_ESCAPE = /[\\\n"]/;
+
+const nameCache = new Map<string, string>();
+function sanitize(name: string): string {
+  let s = nameCache.get(name);
+  if (s === undefined) {
+    s = name.replace(INVALID_CHARS, '_').replace(MULTI_UNDERSCORE, '_');
+    if (nameCache.size > 100_000) nameCache.clear();
+    nameCache.set(name, s);
+  }
+  return s;
+}
+
+function escapeHelp(s: string): string {
+  return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+function escapeValue(v: unknown): string {
+  const s = typeof v === 'string' ? v : v === undefined ? '' : JSON.stringify(v);
+  if (!NEEDS_ESCAPE.test(s)) return s;
+  return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function valueString(v: number): string {
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return `${v}`;
+}
+
+function labels(attrs: Attributes, extra?: string): string {
+  let s = '';
+  for (const k in attrs) {
+    if (s.length > 0) s += ',';
+    s += `${sanitize(k)}="${escapeValue(attrs[k])}"`;
+  }
+  if (extra !== undefined) s += s.length > 0 ? `,${extra}` : extra;
+  return s;
+}
+
+function metricName(m: MetricData): string | undefined {
+  let name = sanitize(escapeHelp(m.descriptor.name));
+  if (name === '' || name === '_') return undefined;
+  if (name[0] !== undefined && name[0] >= '0' && name[0] <= '9') name = `_${name}`;
+  if (m.dataPointType === DataPointType.SUM && m.isMonotonic && !name.endsWith('_total')) name += '_total';
+  return name;
+}
+
+function typeOf(m: MetricData): string {
+  switch (m.dataPointType) {
+    case DataPointType.SUM:
+      return m.isMonotonic ? 'counter' : 'gauge';
+    case DataPointType.GAUGE:
+      return 'gauge';
+    case DataPointType.HISTOGRAM:
+      return 'histogram';
+    default:
+      return 'untyped';
+  }
+}
+
+interface Family {
+  type: string;
+  help: string;
+  metrics: MetricData[];
+  dropped: boolean;
+}
+
+function points(name: string, m: MetricData): string {
+  let out = '';
+  if (m.dataPointType === DataPointType.HISTOGRAM) {
+    for (const p of m.dataPoints as DataPoint<Histogram>[]) {
+      const h = p.value;
+      const base = labels(p.attributes);
+      const lbl = base.length ? `{${base}}` : '';
+      if (h.count != null) out += `${name}_count${lbl} ${valueString(h.count)}\n`;
+      if (h.sum != null) out += `${name}_sum${lbl} ${valueString(h.sum)}\n`;
+      let cum = 0;
+      let infDefined = false;
+      const counts = h.buckets.counts;
+      for (let i = 0; i < counts.length; i++) {
+        cum += counts[i] as number;
+        const ub = h.buckets.boundaries[i];
+        if (ub === undefined && infDefined) break;
+        if (ub === Infinity) infDefined = true;
+        const le = ub === undefined || ub === Infinity ? '+Inf' : String(ub);
+        out += `${name}_bucket{${base.length ? `${base},` : ''}le="${le}"} ${valueString(cum)}\n`;
+      }
+    }
+    return out;
+  }
+  if (m.dataPointType === DataPointType.SUM || m.dataPointType === DataPointType.GAUGE) {
+    for (const p of m.dataPoints as DataPoint<number>[]) {
+      const l = labels(p.attributes);
+      out += l.length ? `${name}{${l}} ${valueString(p.value)}\n` : `${name} ${valueString(p.value)}\n`;
+    }
+  }
+  return out;
+}
+
+/**
+ * Rendered sample lines per metric object. Batches are immutable snapshots, so a metric's lines
+ * can be rendered once when the batch arrives and reused by every scrape until it is replaced.
+ */
+const bodies = new WeakMap<MetricData, string>();
+
+function body(name: string, m: MetricData): string {
+  let b = bodies.get(m);
+  if (b === undefined) {
+    b = points(name, m);
+    bodies.set(m, b);
+  }
+  return b;
+}
+
+/** Renders (and caches) the sample lines of every metric in `rm` ahead of the next scrape. */
+export function prerender(rm: ResourceMetrics): void {
+  for (const sm of rm.scopeMetrics) {
+    for (const m of sm.metrics) {
+      const name = metricName(m);
+      if (name !== undefined) body(name, m);
+    }
+  }
+}
+
+/** Serializes a snapshot as Prometheus text (same rules and output as the official serializer). */
+export function serializePrometheusText(rm: ResourceMetrics): string {
+  const families = new Map<string, Family>();
+  for (const sm of rm.scopeMetrics) {
+    for (const m of sm.metrics) {
+      const name = metricName(m);
+      if (name === undefined) continue;
+      const type = typeOf(m);
+      const f = families.get(name);
+      if (!f) {
+        families.set(name, { type, help: m.descriptor.description, metrics: [m], dropped: false });
+        continue;
+      }
+      if (f.dropped) continue;
+      if (f.type !== type) {
+        // Same rule as the official serializer: conflicting TYPEs drop the whole family.
+        f.dropped = true;
+        f.metrics = [];
+        continue;
+      }
+      if (!f.help && m.descriptor.description) f.help = m.descriptor.description;
+      f.metrics.push(m);
+    }
+  }
+  let str = '';
+  for (const [name, f] of families) {
+    if (f.dropped) continue;
+    let header = true;
+    for (const m of f.metrics) {
+      const lines = body(name, m);
+      const text = header ? `# HELP ${name} ${escapeHelp(f.help || 'description missing')}\n# TYPE ${name} ${f.type}\n${lines}` : lines;
+      if (text.length === 0) continue;
+      // The official serializer trims each metric's text and adds one newline.
+      str += text.endsWith('\n') ? text : `${text}\n`;
+      header = false;
+    }
+  }
+  return str === '' ? '# no registered metrics' : str;
+}
