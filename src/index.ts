@@ -32,7 +32,7 @@ export { ConfigError, TsmetricsError, ErrorCode, type ConfigProblem } from './er
 export { createLogger, nopLogger, Redactor, type Logger, type LogLevel, type LogFormat } from './log/logger.ts';
 export { SelfTelemetry, type ErrorKind } from './telemetry/self.ts';
 export { BatchBuilder, MetricBuilder, msToHrTime, hrTimeToMs, countPoints, mapMetrics } from './model/batch.ts';
-export { markStale, isStale } from './model/stale.ts';
+export { markStale, isStale, markBatchHasStale, batchHasStale } from './model/stale.ts';
 export { HttpServer } from './server/http.ts';
 export { TailnetSimulator, type SimulatorOptions, type Fault } from './simulator/simulator.ts';
 export { main } from './cli/main.ts';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { startTsmetrics } from '../../src/app.ts';
 import { API_METRICS } from '../../receivers/tailscale_api/metrics.ts';
 import { BatchBuilder } from '../../src/model/batch.ts';
-import { markStale } from '../../src/model/stale.ts';
+import { markBatchHasStale, markStale } from '../../src/model/stale.ts';
 import { buildService, fixtureFamilyTypes, http, waitFor } from '../../test/helpers/index.ts';
 import type { PrometheusExporterComponent } from './prometheus.ts';
 
@@ -45,6 +45,7 @@ test('stale markers are not served on the pull side; a counter keeps TYPE counte
   c.add({ device_id: '2', path: 'derp' }, 7, 1000);
   const batch = b.build();
   markStale(batch.scopeMetrics[0]?.metrics[0]?.dataPoints[1] as object);
+  markBatchHasStale(batch);
   await exp.consume(batch, { source: 'x', time: 1000, interval: 1000 });
   const text = (await exp.render()) ?? '';
   assert.equal(

@@ -1,25 +1,23 @@
-import { promisify } from 'node:util';
-import { gzip as gzipCb } from 'node:zlib';
+import { createGzip } from 'node:zlib';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { DataPoint, ResourceMetrics, ScopeMetrics } from '@opentelemetry/sdk-metrics';
 import { mapMetrics, withPoints } from '../../src/model/batch.ts';
-import { isStale } from '../../src/model/stale.ts';
+import { batchHasStale, isStale } from '../../src/model/stale.ts';
 import type { BatchInfo, Exporter, HttpRoute, Settings } from '../../src/component/types.ts';
 import { errorMessage } from '../../src/errors.ts';
 import type { PrometheusExporterConfig } from './config.ts';
-import { prerender, serializePrometheusText } from './serializer.ts';
-
-const gzip = promisify(gzipCb);
+import { prerender, serializePrometheusParts } from './serializer.ts';
 
 function withoutStalePoints(batch: ResourceMetrics): ResourceMetrics {
-  let any = false;
-  for (const sm of batch.scopeMetrics) for (const m of sm.metrics) for (const p of m.dataPoints) if (isStale(p)) any = true;
-  if (!any) return batch;
+  if (!batchHasStale(batch)) return batch;
   return mapMetrics(batch, (m) => withPoints(m, (m.dataPoints as DataPoint<number>[]).filter((p) => !isStale(p))));
 }
 /** Bodies smaller than this are not worth compressing. */
 const GZIP_MIN_BYTES = 1024;
+/** Bodies larger than this are streamed rather than sent as one buffer. */
+const STREAM_MIN_BYTES = 1024 * 1024;
+const CHUNK_CHARS = 256 * 1024;
 
 /**
  * Keeps the latest snapshot of every source that feeds it and renders them, with the process's
@@ -47,8 +45,9 @@ export class PrometheusExporterComponent implements Exporter {
     // markers are for push consumers; on the pull side a series simply stops being served.
     const kept = withoutStalePoints(batch);
     this._latest.set(info.source, kept);
-    // Render the sample lines now, so a scrape only assembles text (see serializer.ts).
-    if (!this._config.target_info && !this._config.scope_info) prerender(kept);
+    // Render the sample lines soon after the cycle (off its critical path), so a scrape only
+    // assembles text (see serializer.ts). A scrape that comes first renders them itself.
+    if (!this._config.target_info && !this._config.scope_info) setImmediate(() => prerender(kept));
   }
 
   /** The merged snapshot currently served (for tests and the library). */
@@ -65,6 +64,11 @@ export class PrometheusExporterComponent implements Exporter {
 
   /** Renders the exposition text; undefined when there is nothing to serve yet. */
   async render(): Promise<string | undefined> {
+    return (await this.renderParts())?.join('');
+  }
+
+  /** The exposition as parts (streamed to the client without one giant copy). */
+  async renderParts(): Promise<string[] | undefined> {
     const snap = this.snapshot();
     if (!snap) return undefined;
     if (this._config.self_telemetry) {
@@ -73,33 +77,56 @@ export class PrometheusExporterComponent implements Exporter {
     }
     // The fast serializer matches the official one byte for byte for our default options; the
     // official one is still used when target_info or scope labels are switched on.
-    return this._config.target_info || this._config.scope_info ? this._serializer.serialize(snap) : serializePrometheusText(snap);
+    return this._config.target_info || this._config.scope_info ? [this._serializer.serialize(snap)] : serializePrometheusParts(snap);
   }
 
   private async _handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let body: string | undefined;
+    let parts: string[] | undefined;
     try {
-      body = await this.render();
+      parts = await this.renderParts();
     } catch (err) {
       this._settings.telemetry.error(this._settings.id.key, 'exception');
       res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
       res.end(`collecting metrics failed: ${errorMessage(err)}\n`);
       return;
     }
-    if (body === undefined) {
+    if (parts === undefined) {
       res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '5' });
       res.end('no data yet: no collection cycle has delivered metrics\n');
       return;
     }
+    let size = 0;
+    for (const p of parts) size += p.length;
     const headers: Record<string, string> = { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', vary: 'Accept-Encoding' };
-    let out: Buffer = Buffer.from(body, 'utf8');
-    if (this._config.gzip && out.length >= GZIP_MIN_BYTES && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
-      out = await gzip(out, { level: 1 });
-      headers['content-encoding'] = 'gzip';
+    const gz = this._config.gzip && size >= GZIP_MIN_BYTES && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+    if (req.method === 'HEAD') {
+      res.writeHead(200, headers);
+      res.end();
+      return;
     }
-    headers['content-length'] = String(out.length);
+    if (!gz && size < STREAM_MIN_BYTES) {
+      const body = Buffer.from(parts.join(''), 'utf8');
+      res.writeHead(200, { ...headers, 'content-length': String(body.length) });
+      res.end(body);
+      return;
+    }
+    // Large bodies are streamed in chunks (and compressed on the fly) instead of being joined
+    // into one string and copied into one buffer.
+    if (gz) headers['content-encoding'] = 'gzip';
     res.writeHead(200, headers);
-    res.end(req.method === 'HEAD' ? undefined : out);
+    const sink = gz ? createGzip({ level: 1 }) : undefined;
+    if (sink) sink.pipe(res);
+    const out: NodeJS.WritableStream = sink ?? res;
+    let chunk = '';
+    for (const p of parts) {
+      chunk += p;
+      if (chunk.length >= CHUNK_CHARS) {
+        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+        chunk = '';
+      }
+      if (res.destroyed) return;
+    }
+    out.end(chunk);
   }
 
   routes(): HttpRoute[] {

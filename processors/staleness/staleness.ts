@@ -1,38 +1,35 @@
-import type { Attributes } from '@opentelemetry/api';
 import type { DataPoint, MetricData, ResourceMetrics, ScopeMetrics } from '@opentelemetry/sdk-metrics';
 import type { BatchInfo, Processor } from '../../src/component/types.ts';
 import { msToHrTime } from '../../src/model/batch.ts';
-import { isStale, markStale } from '../../src/model/stale.ts';
+import { attributeSignature } from '../../src/model/intern.ts';
+import { isStale, markBatchHasStale, markStale } from '../../src/model/stale.ts';
 import type { StalenessConfig } from './config.ts';
 
 const SCRAPE_UP = 'tsmetrics_device_scrape_up';
 const SCRAPE_PREFIX = 'tsmetrics_device_scrape_';
 
-interface Held {
+/** The series one metric (name + type) had last cycle, by attribute signature. */
+interface MetricSeries {
   metric: MetricData;
-  point: DataPoint<unknown>;
+  points: Map<string, DataPoint<unknown>>;
 }
 
-/** State per source: what it emitted last, and the last good client series of each device. */
+/** State per source: what it emitted last, and where each device's last good series are. */
 interface SourceState {
-  /** Series key → metric and point, as last sent (for end-of-series markers). */
-  prev: Map<string, Held>;
-  /** Device id → its client series from its last successful scrape, and when that was. */
-  lastGood: Map<string, { okMs: number; held: Held[] }>;
+  prev: Map<string, MetricSeries>;
+  /** Device id → the batch in which it was last scraped successfully, and when. */
+  lastGood: Map<string, { okMs: number; batch: ResourceMetrics }>;
 }
 
-function seriesKey(name: string, attrs: Attributes): string {
-  let k = name;
-  for (const a in attrs) k += `\u0000${a}\u0001${String(attrs[a])}`;
-  return k;
-}
+const metricKey = (m: MetricData): string => `${m.descriptor.name}\u0000${m.dataPointType}`;
 
 /**
  * `staleness`: makes the output describe the tailnet as it is now.
  * - A failing device's client series are carried for a grace period, then dropped (its
  *   `tsmetrics_device_scrape_up` says 0 at once).
  * - Every series that ends gets one point flagged NO_RECORDED_VALUE for OTLP consumers.
- * Memory is bounded by the live series: the state is replaced every cycle.
+ * Memory is bounded by the live series: the state is replaced every cycle, and a failing
+ * device only keeps the batch of its last good scrape alive for the grace period.
  */
 export function createStalenessProcessor(config: StalenessConfig): Processor & { trackedSeries(): number } {
   const sources = new Map<string, SourceState>();
@@ -43,10 +40,7 @@ export function createStalenessProcessor(config: StalenessConfig): Processor & {
     },
     trackedSeries() {
       let n = 0;
-      for (const s of sources.values()) {
-        n += s.prev.size;
-        for (const g of s.lastGood.values()) n += g.held.length;
-      }
+      for (const s of sources.values()) for (const ms of s.prev.values()) n += ms.points.size;
       return n;
     },
     process(batch: ResourceMetrics, info: BatchInfo): ResourceMetrics {
@@ -67,64 +61,93 @@ export function createStalenessProcessor(config: StalenessConfig): Processor & {
           }
         }
       }
-      const scopeMetrics: ScopeMetrics[] = batch.scopeMetrics.map((sm) => ({ scope: sm.scope, metrics: sm.metrics.map((m) => ({ ...m, dataPoints: [...m.dataPoints] }) as MetricData) }));
-      if (up.size > 0) {
-        const nextGood = new Map<string, { okMs: number; held: Held[] }>();
-        for (const sm of scopeMetrics) {
-          for (const m of sm.metrics) {
-            if (m.descriptor.name.startsWith(SCRAPE_PREFIX)) continue;
-            for (const p of m.dataPoints as DataPoint<unknown>[]) {
-              const id = p.attributes.device_id;
-              if (typeof id !== 'string' || up.get(id) !== true) continue;
-              let g = nextGood.get(id);
-              if (!g) {
-                g = { okMs: info.time, held: [] };
-                nextGood.set(id, g);
-              }
-              g.held.push({ metric: m, point: p });
-            }
-          }
+      // Metrics we append to are copied first (batches are shared, never mutated).
+      const scopeMetrics: ScopeMetrics[] = batch.scopeMetrics.map((sm) => ({ scope: sm.scope, metrics: [...sm.metrics] }));
+      const target = scopeMetrics[0];
+      const copied = new Map<string, MetricData>();
+      const appendTo = (proto: MetricData): DataPoint<unknown>[] => {
+        const key = metricKey(proto);
+        let m = copied.get(key);
+        if (!m && target) {
+          const idx = target.metrics.findIndex((x) => metricKey(x) === key);
+          const base = idx >= 0 ? (target.metrics[idx] as MetricData) : proto;
+          m = { ...base, dataPoints: idx >= 0 ? [...base.dataPoints] : [] } as MetricData;
+          if (idx >= 0) target.metrics[idx] = m;
+          else target.metrics.push(m);
+          copied.set(key, m);
         }
-        // Carry forward the last good series of devices that failed this cycle, within grace.
-        const target = scopeMetrics[0];
+        return (m?.dataPoints ?? []) as DataPoint<unknown>[];
+      };
+
+      if (up.size > 0) {
+        const nextGood = new Map<string, { okMs: number; batch: ResourceMetrics }>();
+        // Failing devices within grace: carry their series from the batch of their last good scrape.
+        const carry = new Map<ResourceMetrics, Set<string>>();
         for (const [id, isUp] of up) {
-          if (isUp) continue;
+          if (isUp) {
+            nextGood.set(id, { okMs: info.time, batch });
+            continue;
+          }
           const g = st.lastGood.get(id);
-          if (!g || info.time - g.okMs > grace || !target) continue;
+          if (!g || info.time - g.okMs > grace) continue;
           nextGood.set(id, g);
-          for (const h of g.held) {
-            let m = target.metrics.find((x) => x.descriptor.name === h.metric.descriptor.name && x.dataPointType === h.metric.dataPointType);
-            if (!m) {
-              m = { ...h.metric, dataPoints: [] } as MetricData;
-              target.metrics.push(m);
+          let ids = carry.get(g.batch);
+          if (!ids) {
+            ids = new Set();
+            carry.set(g.batch, ids);
+          }
+          ids.add(id);
+        }
+        for (const [old, ids] of carry) {
+          for (const sm of old.scopeMetrics) {
+            for (const m of sm.metrics) {
+              if (m.descriptor.name.startsWith(SCRAPE_PREFIX)) continue;
+              let dest: DataPoint<unknown>[] | undefined;
+              for (const p of m.dataPoints as DataPoint<unknown>[]) {
+                if (isStale(p) || !ids.has(p.attributes.device_id as string)) continue;
+                dest ??= appendTo(m);
+                dest.push(p);
+              }
             }
-            (m.dataPoints as DataPoint<unknown>[]).push(h.point);
           }
         }
         st.lastGood = nextGood;
       }
-      // End-of-series markers for what was sent last time and is gone now.
-      const current = new Map<string, Held>();
+
+      // What is emitted now, by metric and attribute signature.
+      const current = new Map<string, MetricSeries>();
       for (const sm of scopeMetrics) {
-        for (const m of sm.metrics) for (const p of m.dataPoints as DataPoint<unknown>[]) if (!isStale(p)) current.set(seriesKey(m.descriptor.name, p.attributes), { metric: m, point: p });
-      }
-      if (config.markers && scopeMetrics.length > 0) {
-        const now = msToHrTime(info.time);
-        const target = scopeMetrics[0] as ScopeMetrics;
-        for (const [key, h] of st.prev) {
-          if (current.has(key)) continue;
-          let m = target.metrics.find((x) => x.descriptor.name === h.metric.descriptor.name && x.dataPointType === h.metric.dataPointType);
-          if (!m) {
-            m = { ...h.metric, dataPoints: [] } as MetricData;
-            target.metrics.push(m);
+        for (const m of sm.metrics) {
+          const key = metricKey(m);
+          let ms = current.get(key);
+          if (!ms) {
+            ms = { metric: m, points: new Map() };
+            current.set(key, ms);
           }
-          const marker = { attributes: h.point.attributes, startTime: h.point.startTime, endTime: now, value: h.point.value };
-          markStale(marker);
-          (m.dataPoints as DataPoint<unknown>[]).push(marker);
+          for (const p of m.dataPoints as DataPoint<unknown>[]) if (!isStale(p)) ms.points.set(attributeSignature(p.attributes), p);
+        }
+      }
+      // End-of-series markers for what was sent last time and is gone now.
+      let markedAny = false;
+      if (config.markers && target) {
+        const now = msToHrTime(info.time);
+        for (const [key, prev] of st.prev) {
+          const cur = current.get(key);
+          let dest: DataPoint<unknown>[] | undefined;
+          for (const [sig, p] of prev.points) {
+            if (cur?.points.has(sig)) continue;
+            const marker = { attributes: p.attributes, startTime: p.startTime, endTime: now, value: p.value };
+            markStale(marker);
+            markedAny = true;
+            dest ??= appendTo(prev.metric);
+            dest.push(marker);
+          }
         }
       }
       st.prev = current;
-      return { resource: batch.resource, scopeMetrics: scopeMetrics.length ? scopeMetrics : batch.scopeMetrics };
+      const out = { resource: batch.resource, scopeMetrics: scopeMetrics.length ? scopeMetrics : batch.scopeMetrics };
+      if (markedAny) markBatchHasStale(out);
+      return out;
     },
   };
 }

@@ -5,31 +5,48 @@ import { msToHrTime } from '../../src/model/batch.ts';
 import { boundLabel } from '../../src/model/labels.ts';
 import type { ExpositionFamily, ExpositionSample } from './exposition.ts';
 
-/** Start time and last value of one cumulative series (counter or histogram). */
-interface SeriesStart {
-  start: HrTime;
+/** What the receiver remembers about one series of a device between scrapes. */
+interface SeriesState {
+  /** Start of a cumulative series (first seen, or last reset). */
+  start: HrTime | undefined;
   last: number;
+  /** The series' attributes object, reused while its labels stay the same. */
+  attrs: Attributes;
 }
 
 /**
- * Per-device cumulative-series state, as the Collector's prometheus receiver keeps it: a series'
- * start time is when it was first seen, and is reset to the current time when its value drops.
- * Each scrape replaces the map, so series that vanish are forgotten (memory follows live series).
+ * Per-device series state, as the Collector's prometheus receiver keeps it: a cumulative
+ * series' start time is when it was first seen and is reset to the current time when its value
+ * drops; and every series keeps one attributes object across scrapes (see
+ * `src/model/intern.ts`). Each scrape replaces the map, so series that vanish are forgotten.
  */
 export class StartTimeTracker {
-  private _prev = new Map<string, SeriesStart>();
-  private _next = new Map<string, SeriesStart>();
+  private _prev = new Map<string, SeriesState>();
+  private _next = new Map<string, SeriesState>();
+  private _device = '';
 
-  /** Start time for `key` given its current `value` (`now` is this scrape's time). */
-  start(key: string, value: number, now: HrTime): HrTime {
-    const p = this._prev.get(key);
-    let s: SeriesStart;
-    if (!p || value < p.last) s = { start: now, last: value };
-    else {
-      p.last = value;
-      s = p;
+  /** Forgets everything when the device's own labels (name, tailnet) change. */
+  device(signature: string): void {
+    if (signature !== this._device) {
+      this._device = signature;
+      this._prev = new Map();
+      this._next = new Map();
     }
+  }
+
+  /** The state of `key` for this scrape; `make` builds the attributes of a new series. */
+  series(key: string, make: () => Attributes): SeriesState {
+    let s = this._next.get(key);
+    if (s) return s; // duplicate series in one body: the last sample wins, same state
+    s = this._prev.get(key) ?? { start: undefined, last: NaN, attrs: make() };
     this._next.set(key, s);
+    return s;
+  }
+
+  /** Start time for a cumulative series given its current `value`. */
+  start(s: SeriesState, value: number, now: HrTime): HrTime {
+    if (s.start === undefined || value < s.last) s.start = now;
+    s.last = value;
     return s.start;
   }
 
@@ -71,7 +88,12 @@ function attrs(ctx: ConvertContext, labels: Record<string, string>, skip?: strin
   return a;
 }
 
+function attributeSignatureOf(a: Attributes): string {
+  return JSON.stringify(a);
+}
+
 function seriesKey(name: string, labels: Record<string, string>, skip?: string): string {
+  if (skip === undefined || !(skip in labels)) return name + JSON.stringify(labels);
   let k = name;
   for (const l in labels) if (l !== skip) k += `\u0000${l}\u0001${labels[l]}`;
   return k;
@@ -85,6 +107,7 @@ function seriesKey(name: string, labels: Record<string, string>, skip?: string):
  */
 export function convertFamilies(families: readonly ExpositionFamily[], ctx: ConvertContext): number {
   const now = msToHrTime(ctx.timeMs);
+  ctx.tracker.device(attributeSignatureOf(ctx.deviceLabels));
   let n = 0;
   for (const fam of families) {
     if (!ctx.familyAllowed(fam.name)) continue;
@@ -94,8 +117,8 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
         const m = ctx.out.metric(fam.name, help, 'counter');
         for (const s of fam.samples) {
           if (Number.isNaN(s.value)) continue;
-          const start = ctx.tracker.start(seriesKey(s.name, s.labels), s.value, now);
-          m.points.push({ attributes: attrs(ctx, s.labels), value: s.value, startTime: start, endTime: now });
+          const st = ctx.tracker.series(seriesKey(s.name, s.labels), () => attrs(ctx, s.labels));
+          m.points.push({ attributes: st.attrs, value: s.value, startTime: ctx.tracker.start(st, s.value, now), endTime: now });
           n++;
         }
         break;
@@ -106,7 +129,8 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
       case 'summary': {
         for (const s of fam.samples) {
           const m = ctx.out.metric(s.name, help, 'gauge');
-          m.points.push({ attributes: attrs(ctx, s.labels), value: s.value, startTime: now, endTime: now });
+          const st = ctx.tracker.series(seriesKey(s.name, s.labels), () => attrs(ctx, s.labels));
+          m.points.push({ attributes: st.attrs, value: s.value, startTime: now, endTime: now });
           n++;
         }
         break;
@@ -114,7 +138,8 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
       default: {
         const m = ctx.out.metric(fam.name, help, 'gauge');
         for (const s of fam.samples) {
-          m.points.push({ attributes: attrs(ctx, s.labels), value: s.value, startTime: now, endTime: now });
+          const st = ctx.tracker.series(seriesKey(s.name, s.labels), () => attrs(ctx, s.labels));
+          m.points.push({ attributes: st.attrs, value: s.value, startTime: now, endTime: now });
           n++;
         }
       }
@@ -166,8 +191,8 @@ function convertHistogram(fam: ExpositionFamily, ctx: ConvertContext, now: HrTim
     }
     const count = g.count ?? inf.count;
     const value: Histogram = { buckets: { boundaries, counts }, count, ...(g.sum !== undefined ? { sum: g.sum } : {}) };
-    const start = ctx.tracker.start(seriesKey(fam.name, g.labels), count, now);
-    m.histogramPoints.push({ attributes: attrs(ctx, g.labels), value, startTime: start, endTime: now });
+    const st = ctx.tracker.series(seriesKey(fam.name, g.labels), () => attrs(ctx, g.labels));
+    m.histogramPoints.push({ attributes: st.attrs, value, startTime: ctx.tracker.start(st, count, now), endTime: now });
     n++;
   }
   return n;

@@ -74,8 +74,28 @@ export interface FetchOptions {
  * the (decompressed) body by `maxBytes` while it streams, and gzip is accepted.
  */
 export async function fetchMetrics(o: FetchOptions): Promise<string> {
-  const deadline = AbortSignal.timeout(o.timeoutMs);
-  const signal = AbortSignal.any([o.signal, deadline]);
+  // One controller and one timer per request. (AbortSignal.any/timeout per request leave weak
+  // references on the long-lived receiver signal and cost much of a cycle's GC time.)
+  const ac = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ac.abort();
+  }, o.timeoutMs);
+  const onStop = (): void => ac.abort();
+  o.signal.addEventListener('abort', onStop, { once: true });
+  try {
+    return await fetchWithin(o, ac.signal, () => timedOut);
+  } finally {
+    clearTimeout(timer);
+    o.signal.removeEventListener('abort', onStop);
+  }
+}
+
+async function fetchWithin(o: FetchOptions, signal: AbortSignal, timedOut: () => boolean): Promise<string> {
+  const deadline = { get aborted() {
+    return timedOut();
+  } };
   let res: Dispatcher.ResponseData;
   try {
     res = await o.dispatcher.request({

@@ -1,5 +1,4 @@
 import type { Attributes } from '@opentelemetry/api';
-import Bottleneck from 'bottleneck';
 import type { MetricsConsumer, Receiver, Settings } from '../../src/component/types.ts';
 import { BatchBuilder } from '../../src/model/batch.ts';
 import { boundLabel } from '../../src/model/labels.ts';
@@ -10,6 +9,7 @@ import type { ErrorKind } from '../../src/telemetry/self.ts';
 import { parseCidr, ipInNetworks, type Cidr } from '../../src/util/cidr.ts';
 import { hashmod } from '../../src/util/hashmod.ts';
 import { globMatcher } from '../../src/util/glob.ts';
+import { Limiter } from '../../src/util/limiter.ts';
 import { USER_AGENT, VERSION } from '../../src/version.ts';
 import type { DeviceMetricsConfig } from './config.ts';
 import { convertFamilies, StartTimeTracker } from './convert.ts';
@@ -51,7 +51,7 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
   const id = settings.id.key;
   const allowed = config.allowed_cidrs.map((c) => parseCidr(c) as Cidr);
   const agent = createGuardedAgent(allowed, config.timeout, 2);
-  const limiter = new Bottleneck({ maxConcurrent: config.max_concurrent });
+  const limiter = new Limiter(config.max_concurrent);
   const once = new OnceLogger(settings.logger);
   const states = new Map<string, DeviceState>();
   const include = config.include_families.length ? globMatcher(config.include_families) : () => true;
@@ -187,7 +187,7 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
     beforeFirst,
     scrape,
     onShutdown: async () => {
-      await limiter.stop({ dropWaitingJobs: true }).catch(() => undefined);
+      limiter.stop();
       await agent.destroy().catch(() => undefined);
     },
   }, next);

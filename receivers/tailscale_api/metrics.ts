@@ -2,6 +2,7 @@ import type { Attributes } from '@opentelemetry/api';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { BatchBuilder } from '../../src/model/batch.ts';
 import { boundLabel } from '../../src/model/labels.ts';
+import type { AttributeInterner } from '../../src/model/intern.ts';
 import type { ApiDeviceRecord } from './decode.ts';
 
 /** Every metric this receiver emits: name, HELP text and the API field it comes from. */
@@ -57,6 +58,8 @@ export function isOnline(d: ApiDeviceRecord, nowMs: number): boolean {
 }
 
 export interface BuildOptions {
+  /** Keeps each series' attributes object across cycles (see src/model/intern.ts). */
+  interner?: AttributeInterner;
   nowMs: number;
   includeUserEmail: boolean;
   tailnetLabel: string;
@@ -70,7 +73,14 @@ const b01 = (v: boolean | undefined): number => (v ? 1 : 0);
 /** Turns one device list into the receiver's snapshot batch. */
 export function buildApiBatch(devices: readonly ApiDeviceRecord[], o: BuildOptions): ResourceMetrics {
   const bb = new BatchBuilder(o.resource, { name: 'tsmetrics/tailscale_api', version: o.scopeVersion });
-  const g = (k: keyof typeof API_METRICS) => bb.gauge(API_METRICS[k][0], API_METRICS[k][1]);
+  const interner = o.interner;
+  // Each metric's add() interns its attributes so unchanged series keep their object.
+  const g = (k: keyof typeof API_METRICS) => {
+    const m = bb.gauge(API_METRICS[k][0], API_METRICS[k][1]);
+    if (!interner) return m;
+    const name = API_METRICS[k][0];
+    return { add: (attrs: Attributes, value: number, t: number) => m.add(interner.intern(name + JSON.stringify(attrs), attrs), value, t) };
+  };
   const t = o.nowMs;
   const L = (v: string): string => boundLabel(v, o.maxLabel);
   const base: Attributes = o.tailnetLabel ? { tailnet: L(o.tailnetLabel) } : {};
@@ -120,5 +130,6 @@ export function buildApiBatch(devices: readonly ApiDeviceRecord[], o: BuildOptio
     }
     if (d.postureSerials !== undefined) g('posture').add(id, d.postureSerials, t);
   }
+  interner?.commit();
   return bb.build();
 }

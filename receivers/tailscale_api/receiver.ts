@@ -3,6 +3,7 @@ import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { MetricsConsumer, Receiver, Settings } from '../../src/component/types.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { OnceLogger } from '../../src/log/logger.ts';
+import { AttributeInterner } from '../../src/model/intern.ts';
 import type { Device } from '../../src/pipeline/inventory.ts';
 import { createScrapingReceiver, type ScrapeResult } from '../../src/pipeline/scraper.ts';
 import { USER_AGENT, VERSION } from '../../src/version.ts';
@@ -23,6 +24,7 @@ export function createTailscaleApiReceiver(settings: Settings, config: Tailscale
   const tailnet = config.tailnet_label || config.tailnet;
   const resource: Attributes = { 'service.name': 'tsmetrics', 'service.version': VERSION, 'tailscale.tailnet': tailnet };
   let lastGood: ResourceMetrics | undefined;
+  const interner = new AttributeInterner();
   let lastDevices: readonly Device[] = [];
 
   const toDevice = (d: ApiDeviceRecord, nowMs: number): Device => ({
@@ -61,6 +63,7 @@ export function createTailscaleApiReceiver(settings: Settings, config: Tailscale
         maxLabel: config.label_max_length,
         resource,
         scopeVersion: VERSION,
+        interner,
       });
       once.ok('api', 'Tailscale API reachable again', { devices: devices.length });
       return { batch: lastGood, ok: true, details: { devices_discovered: devices.length } };

@@ -12,3 +12,14 @@ export function markStale(point: object): void {
 export function isStale(point: object): boolean {
   return stalePoints.has(point);
 }
+
+/** Batches that contain at least one stale point (so others can skip looking). */
+const batchesWithStale = new WeakSet<object>();
+
+export function markBatchHasStale(batch: object): void {
+  batchesWithStale.add(batch);
+}
+
+export function batchHasStale(batch: object): boolean {
+  return batchesWithStale.has(batch);
+}

@@ -96,6 +96,8 @@ export interface SimDevice {
   readonly metrics: DeviceMetricsState;
   /** The device runs tailscaled with the web client (serves :5252/metrics). */
   readonly servesMetrics: boolean;
+  /** Built from the uniform (benchmark) archetype. */
+  readonly uniform?: boolean;
 }
 
 export interface TailnetOptions {
@@ -108,6 +110,8 @@ export interface TailnetOptions {
   suffix?: string;
   /** Share of generated devices (beyond the first eight) tagged `tag:exporter`. */
   exporterShare?: number;
+  /** Every device is the subnet-router archetype (online, tagged, all 15 families): benchmarks. */
+  uniform?: boolean;
 }
 
 function versionTuple(v: string): [number, number] {
@@ -116,8 +120,8 @@ function versionTuple(v: string): [number, number] {
 }
 
 /** Builds device `index` from its archetype; time-dependent fields are filled in by `deviceAt`. */
-export function makeDevice(index: number, opts: { seed: number; suffix: string; name?: string; exporterShare: number; generation?: number }): SimDevice {
-  const t = TEMPLATES[index % TEMPLATES.length] as Template;
+export function makeDevice(index: number, opts: { seed: number; suffix: string; name?: string; exporterShare: number; generation?: number; uniform?: boolean }): SimDevice {
+  const t = TEMPLATES[opts.uniform ? 0 : index % TEMPLATES.length] as Template;
   const rand = prng(opts.seed * 7919 + index * 104729 + (opts.generation ?? 0) * 31);
   const baseName = opts.name ?? (index < TEMPLATES.length ? `${t.hostname}-${String(index + 1).padStart(2, '0')}` : `${t.hostname}-${hex(index, 4)}`);
   const hostname = opts.generation ? `${baseName}-${hex(opts.generation, 4)}` : baseName;
@@ -174,6 +178,7 @@ export function makeDevice(index: number, opts: { seed: number; suffix: string; 
   return {
     index,
     api,
+    ...(opts.uniform ? { uniform: true } : {}),
     servesMetrics: !t.external && (maj > 1 || min >= 78),
     metrics: {
       version: t.version,
@@ -190,7 +195,7 @@ export function makeDevice(index: number, opts: { seed: number; suffix: string; 
 
 /** Sets the time-dependent fields of a device (`expires`, `lastSeen`) relative to `nowMs`. */
 export function finishDevice(d: SimDevice, nowMs: number): ApiDevice {
-  const t = TEMPLATES[d.index % TEMPLATES.length] as Template;
+  const t = TEMPLATES[d.uniform ? 0 : d.index % TEMPLATES.length] as Template;
   const day = 86_400_000;
   const api = { ...d.api };
   api.expires = t.expiresInDays === null ? '0001-01-01T00:00:00Z' : new Date(Math.floor(nowMs / day) * day + t.expiresInDays * day).toISOString().replace('.000', '');
@@ -267,6 +272,7 @@ export function defaultFields(d: ApiDevice): ApiDevice {
 }
 
 export const TEMPLATE_COUNT = TEMPLATES.length;
-export function isEphemeralIndex(index: number): boolean {
+export function isEphemeralIndex(index: number, uniform = false): boolean {
+  if (uniform) return false;
   return (TEMPLATES[index % TEMPLATES.length] as Template).ephemeral === true;
 }

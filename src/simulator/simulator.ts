@@ -103,7 +103,7 @@ export class TailnetSimulator {
     const seed = opts.seed ?? 1;
     const count = opts.names?.length ?? opts.devices ?? 12;
     for (let i = 0; i < count; i++) {
-      this.devices.push(makeDevice(i, { seed, suffix: opts.suffix ?? 'tail4c8e1a.ts.net', exporterShare: opts.exporterShare ?? 0.8, ...(opts.names?.[i] ? { name: opts.names[i] } : {}) }));
+      this.devices.push(makeDevice(i, { seed, suffix: opts.suffix ?? 'tail4c8e1a.ts.net', exporterShare: opts.exporterShare ?? 0.8, uniform: opts.uniform ?? false, ...(opts.names?.[i] ? { name: opts.names[i] } : {}) }));
     }
   }
 
@@ -127,7 +127,7 @@ export class TailnetSimulator {
     if (!lifetime) return this.devices;
     const gen = Math.floor(now / lifetime) % 0xffff;
     return this.devices.map((d) => {
-      if (!isEphemeralIndex(d.index) || d.index < TEMPLATE_COUNT) return d;
+      if (!isEphemeralIndex(d.index, d.uniform) || d.index < TEMPLATE_COUNT) return d;
       return makeDevice(d.index, { seed: this._opts.seed ?? 1, suffix: this._opts.suffix ?? 'tail4c8e1a.ts.net', exporterShare: this._opts.exporterShare ?? 0.8, generation: gen + 1 });
     });
   }

@@ -1,0 +1,76 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { BatchBuilder } from '../src/model/batch.ts';
+import { makeDevice, finishDevice, renderClientMetrics } from '../src/simulator/model.ts';
+import { parseExposition } from '../receivers/device_metrics/exposition.ts';
+import { convertFamilies, StartTimeTracker } from '../receivers/device_metrics/convert.ts';
+import { decodeDevice } from '../receivers/tailscale_api/decode.ts';
+import { buildApiBatch } from '../receivers/tailscale_api/metrics.ts';
+import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+
+export interface Result {
+  name: string;
+  value: number;
+  unit: string;
+  peer?: number;
+  ratio?: number;
+  target: string;
+  met: boolean | null;
+  note?: string;
+}
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+};
+
+/** Starts the simulator in a child process; resolves with its env once it listens. */
+export async function simulatorProcess(opts: { devices: number; latency?: number; uniform?: boolean }): Promise<{ env: Record<string, string>; child: ChildProcess; stop: () => Promise<void> }> {
+  const script = fileURLToPath(new URL('./sim-child.ts', import.meta.url));
+  const child = spawn(process.execPath, [script, `--devices=${opts.devices}`, `--latency=${opts.latency ?? 0}`, `--uniform=${opts.uniform ?? false}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    rl.once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`simulator exited with ${code}`)));
+  });
+  const { env } = JSON.parse(line) as { env: Record<string, string> };
+  return {
+    env,
+    child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/**
+ * The series set of an N-device tailnet, built by the receivers' own code (API metrics for
+ * every device, all client families for each): what the Prometheus exporter holds.
+ */
+export function tailnetSnapshot(devices: number, nowMs = Date.now()): { api: ResourceMetrics; client: ResourceMetrics; series: number } {
+  const apiDevices = [];
+  const client = new BatchBuilder({ 'service.name': 'tsmetrics' }, { name: 'tsmetrics/device_metrics' });
+  for (let i = 0; i < devices; i++) {
+    const d = makeDevice(i, { seed: 11, suffix: 'tail4c8e1a.ts.net', exporterShare: 1, uniform: true });
+    apiDevices.push(decodeDevice(finishDevice(d, nowMs)));
+    convertFamilies(parseExposition(renderClientMetrics(d, nowMs, nowMs - 3_600_000)), {
+      out: client,
+      deviceLabels: { device_id: d.api.id, device_name: d.api.name },
+      timeMs: nowMs,
+      tracker: new StartTimeTracker(),
+      familyAllowed: () => true,
+      maxLabel: 128,
+    });
+  }
+  const api = buildApiBatch(
+    apiDevices.filter((d) => d !== undefined),
+    { nowMs, includeUserEmail: true, tailnetLabel: '', maxLabel: 128, resource: { 'service.name': 'tsmetrics' }, scopeVersion: '0' },
+  );
+  const c = client.build();
+  let series = 0;
+  for (const rm of [api, c]) for (const sm of rm.scopeMetrics) for (const m of sm.metrics) series += m.dataPoints.length;
+  return { api, client: c, series };
+}

@@ -1,0 +1,18 @@
+// Runs the tailnet simulator in its own process so simulated devices never share the measured
+// process. Prints one JSON line {env, pid, devices} and runs until SIGTERM.
+import { TailnetSimulator } from '../src/simulator/simulator.ts';
+
+const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
+const sim = new TailnetSimulator({
+  devices: Number(args.get('devices') ?? 100),
+  deviceLatencyMs: Number(args.get('latency') ?? 0),
+  uniform: args.get('uniform') === 'true',
+  exporterShare: 1,
+  ephemeralLifetimeMs: 0,
+  seed: 7,
+});
+await sim.start();
+process.stdout.write(JSON.stringify({ env: sim.env(), pid: process.pid, devices: sim.devices.length }) + '\n');
+process.once('SIGTERM', () => {
+  void sim.stop().then(() => process.exit(0));
+});

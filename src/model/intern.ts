@@ -1,0 +1,44 @@
+import type { Attributes } from '@opentelemetry/api';
+
+/**
+ * Gives a series the same attributes object from one cycle to the next when its labels are
+ * unchanged. Processors can then cache per object (the relabel result, the staleness key)
+ * instead of rebuilding strings for every series every cycle. Two generations: objects not seen
+ * in a cycle are forgotten at `commit()`, so memory follows the live series.
+ */
+export class AttributeInterner {
+  private _prev = new Map<string, Attributes>();
+  private _next = new Map<string, Attributes>();
+
+  /** The interned object for `key`, or `attrs` itself the first time. */
+  intern(key: string, attrs: Attributes): Attributes {
+    const hit = this._next.get(key) ?? this._prev.get(key);
+    const out = hit ?? attrs;
+    this._next.set(key, out);
+    return out;
+  }
+
+  commit(): void {
+    this._prev = this._next;
+    this._next = new Map();
+  }
+
+  get size(): number {
+    return this._prev.size;
+  }
+}
+
+const signatures = new WeakMap<object, string>();
+
+/**
+ * A stable string for an attribute set (its JSON), cached per object: for interned objects it is
+ * computed once per series lifetime instead of once per cycle.
+ */
+export function attributeSignature(attrs: Attributes): string {
+  let s = signatures.get(attrs);
+  if (s === undefined) {
+    s = JSON.stringify(attrs);
+    signatures.set(attrs, s);
+  }
+  return s;
+}
