@@ -27,13 +27,22 @@ export class ExpositionParseError extends TsmetricsError {
 }
 
 const TYPES = new Set<FamilyType>(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
+const FAST_TYPES = new Set<string>(TYPES);
 
-// Character classes by code: metric names [a-zA-Z_:][a-zA-Z0-9_:]*, label names without ':'.
+// Character classes by code (a lookup table is much faster than comparisons in the hot loop):
+// bit 1 = label-name start [a-zA-Z_], 2 = label-name char (+digits), 4 = metric-name start
+// (+':'), 8 = metric-name char.
+const CLASS = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  const letter = (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
+  const digit = c >= 48 && c <= 57;
+  CLASS[c] = (letter ? 1 | 2 | 4 | 8 : 0) | (digit ? 2 | 8 : 0) | (c === 58 ? 4 | 8 : 0);
+}
 function isNameStart(c: number, colon: boolean): boolean {
-  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || (colon && c === 58);
+  return c < 128 && ((CLASS[c] as number) & (colon ? 4 : 1)) !== 0;
 }
 function isNameChar(c: number, colon: boolean): boolean {
-  return isNameStart(c, colon) || (c >= 48 && c <= 57);
+  return c < 128 && ((CLASS[c] as number) & (colon ? 8 : 2)) !== 0;
 }
 
 const FLOAT_RE = /^[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)$/;
@@ -43,6 +52,38 @@ const FLOAT_RE = /^[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)$/;
  * hex, binary and octal literals and `_` separators).
  */
 export function parseGoFloat(s: string): number | undefined {
+  // Fast path for the common case: optional sign, digits, optional fraction and exponent.
+  const n = s.length;
+  let i = 0;
+  let c = s.charCodeAt(0);
+  if (c === 43 || c === 45) c = s.charCodeAt(++i);
+  if ((c >= 48 && c <= 57) || c === 46) {
+    let digits = 0;
+    while (i < n && (c = s.charCodeAt(i)) >= 48 && c <= 57) {
+      i++;
+      digits++;
+    }
+    if (i < n && s.charCodeAt(i) === 46) {
+      i++;
+      while (i < n && (c = s.charCodeAt(i)) >= 48 && c <= 57) {
+        i++;
+        digits++;
+      }
+    }
+    if (digits === 0) return undefined;
+    if (i < n && (s.charCodeAt(i) | 32) === 101) {
+      i++;
+      c = s.charCodeAt(i);
+      if (c === 43 || c === 45) i++;
+      let exp = 0;
+      while (i < n && (c = s.charCodeAt(i)) >= 48 && c <= 57) {
+        i++;
+        exp++;
+      }
+      if (exp === 0) return undefined;
+    }
+    return i === n ? Number(s) : undefined;
+  }
   switch (s.toLowerCase()) {
     case 'nan':
     case '+nan':
@@ -85,8 +126,26 @@ function unescapeHelp(s: string): string {
   return out;
 }
 
-/** Reads a `"…"` string starting at `i` (the opening quote); escapes `\\`, `\"`, `\n`. */
-function readQuoted(text: string, i: number, end: number, line: number, what: string): { value: string; next: number } {
+/** Where the last `readQuoted` stopped (module state instead of a result object per label). */
+let quotedNext = 0;
+/** Position of the next backslash in the text being parsed (-1: none left). */
+let nextBackslash = -1;
+
+/**
+ * Reads a `"…"` string starting at `i` (the opening quote); escapes `\\`, `\"`, `\n`. Returns
+ * the value; the index after the closing quote is left in `quotedNext`.
+ */
+function readQuoted(text: string, i: number, end: number, line: number, what: string): string {
+  // Fast path: no escape before the closing quote on this line (native searches, one slice).
+  const q = text.indexOf('"', i + 1);
+  if (q >= 0 && q < end) {
+    // The next backslash in the text is remembered, so each search runs over new text only.
+    if (nextBackslash >= 0 && nextBackslash <= i) nextBackslash = text.indexOf('\\', i + 1);
+    if (nextBackslash < 0 || nextBackslash > q) {
+      quotedNext = q + 1;
+      return text.slice(i + 1, q);
+    }
+  }
   let value = '';
   let j = i + 1;
   let seg = j;
@@ -108,7 +167,8 @@ function readQuoted(text: string, i: number, end: number, line: number, what: st
     j++;
   }
   value += text.slice(seg, j);
-  return { value, next: j + 1 };
+  quotedNext = j + 1;
+  return value;
 }
 
 interface FamilyState {
@@ -128,6 +188,10 @@ export function parseExposition(text: string): ExpositionFamily[] {
   const families = new Map<string, FamilyState>();
   const order: ExpositionFamily[] = [];
   let current: FamilyState | undefined;
+  let lastName = '';
+  nextBackslash = text.indexOf('\\');
+  // Label names repeat on every sample of a family; reuse the strings seen last.
+  const labelNames: string[] = [];
   const len = text.length;
   let pos = 0;
   let lineNo = 0;
@@ -174,21 +238,23 @@ export function parseExposition(text: string): ExpositionFamily[] {
       while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
       let kwEnd = i;
       while (kwEnd < lineEnd && text.charCodeAt(kwEnd) !== 32 && text.charCodeAt(kwEnd) !== 9) kwEnd++;
-      const kw = text.slice(i, kwEnd);
-      if (kw !== 'HELP' && kw !== 'TYPE') continue;
+      const isHelp = kwEnd - i === 4 && text.startsWith('HELP', i);
+      if (!isHelp && !(kwEnd - i === 4 && text.startsWith('TYPE', i))) continue;
+      const kw = isHelp ? 'HELP' : 'TYPE';
       i = kwEnd;
       while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
       if (i >= lineEnd) continue; // "# HELP" alone is just a comment
       let name: string;
       if (text.charCodeAt(i) === 34) {
-        const q = readQuoted(text, i, lineEnd, lineNo, 'metric name');
-        name = q.value;
-        i = q.next;
+        name = readQuoted(text, i, lineEnd, lineNo, 'metric name');
+        i = quotedNext;
       } else {
         const nameStart = i;
         if (!isNameStart(text.charCodeAt(i), true)) throw new ExpositionParseError(lineNo, 'invalid metric name in comment');
         while (i < lineEnd && isNameChar(text.charCodeAt(i), true)) i++;
-        name = text.slice(nameStart, i);
+        // TYPE, HELP and the samples name the same family in a row: reuse the string.
+        name = i - nameStart === lastName.length && text.startsWith(lastName, nameStart) ? lastName : text.slice(nameStart, i);
+        lastName = name;
       }
       if (i < lineEnd && text.charCodeAt(i) !== 32 && text.charCodeAt(i) !== 9) throw new ExpositionParseError(lineNo, 'invalid metric name in comment');
       while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
@@ -201,7 +267,8 @@ export function parseExposition(text: string): ExpositionFamily[] {
         f.helped = true;
         f.fam.help = unescapeHelp(rest);
       } else {
-        const word = rest.trimEnd().toLowerCase();
+        // Fast path for the usual lowercase words; anything else is normalized first.
+        const word = FAST_TYPES.has(rest) ? rest : rest.trimEnd().toLowerCase();
         const t = (word === 'gaugehistogram' || word === 'gauge_histogram' ? 'histogram' : word) as FamilyType;
         if (!TYPES.has(t)) throw new ExpositionParseError(lineNo, `unknown metric type "${rest.trimEnd()}"`);
         if (f.typed || f.fam.samples.length) throw new ExpositionParseError(lineNo, `second TYPE line for metric name "${name}", or TYPE reported after samples`);
@@ -216,7 +283,9 @@ export function parseExposition(text: string): ExpositionFamily[] {
       if (!isNameStart(c0, true)) throw new ExpositionParseError(lineNo, 'invalid metric name');
       const nameStart = i;
       while (i < lineEnd && isNameChar(text.charCodeAt(i), true)) i++;
-      name = text.slice(nameStart, i);
+      // Consecutive samples usually repeat the name: reuse the string instead of slicing again.
+      name = i - nameStart === lastName.length && text.startsWith(lastName, nameStart) ? lastName : text.slice(nameStart, i);
+      lastName = name;
     }
     const labels: Record<string, string> = {};
     const nameEnd = i;
@@ -234,36 +303,44 @@ export function parseExposition(text: string): ExpositionFamily[] {
         }
         let lname: string;
         if (text.charCodeAt(i) === 34) {
-          const q = readQuoted(text, i, lineEnd, lineNo, 'label name');
-          i = q.next;
+          const qv = readQuoted(text, i, lineEnd, lineNo, 'label name');
+          i = quotedNext;
           while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
           const nc = text.charCodeAt(i);
           if (nc === 44 || nc === 125) {
             // A quoted string without `=` is the metric name.
             if (name !== '') throw new ExpositionParseError(lineNo, 'multiple metric names');
-            if (q.value === '') throw new ExpositionParseError(lineNo, 'invalid metric name');
-            name = q.value;
+            if (qv === '') throw new ExpositionParseError(lineNo, 'invalid metric name');
+            name = qv;
             if (nc === 44) i++;
             continue;
           }
           if (nc !== 61) throw new ExpositionParseError(lineNo, 'unexpected end of metric name');
-          lname = q.value;
+          lname = qv;
         } else {
           const ls = i;
           if (!isNameStart(text.charCodeAt(i), false)) throw new ExpositionParseError(lineNo, name ? `invalid label name for metric "${name}"` : 'invalid metric name');
           while (i < lineEnd && isNameChar(text.charCodeAt(i), false)) i++;
-          lname = text.slice(ls, i);
+          let known: string | undefined;
+          for (const n of labelNames) {
+            if (n.length === i - ls && text.startsWith(n, ls)) {
+              known = n;
+              break;
+            }
+          }
+          lname = known ?? text.slice(ls, i);
+          if (!known && labelNames.length < 16) labelNames.push(lname);
           while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
           if (text.charCodeAt(i) !== 61) throw new ExpositionParseError(lineNo, `expected '=' after label name "${lname}"`);
         }
         i++;
         while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
         if (text.charCodeAt(i) !== 34) throw new ExpositionParseError(lineNo, `expected '"' at start of label value of "${lname}"`);
-        const v = readQuoted(text, i, lineEnd, lineNo, 'label value');
-        i = v.next;
+        const lvalue = readQuoted(text, i, lineEnd, lineNo, 'label value');
+        i = quotedNext;
         if (Object.hasOwn(labels, lname)) throw new ExpositionParseError(lineNo, `duplicate label names for metric "${name}"`);
         if (lname === '__name__') throw new ExpositionParseError(lineNo, 'label name "__name__" is reserved');
-        labels[lname] = v.value;
+        labels[lname] = lvalue;
         while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
         const sep = text.charCodeAt(i);
         if (sep === 44) {
