@@ -51,6 +51,7 @@ export function createScrapingReceiver(settings: Settings, opts: ScraperOptions,
       result = { batch: undefined, ok: false, error: errorMessage(err) };
     }
     const endMs = settings.clock.now();
+    settings.logger.debug('collection cycle done', { ok: result.ok, duration_ms: endMs - startMs, ...(result.details ?? {}) });
     settings.telemetry.cycle(id, { ok: result.ok, startMs, endMs, ...(result.error ? { error: result.error } : {}), ...(result.details ? { details: result.details } : {}) });
     if (result.batch && !abort.signal.aborted) {
       settings.telemetry.received(id, countPoints(result.batch));

@@ -21,6 +21,10 @@ export interface HttpServerOptions {
   notReadyReason?: () => string | undefined;
   /** Routes mounted in addition to the exporters' (e.g. a fallback `/metrics`). */
   extraRoutes?: HttpRoute[];
+  /** Time allowed to receive a request's headers, ms (default 10 s). */
+  headersTimeoutMs?: number;
+  /** Time allowed for a whole request, ms (default 30 s). */
+  requestTimeoutMs?: number;
 }
 
 /** Compares a bearer token in constant time (hashing first makes lengths equal). */
@@ -97,7 +101,7 @@ export class HttpServer {
     this._opts = opts;
     this._startedMs = opts.service.clock.now();
     for (const r of [...opts.service.routes(), ...(opts.extraRoutes ?? [])]) if (!this._routes.has(r.path)) this._routes.set(r.path, r);
-    this._server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 }, (req, res) => {
+    this._server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: opts.requestTimeoutMs ?? 30_000, headersTimeout: opts.headersTimeoutMs ?? 10_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: Math.min(1000, opts.headersTimeoutMs ?? 1000) }, (req, res) => {
       this._handle(req, res).catch((err: unknown) => {
         opts.logger.error('request handler failed', { path: req.url ?? '', error: errorMessage(err) });
         if (!res.headersSent) plain(res, 500, 'internal error');

@@ -88,6 +88,8 @@ export class TailnetSimulator {
   private readonly _apiSockets = new Set<Socket>();
   private readonly _deviceServers = new Map<string, DeviceServer>();
   private _devicePort = 0;
+  private _churnCursor = 0;
+  private _generation = 1000;
   private _removed = new Set<string>();
   private _explicit: ApiDevice[] | undefined;
   apiUrl = '';
@@ -146,6 +148,24 @@ export class TailnetSimulator {
   /** Faults the API shows once each, on the next requests, before answering normally. */
   queueApiFaults(...faults: Fault[]): void {
     this._apiFaultQueue.push(...faults);
+  }
+
+  /**
+   * Replaces `fraction` of the devices by new ones (new ids and names, same addresses), as
+   * devices come and go in a real tailnet. Returns the ids that left.
+   */
+  churn(fraction: number): string[] {
+    const n = Math.round(this.devices.length * fraction);
+    const left: string[] = [];
+    for (let k = 0; k < n; k++) {
+      const i = (this._churnCursor + k) % this.devices.length;
+      const old = this.devices[i] as SimDevice;
+      left.push(old.api.id);
+      this._generation++;
+      this.devices[i] = makeDevice(old.index, { seed: this._opts.seed ?? 1, suffix: this._opts.suffix ?? 'tail4c8e1a.ts.net', exporterShare: this._opts.exporterShare ?? 0.8, uniform: this._opts.uniform ?? false, generation: this._generation });
+    }
+    this._churnCursor = (this._churnCursor + n) % Math.max(1, this.devices.length);
+    return left;
   }
 
   /** Removes a device from the API list (it also stops answering scrapes). */

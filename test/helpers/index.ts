@@ -33,7 +33,7 @@ export interface HttpResult {
 /** A plain HTTP request (no client-side magic), decompressing gzip when the server sent it. */
 export function http(url: string, opts: { method?: string; headers?: Record<string, string> } = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: opts.method ?? 'GET', headers: opts.headers ?? {} }, (res) => {
+    const req = request(url, { method: opts.method ?? 'GET', headers: opts.headers ?? {}, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
