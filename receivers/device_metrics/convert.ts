@@ -12,6 +12,10 @@ interface SeriesState {
   last: number;
   /** The series' attributes object, reused while its labels stay the same. */
   attrs: Attributes;
+  /** The point written for this series in the current scrape (a duplicate overwrites it). */
+  point: { value: unknown } | undefined;
+  /** Scrape number in which `point` was written. */
+  scrape: number;
 }
 
 /**
@@ -24,6 +28,9 @@ export class StartTimeTracker {
   private _prev = new Map<string, SeriesState>();
   private _next = new Map<string, SeriesState>();
   private _device = '';
+  private _scrape = 0;
+  /** Duplicate series seen in the current scrape (the last sample wins, as in Prometheus). */
+  duplicates = 0;
 
   /** Forgets everything when the device's own labels (name, tailnet) change. */
   device(signature: string): void {
@@ -37,10 +44,25 @@ export class StartTimeTracker {
   /** The state of `key` for this scrape; `make` builds the attributes of a new series. */
   series(key: string, make: () => Attributes): SeriesState {
     let s = this._next.get(key);
-    if (s) return s; // duplicate series in one body: the last sample wins, same state
-    s = this._prev.get(key) ?? { start: undefined, last: NaN, attrs: make() };
+    if (s) return s;
+    s = this._prev.get(key) ?? { start: undefined, last: NaN, attrs: make(), point: undefined, scrape: -1 };
     this._next.set(key, s);
     return s;
+  }
+
+  /**
+   * Records the point written for `s` in this scrape; returns false when the series already has
+   * one (a duplicate line), after overwriting its value so exactly one series is exported.
+   */
+  claim(s: SeriesState, point: { value: unknown }): boolean {
+    if (s.scrape === this._scrape && s.point) {
+      s.point.value = point.value;
+      this.duplicates++;
+      return false;
+    }
+    s.scrape = this._scrape;
+    s.point = point;
+    return true;
   }
 
   /** Start time for a cumulative series given its current `value`. */
@@ -54,11 +76,15 @@ export class StartTimeTracker {
   commit(): void {
     this._prev = this._next;
     this._next = new Map();
+    this._scrape++;
+    this.duplicates = 0;
   }
 
   /** A failed scrape keeps the previous state (counters resume without a false reset). */
   abandon(): void {
     this._next = new Map();
+    this._scrape++;
+    this.duplicates = 0;
   }
 
   get size(): number {
@@ -118,8 +144,11 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
         for (const s of fam.samples) {
           if (Number.isNaN(s.value)) continue;
           const st = ctx.tracker.series(seriesKey(s.name, s.labels), () => attrs(ctx, s.labels));
-          m.points.push({ attributes: st.attrs, value: s.value, startTime: ctx.tracker.start(st, s.value, now), endTime: now });
-          n++;
+          const p = { attributes: st.attrs, value: s.value, startTime: ctx.tracker.start(st, s.value, now), endTime: now };
+          if (ctx.tracker.claim(st, p)) {
+            m.points.push(p);
+            n++;
+          }
         }
         break;
       }
@@ -130,8 +159,11 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
         for (const s of fam.samples) {
           const m = ctx.out.metric(s.name, help, 'gauge');
           const st = ctx.tracker.series(seriesKey(s.name, s.labels), () => attrs(ctx, s.labels));
-          m.points.push({ attributes: st.attrs, value: s.value, startTime: now, endTime: now });
-          n++;
+          const p = { attributes: st.attrs, value: s.value, startTime: now, endTime: now };
+          if (ctx.tracker.claim(st, p)) {
+            m.points.push(p);
+            n++;
+          }
         }
         break;
       }
@@ -139,8 +171,11 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
         const m = ctx.out.metric(fam.name, help, 'gauge');
         for (const s of fam.samples) {
           const st = ctx.tracker.series(seriesKey(s.name, s.labels), () => attrs(ctx, s.labels));
-          m.points.push({ attributes: st.attrs, value: s.value, startTime: now, endTime: now });
-          n++;
+          const p = { attributes: st.attrs, value: s.value, startTime: now, endTime: now };
+          if (ctx.tracker.claim(st, p)) {
+            m.points.push(p);
+            n++;
+          }
         }
       }
     }
@@ -192,8 +227,11 @@ function convertHistogram(fam: ExpositionFamily, ctx: ConvertContext, now: HrTim
     const count = g.count ?? inf.count;
     const value: Histogram = { buckets: { boundaries, counts }, count, ...(g.sum !== undefined ? { sum: g.sum } : {}) };
     const st = ctx.tracker.series(seriesKey(fam.name, g.labels), () => attrs(ctx, g.labels));
-    m.histogramPoints.push({ attributes: st.attrs, value, startTime: ctx.tracker.start(st, count, now), endTime: now });
-    n++;
+    const p = { attributes: st.attrs, value, startTime: ctx.tracker.start(st, count, now), endTime: now };
+    if (ctx.tracker.claim(st, p)) {
+      m.histogramPoints.push(p);
+      n++;
+    }
   }
   return n;
 }
