@@ -9,6 +9,20 @@ import { PipelineService } from './pipeline/service.ts';
 import { HttpServer } from './server/http.ts';
 import { TailnetSimulator } from './simulator/simulator.ts';
 import { VERSION } from './version.ts';
+import { existsSync } from 'node:fs';
+import { ConfigError, errorMessage } from './errors.ts';
+import { defaultTailscalePath, freePort, TailscaledSupervisor, which } from './tsnet/supervisor.ts';
+import type { ResolvedComponent } from './config/service.ts';
+
+/** Points every device_metrics receiver without its own proxy at the tsnet node's proxy. */
+function withProxy(config: ServiceConfig, proxyUrl: string): ServiceConfig {
+  const receivers = new Map<string, ResolvedComponent>();
+  for (const [id, c] of config.receivers) {
+    const cfg = c.config as { proxy_url?: string };
+    receivers.set(id, c.id.type === 'device_metrics' && !cfg.proxy_url ? { ...c, config: Object.freeze({ ...cfg, proxy_url: proxyUrl }) } : c);
+  }
+  return { ...config, receivers };
+}
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -52,6 +66,8 @@ export interface RunOptions {
 /** A running tsmetrics: pipeline, HTTP server and (in demo mode) the simulator. */
 export interface Running {
   readonly service: PipelineService;
+  /** The supervised tailscaled in tsnet mode. */
+  readonly supervisor: TailscaledSupervisor | undefined;
   readonly server: HttpServer;
   readonly address: AddressInfo;
   readonly url: string;
@@ -86,6 +102,32 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
   for (const s of config.secrets) redactor.add(s);
   const logs = config.service.telemetry.logs;
   const logger = o.logger ?? createLogger({ level: logs.level, format: logs.format, redactor, ...(o.write ? { write: o.write } : {}) });
+  let supervisor: TailscaledSupervisor | undefined;
+  const ts = config.service.tsnet;
+  if (ts.enabled) {
+    const tailscaled = ts.tailscaled_path || which('tailscaled');
+    if (!tailscaled || !existsSync(tailscaled)) {
+      await simulator?.stop();
+      throw new ConfigError([{ source: config.source, path: 'TAILSCALED_PATH', message: `tailscaled not found${ts.tailscaled_path ? ` at ${ts.tailscaled_path}` : ' on PATH'}; install Tailscale or set TAILSCALED_PATH` }]);
+    }
+    supervisor = new TailscaledSupervisor(
+      {
+        tailscaledPath: tailscaled,
+        tailscalePath: ts.tailscale_path || defaultTailscalePath(tailscaled),
+        stateDir: ts.state_dir,
+        hostname: ts.hostname,
+        tags: ts.tags,
+        authKey: ts.auth_key,
+        serve: ts.serve,
+        httpPort: 0,
+        startupTimeoutMs: ts.startup_timeout,
+      },
+      logger,
+    );
+    // The proxy port is fixed before the pipeline is built, so device scrapes know where to go.
+    supervisor.proxyPort = await freePort();
+    config = withProxy(config, supervisor.proxyUrl);
+  }
   const service = new PipelineService(o.registry ?? defaultRegistry(), config, { logger, version: VERSION });
   const http = config.service.http;
   const server = new HttpServer({
@@ -97,6 +139,7 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
     version: VERSION,
     logger,
     debugConfig: () => redactedConfig(config),
+    ...(supervisor ? { notReadyReason: () => supervisor?.notReadyReason() } : {}),
   });
   let address: AddressInfo;
   try {
@@ -108,6 +151,20 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
   }
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
+  if (supervisor) {
+    // The first scrape waits for the node; meanwhile /ready says what it is waiting for.
+    supervisor.setHttpPort(address.port);
+    try {
+      await supervisor.start();
+    } catch (err) {
+      logger.error('tsnet: the tailnet node did not start', { error: errorMessage(err) });
+      await supervisor.stop(AbortSignal.timeout(5000));
+      await service.shutdown(AbortSignal.timeout(1000));
+      await server.close(AbortSignal.timeout(1000));
+      await simulator?.stop();
+      throw err;
+    }
+  }
   await service.start();
   logger.info('tsmetrics started', { version: VERSION, config: config.source, metrics: `${url}/metrics`, health: `${url}/health` });
   if (demo) {
@@ -121,6 +178,7 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
   let stopped: Promise<void> | undefined;
   return {
     service,
+    supervisor,
     server,
     address,
     url,
@@ -130,6 +188,7 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
     stop(deadline = AbortSignal.timeout(config.service.shutdown_timeout)) {
       stopped ??= (async () => {
         await service.shutdown(deadline);
+        await supervisor?.stop(deadline);
         await server.close(deadline);
         await simulator?.stop();
         logger.info('tsmetrics stopped');

@@ -1,6 +1,7 @@
 import { ComponentRegistry } from './component/registry.ts';
 import { tailscaleApiReceiverFactory } from '../receivers/tailscale_api/index.ts';
 import { deviceMetricsReceiverFactory } from '../receivers/device_metrics/index.ts';
+import { localTailscaledReceiverFactory } from '../receivers/local_tailscaled/index.ts';
 import { deviceFilterProcessorFactory } from '../processors/device_filter/index.ts';
 import { relabelProcessorFactory } from '../processors/relabel/index.ts';
 import { stalenessProcessorFactory } from '../processors/staleness/index.ts';
@@ -11,6 +12,7 @@ import { otlpExporterFactory } from '../exporters/otlp/index.ts';
 export const builtinFactories = [
   tailscaleApiReceiverFactory,
   deviceMetricsReceiverFactory,
+  localTailscaledReceiverFactory,
   deviceFilterProcessorFactory,
   relabelProcessorFactory,
   stalenessProcessorFactory,

@@ -48,6 +48,8 @@ export {
   type ExpositionSample,
   type FamilyType,
 } from '../receivers/device_metrics/index.ts';
+export { localTailscaledReceiverFactory, type LocalTailscaledConfig } from '../receivers/local_tailscaled/index.ts';
+export { TailscaledSupervisor, type TsnetOptions } from './tsnet/supervisor.ts';
 export { deviceFilterProcessorFactory, deviceSelector, type DeviceFilterConfig } from '../processors/device_filter/index.ts';
 export {
   relabelProcessorFactory,

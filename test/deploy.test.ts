@@ -118,9 +118,9 @@ test('Helm: every .Values reference exists in values.yaml and every value is use
 });
 
 test('Kubernetes assets: probes on the served port and paths; non-root, read-only root, no capabilities', async (t) => {
-  const docs = [join(DEPLOY, 'kubernetes.yaml'), join(DEPLOY, 'kubernetes-sharded.yaml'), join(DEPLOY, 'kustomize/base/deployment.yaml')].flatMap((f) => parseAllDocuments(readFileSync(f, 'utf8')).map((d) => d.toJS()));
+  const docs = [join(DEPLOY, 'kubernetes.yaml'), join(DEPLOY, 'kubernetes-sharded.yaml'), join(DEPLOY, 'kubernetes-sidecar.yaml'), join(DEPLOY, 'kustomize/base/deployment.yaml')].flatMap((f) => parseAllDocuments(readFileSync(f, 'utf8')).map((d) => d.toJS()));
   const workloads = docs.filter((d) => ['Deployment', 'StatefulSet'].includes(d?.kind) && d.metadata.name.startsWith('tsmetrics'));
-  assert.equal(workloads.length, 3);
+  assert.equal(workloads.length, 4);
   const running = await startTsmetrics({ env: { LOG_LEVEL: 'error' }, port: 0, write: () => undefined });
   t.after(() => running.stop());
   await waitFor(async () => (await http(`${running.url}/ready`)).status === 200);

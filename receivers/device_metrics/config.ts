@@ -19,6 +19,7 @@ export interface DeviceMetricsConfig {
   label_max_length: number;
   shard_count: number;
   shard_index: number;
+  proxy_url: string;
 }
 
 export const configSchema = defineSchema<DeviceMetricsConfig>(
@@ -41,6 +42,7 @@ export const configSchema = defineSchema<DeviceMetricsConfig>(
     label_max_length: { doc: 'Label values are cut to this many characters.', format: 'nat', default: 128 },
     shard_count: { doc: 'Number of replicas sharing the device scrape.', format: 'nat', default: 1 },
     shard_index: { doc: 'This replica’s shard (0 … shard_count−1).', format: 'nat', default: 0 },
+    proxy_url: { doc: 'HTTP proxy that reaches the tailnet (tailscaled --outbound-http-proxy-listen; set automatically in tsnet mode). Empty = dial directly.', format: 'url_or_empty', default: '' },
   },
   (c) => {
     const p: Array<{ path: string; message: string }> = [];
@@ -49,6 +51,9 @@ export const configSchema = defineSchema<DeviceMetricsConfig>(
     if (c.shard_count < 1) p.push({ path: 'shard_count', message: 'must be at least 1' });
     if (c.shard_index >= c.shard_count) p.push({ path: 'shard_index', message: `must be below shard_count (${c.shard_count})` });
     if (c.require_tag && !c.scrape_tag.startsWith('tag:')) p.push({ path: 'scrape_tag', message: 'must start with "tag:"' });
+    // Through a proxy the name would be resolved by the proxy, where the allowed-CIDR rule cannot
+    // check the address actually dialed.
+    if (c.proxy_url && c.address === 'magicdns') p.push({ path: 'address', message: 'magicdns cannot be used with proxy_url; use ipv4 or ipv6 so the allowed-CIDR rule checks the dialed address' });
     return p;
   },
 );

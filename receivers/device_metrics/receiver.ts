@@ -1,4 +1,5 @@
 import type { Attributes } from '@opentelemetry/api';
+import { ProxyAgent, type Dispatcher } from 'undici';
 import type { MetricsConsumer, Receiver, Settings } from '../../src/component/types.ts';
 import { BatchBuilder } from '../../src/model/batch.ts';
 import { boundLabel } from '../../src/model/labels.ts';
@@ -50,7 +51,11 @@ export function chooseAddress(d: Device, mode: DeviceMetricsConfig['address'], a
 export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMetricsConfig, next: MetricsConsumer): Receiver {
   const id = settings.id.key;
   const allowed = config.allowed_cidrs.map((c) => parseCidr(c) as Cidr);
-  const agent = createGuardedAgent(allowed, config.timeout, 2);
+  // Through a proxy (tsnet mode, a sidecar) the connector only reaches the proxy; the address is
+  // checked before the request instead (chooseAddress only returns IPs inside allowed_cidrs).
+  const agent: Dispatcher = config.proxy_url
+    ? new ProxyAgent({ uri: config.proxy_url, proxyTunnel: true, connections: 64, keepAliveTimeout: 120_000 })
+    : createGuardedAgent(allowed, config.timeout, 2);
   const limiter = new Limiter(config.max_concurrent);
   const once = new OnceLogger(settings.logger);
   const states = new Map<string, DeviceState>();

@@ -44,6 +44,12 @@ export interface EnvSettings {
   DEMO_DEVICES: number;
   SHARD_COUNT: number;
   SHARD_INDEX: number;
+  TAILSCALED_PATH: string;
+  TAILSCALE_PATH: string;
+  TS_PROXY_URL: string;
+  TS_LOCALAPI_SOCKET: string;
+  TSNET_SERVE: boolean;
+  TSNET_STARTUP_TIMEOUT: number;
 }
 
 addConfigFormats();
@@ -114,6 +120,12 @@ export const envSchema: convict.Schema<EnvSettings> = {
   OTEL_METRIC_EXPORT_INTERVAL: { env: 'OTEL_METRIC_EXPORT_INTERVAL', doc: 'OTLP push interval, ms (0 = push as each cycle completes).', format: 'nat', default: 0 },
   DEMO_DEVICES: { env: 'DEMO_DEVICES', doc: 'Demo mode: number of simulated devices.', format: 'nat', default: 12 },
   SHARD_COUNT: { env: 'SHARD_COUNT', doc: 'Replicas sharing the device scrape (stable hash of the device id).', format: 'nat', default: 1 },
+  TAILSCALED_PATH: s('TAILSCALED_PATH', 'tsnet mode: tailscaled binary (default: found on PATH).'),
+  TAILSCALE_PATH: s('TAILSCALE_PATH', 'tsnet mode: tailscale CLI (default: beside tailscaled, else on PATH).'),
+  TS_PROXY_URL: { env: 'TS_PROXY_URL', doc: 'Reach devices through an already-running tailscaled’s HTTP proxy (sidecar), e.g. http://127.0.0.1:1055.', format: 'url_or_empty', default: '' },
+  TS_LOCALAPI_SOCKET: s('TS_LOCALAPI_SOCKET', 'Read this tailscaled’s own metrics from its LocalAPI socket (local_tailscaled receiver).'),
+  TSNET_SERVE: { env: 'TSNET_SERVE', doc: 'tsnet mode: offer the HTTP endpoints on the tailnet (tailscale serve).', format: 'bool_text', default: true },
+  TSNET_STARTUP_TIMEOUT: { env: 'TSNET_STARTUP_TIMEOUT', doc: 'tsnet mode: how long to wait for the node to be Running.', format: 'positive_duration', default: 120_000 },
   SHARD_INDEX: { env: 'SHARD_INDEX', doc: 'This replica’s shard, 0 … SHARD_COUNT−1; only shard 0 exports the API metrics.', format: 'nat', default: 0 },
 };
 
@@ -171,7 +183,7 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
   if (hasNoCredentials(e)) {
     problems.push({ source: 'env', path: 'TS_API_KEY', message: 'missing credential: set TS_API_KEY, or OAUTH_CLIENT_ID and OAUTH_CLIENT_SECRET (or run without any for demo mode outside ENV=production)' });
   }
-  if (e.USE_TSNET) problems.push({ source: 'env', path: 'USE_TSNET', message: 'tsnet mode is not available in this version; run on a host that is on the tailnet, or leave USE_TSNET unset' });
+  if (e.USE_TSNET && e.TS_PROXY_URL) problems.push({ source: 'env', path: 'TS_PROXY_URL', message: 'set either USE_TSNET (supervise tailscaled) or TS_PROXY_URL (use a running one), not both' });
   if (e.SHARD_COUNT < 1) problems.push({ source: 'env', path: 'SHARD_COUNT', message: 'must be at least 1' });
   else if (e.SHARD_INDEX >= e.SHARD_COUNT) problems.push({ source: 'env', path: 'SHARD_INDEX', message: `must be below SHARD_COUNT (${e.SHARD_COUNT})` });
   if (e.MAX_CONCURRENT_SCRAPES < 1) problems.push({ source: 'env', path: 'MAX_CONCURRENT_SCRAPES', message: 'must be at least 1' });
@@ -211,7 +223,12 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
         scrape_tag: tag,
         shard_count: Math.max(1, e.SHARD_COUNT),
         shard_index: e.SHARD_INDEX,
+        ...(e.TS_PROXY_URL ? { proxy_url: e.TS_PROXY_URL } : {}),
       },
+      // The node's own metrics: the supervised tailscaled in tsnet mode, or a given socket.
+      ...(e.USE_TSNET || e.TS_LOCALAPI_SOCKET
+        ? { local_tailscaled: { interval, socket_path: e.TS_LOCALAPI_SOCKET || `${e.TSNET_STATE_DIR.replace(/\/+$/, '')}/tailscaled.sock` } }
+        : {}),
     },
     processors: {
       device_filter: { include_devices: e.TARGET_DEVICES, exclude_devices: e.EXCLUDE_DEVICES, required_tags: e.DEVICE_TAGS.map((t) => (t.startsWith('tag:') ? t : `tag:${t}`)) },
@@ -221,10 +238,21 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
     exporters,
     service: {
       http: { address: bindAddress(e), port: e.PORT, metrics_token: e.METRICS_TOKEN },
+      tsnet: {
+        enabled: e.USE_TSNET,
+        hostname: e.TSNET_HOSTNAME,
+        state_dir: e.TSNET_STATE_DIR,
+        tags: e.TSNET_TAGS,
+        auth_key: e.TS_AUTHKEY,
+        tailscaled_path: e.TAILSCALED_PATH,
+        tailscale_path: e.TAILSCALE_PATH,
+        serve: e.TSNET_SERVE,
+        startup_timeout: `${e.TSNET_STARTUP_TIMEOUT}ms`,
+      },
       telemetry: { logs: { level: e.LOG_LEVEL, format: e.LOG_FORMAT } },
       pipelines: {
         metrics: {
-          receivers: ['tailscale_api', 'device_metrics'],
+          receivers: ['tailscale_api', 'device_metrics', ...(e.USE_TSNET || e.TS_LOCALAPI_SOCKET ? ['local_tailscaled'] : [])],
           processors: ['device_filter', 'relabel', 'staleness'],
           exporters: Object.keys(exporters),
         },

@@ -23,8 +23,21 @@ export interface PipelineConfig {
 }
 
 /** Process-level settings (`service:` in YAML, `PORT`/`ENV`/`LOG_*` in env). */
+export interface TsnetSettings {
+  enabled: boolean;
+  hostname: string;
+  state_dir: string;
+  tags: string[];
+  auth_key: string;
+  tailscaled_path: string;
+  tailscale_path: string;
+  serve: boolean;
+  startup_timeout: number;
+}
+
 export interface ServiceSettings {
   http: { address: string; port: number; metrics_token: string; max_connections: number };
+  tsnet: TsnetSettings;
   telemetry: { logs: { level: LogLevel; format: LogFormat } };
   shutdown_timeout: number;
 }
@@ -48,6 +61,17 @@ export const serviceSchema: ConfigSchema<ServiceSettings> = defineSchema<Service
     port: { doc: 'HTTP server port (0 = any free port).', format: 'port', default: 9100 },
     metrics_token: { doc: 'Bearer token required on /metrics and /debug (empty = none).', format: 'secret', default: '' },
     max_connections: { doc: 'Concurrent connections the server accepts.', format: 'nat', default: 256 },
+  },
+  tsnet: {
+    enabled: { doc: 'Run as a tailnet node through a supervised userspace tailscaled (USE_TSNET).', format: Boolean, default: false },
+    hostname: { doc: 'Hostname of the node (TSNET_HOSTNAME).', format: String, default: 'tsmetrics' },
+    state_dir: { doc: 'State directory of the node, created with mode 0700 (TSNET_STATE_DIR).', format: String, default: '/tmp/tsnet-tsmetrics' },
+    tags: { doc: 'Tags the node advertises (TSNET_TAGS); the auth key must allow them.', format: 'string_list', default: [] },
+    auth_key: { doc: 'Auth key (TS_AUTHKEY); passed to tailscale as a file, never on a command line.', format: 'secret', default: '' },
+    tailscaled_path: { doc: 'tailscaled binary (TAILSCALED_PATH); empty = found on PATH.', format: String, default: '' },
+    tailscale_path: { doc: 'tailscale CLI (TAILSCALE_PATH); empty = beside tailscaled or on PATH.', format: String, default: '' },
+    serve: { doc: 'Offer the HTTP endpoints on the tailnet with tailscale serve (TSNET_SERVE).', format: Boolean, default: true },
+    startup_timeout: { doc: 'How long to wait for the node to be Running before giving up.', format: 'positive_duration', default: 120_000 },
   },
   telemetry: {
     logs: {

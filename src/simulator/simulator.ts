@@ -161,6 +161,9 @@ export class TailnetSimulator {
       const i = (this._churnCursor + k) % this.devices.length;
       const old = this.devices[i] as SimDevice;
       left.push(old.api.id);
+      // Forget what belonged to the device that left, so a long churn does not grow memory.
+      this.stats.deviceRequests.delete(old.api.id);
+      this._deviceFaults.delete(old.api.id);
       this._generation++;
       this.devices[i] = makeDevice(old.index, { seed: this._opts.seed ?? 1, suffix: this._opts.suffix ?? 'tail4c8e1a.ts.net', exporterShare: this._opts.exporterShare ?? 0.8, uniform: this._opts.uniform ?? false, generation: this._generation });
     }
