@@ -45,9 +45,15 @@ export class PrometheusExporterComponent implements Exporter {
     // markers are for push consumers; on the pull side a series simply stops being served.
     const kept = withoutStalePoints(batch);
     this._latest.set(info.source, kept);
-    // Render the sample lines soon after the cycle (off its critical path), so a scrape only
-    // assembles text (see serializer.ts). A scrape that comes first renders them itself.
-    if (!this._config.target_info && !this._config.scope_info) setImmediate(() => prerender(kept));
+    // Render the sample lines a moment after the cycle, when the process is idle, so a scrape
+    // only assembles text (see serializer.ts). A scrape that comes first renders them itself,
+    // and a batch replaced before then is never rendered at all.
+    if (!this._config.target_info && !this._config.scope_info) {
+      const delay = Math.min(1000, Math.max(10, info.interval / 10));
+      setTimeout(() => {
+        if (!this._stopped && this._latest.get(info.source) === kept) prerender(kept);
+      }, delay).unref();
+    }
   }
 
   /** The merged snapshot currently served (for tests and the library). */

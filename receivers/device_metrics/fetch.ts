@@ -82,13 +82,13 @@ export async function fetchMetrics(o: FetchOptions): Promise<string> {
     timedOut = true;
     ac.abort();
   }, o.timeoutMs);
-  const onStop = (): void => ac.abort();
-  o.signal.addEventListener('abort', onStop, { once: true });
+  // Shutdown destroys the dispatcher, which ends every request in flight; a listener on the
+  // long-lived receiver signal per request would only add work to every scrape.
+  if (o.signal.aborted) ac.abort();
   try {
     return await fetchWithin(o, ac.signal, () => timedOut);
   } finally {
     clearTimeout(timer);
-    o.signal.removeEventListener('abort', onStop);
   }
 }
 

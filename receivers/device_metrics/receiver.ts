@@ -36,9 +36,16 @@ interface DeviceState {
 }
 
 /** Picks the address to dial: only ever one inside the allowed networks. */
-export function chooseAddress(d: Device, mode: DeviceMetricsConfig['address'], allowed: readonly Cidr[]): string | undefined {
+export function chooseAddress(d: Device, mode: DeviceMetricsConfig['address'], allowed: readonly Cidr[], cache?: Map<string, boolean>): string | undefined {
   if (mode === 'magicdns') return d.name ? d.name.replace(/\.$/, '') : undefined;
-  const inside = d.addresses.filter((a) => ipInNetworks(a, allowed));
+  const inside = d.addresses.filter((a) => {
+    let ok = cache?.get(a);
+    if (ok === undefined) {
+      ok = ipInNetworks(a, allowed);
+      if (cache && cache.size < 100_000) cache.set(a, ok);
+    }
+    return ok;
+  });
   const v4 = inside.filter((a) => !a.includes(':'));
   const v6 = inside.filter((a) => a.includes(':'));
   return mode === 'ipv6' ? (v6[0] ?? v4[0]) : (v4[0] ?? v6[0]);
@@ -59,6 +66,8 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
   const limiter = new Limiter(config.max_concurrent);
   const once = new OnceLogger(settings.logger);
   const states = new Map<string, DeviceState>();
+  /** Whether an address is inside allowed_cidrs (addresses rarely change; parsing them does). */
+  const allowedCache = new Map<string, boolean>();
   const include = config.include_families.length ? globMatcher(config.include_families) : () => true;
   const exclude = config.exclude_families.length ? globMatcher(config.exclude_families) : () => false;
   const familyAllowed = (name: string): boolean => include(name) && !exclude(name);
@@ -130,7 +139,7 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
           finish(false, 0);
           return;
         }
-        const addr = chooseAddress(d, config.address, allowed);
+        const addr = chooseAddress(d, config.address, allowed, allowedCache);
         if (!addr) {
           fail(d, s, 'not_allowed', 'no address inside the allowed networks');
           finish(false, 0);
