@@ -11,12 +11,13 @@ const SCRAPE_PREFIX = 'tsmetrics_device_scrape_';
 /** The series one metric (name + type) had last cycle, by attribute signature. */
 interface MetricSeries {
   metric: MetricData;
-  points: Map<string, DataPoint<unknown>>;
+  points: Map<string, { point: DataPoint<unknown>; seen: number }>;
 }
 
 /** State per source: what it emitted last, and where each device's last good series are. */
 interface SourceState {
   prev: Map<string, MetricSeries>;
+  generation: number;
   /** Device id → the batch in which it was last scraped successfully, and when. */
   lastGood: Map<string, { okMs: number; batch: ResourceMetrics }>;
 }
@@ -46,7 +47,7 @@ export function createStalenessProcessor(config: StalenessConfig): Processor & {
     process(batch: ResourceMetrics, info: BatchInfo): ResourceMetrics {
       let st = sources.get(info.source);
       if (!st) {
-        st = { prev: new Map(), lastGood: new Map() };
+        st = { prev: new Map(), lastGood: new Map(), generation: 0 };
         sources.set(info.source, st);
       }
       const grace = config.grace_period > 0 ? config.grace_period : config.grace_intervals * info.interval;
@@ -114,37 +115,48 @@ export function createStalenessProcessor(config: StalenessConfig): Processor & {
         st.lastGood = nextGood;
       }
 
-      // What is emitted now, by metric and attribute signature.
-      const current = new Map<string, MetricSeries>();
+      // What is emitted now, by metric and attribute signature; entries are reused across
+      // cycles and stamped, so ended series are the ones whose stamp is old.
+      const gen = ++st.generation;
       for (const sm of scopeMetrics) {
         for (const m of sm.metrics) {
           const key = metricKey(m);
-          let ms = current.get(key);
+          let ms = st.prev.get(key);
           if (!ms) {
             ms = { metric: m, points: new Map() };
-            current.set(key, ms);
+            st.prev.set(key, ms);
           }
-          for (const p of m.dataPoints as DataPoint<unknown>[]) if (!isStale(p)) ms.points.set(attributeSignature(p.attributes), p);
+          ms.metric = m;
+          const pts = ms.points;
+          for (const p of m.dataPoints as DataPoint<unknown>[]) {
+            if (isStale(p)) continue;
+            const sig = attributeSignature(p.attributes);
+            const e = pts.get(sig);
+            if (e) {
+              e.point = p;
+              e.seen = gen;
+            } else pts.set(sig, { point: p, seen: gen });
+          }
         }
       }
       // End-of-series markers for what was sent last time and is gone now.
       let markedAny = false;
-      if (config.markers && target) {
-        const now = msToHrTime(info.time);
-        for (const [key, prev] of st.prev) {
-          const cur = current.get(key);
-          let dest: DataPoint<unknown>[] | undefined;
-          for (const [sig, p] of prev.points) {
-            if (cur?.points.has(sig)) continue;
-            const marker = { attributes: p.attributes, startTime: p.startTime, endTime: now, value: p.value };
-            markStale(marker);
-            markedAny = true;
-            dest ??= appendTo(prev.metric);
-            dest.push(marker);
-          }
+      const now = msToHrTime(info.time);
+      for (const [key, ms] of st.prev) {
+        let dest: DataPoint<unknown>[] | undefined;
+        for (const [sig, e] of ms.points) {
+          if (e.seen === gen) continue;
+          ms.points.delete(sig);
+          if (!config.markers || !target) continue;
+          const p = e.point;
+          const marker = { attributes: p.attributes, startTime: p.startTime, endTime: now, value: p.value };
+          markStale(marker);
+          markedAny = true;
+          dest ??= appendTo(ms.metric);
+          dest.push(marker);
         }
+        if (ms.points.size === 0) st.prev.delete(key);
       }
-      st.prev = current;
       const out = { resource: batch.resource, scopeMetrics: scopeMetrics.length ? scopeMetrics : batch.scopeMetrics };
       if (markedAny) markBatchHasStale(out);
       return out;

@@ -25,8 +25,9 @@ interface SeriesState {
  * `src/model/intern.ts`). Each scrape replaces the map, so series that vanish are forgotten.
  */
 export class StartTimeTracker {
-  private _prev = new Map<string, SeriesState>();
-  private _next = new Map<string, SeriesState>();
+  // One map with a "seen in scrape n" stamp per entry: unseen entries are swept at commit,
+  // which costs one lookup per sample instead of copying every entry into a new map.
+  private _series = new Map<string, SeriesState & { seen: number }>();
   private _device = '';
   private _scrape = 0;
   /** Duplicate series seen in the current scrape (the last sample wins, as in Prometheus). */
@@ -36,18 +37,25 @@ export class StartTimeTracker {
   device(signature: string): void {
     if (signature !== this._device) {
       this._device = signature;
-      this._prev = new Map();
-      this._next = new Map();
+      this._series = new Map();
     }
   }
 
   /** The state of `key` for this scrape; `make` builds the attributes of a new series. */
   series(key: string, make: () => Attributes): SeriesState {
-    let s = this._next.get(key);
-    if (s) return s;
-    s = this._prev.get(key) ?? { start: undefined, last: NaN, attrs: make(), point: undefined, scrape: -1 };
-    this._next.set(key, s);
+    let s = this._series.get(key);
+    if (!s) {
+      s = { start: undefined, last: NaN, attrs: make(), point: undefined, scrape: -1, seen: this._scrape };
+      this._series.set(key, s);
+    } else s.seen = this._scrape;
     return s;
+  }
+
+  /** Start time for a cumulative series given its current `value`. */
+  start(s: SeriesState, value: number, now: HrTime): HrTime {
+    if (s.start === undefined || value < s.last) s.start = now;
+    s.last = value;
+    return s.start;
   }
 
   /**
@@ -65,30 +73,24 @@ export class StartTimeTracker {
     return true;
   }
 
-  /** Start time for a cumulative series given its current `value`. */
-  start(s: SeriesState, value: number, now: HrTime): HrTime {
-    if (s.start === undefined || value < s.last) s.start = now;
-    s.last = value;
-    return s.start;
-  }
-
   /** Ends a scrape: only the series seen in it are remembered. */
   commit(): void {
-    this._prev = this._next;
-    this._next = new Map();
+    for (const [k, s] of this._series) if (s.seen !== this._scrape) this._series.delete(k);
     this._scrape++;
     this.duplicates = 0;
   }
 
-  /** A failed scrape keeps the previous state (counters resume without a false reset). */
+  /**
+   * A failed scrape keeps the previous state (counters resume without a false reset); entries
+   * it created are swept at the next successful scrape if they do not reappear.
+   */
   abandon(): void {
-    this._next = new Map();
     this._scrape++;
     this.duplicates = 0;
   }
 
   get size(): number {
-    return this._prev.size;
+    return this._series.size;
   }
 }
 
