@@ -6,14 +6,12 @@ import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import parsePtf from 'parse-prometheus-text-format';
 import client from 'prom-client';
 import { DataPointType, type DataPoint, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { defaultRegistry } from '../src/components.ts';
 import { loadConfig } from '../src/app.ts';
 import { PipelineService } from '../src/pipeline/service.ts';
 import { HttpServer } from '../src/server/http.ts';
-import { parseExposition } from '../receivers/device_metrics/exposition.ts';
 import { compileRelabelConfigs } from '../processors/relabel/engine.ts';
 import { RelabelCache, relabelBatch } from '../processors/relabel/processor.ts';
 import { serializePrometheusText } from '../exporters/prometheus/serializer.ts';
@@ -73,45 +71,14 @@ async function scrapeCycle(): Promise<void> {
   }
 }
 
-// 2. Parser throughput against parse-prometheus-text-format.
+// 2. Parser throughput against parse-prometheus-text-format (own process: bench/parse.ts).
 function parseSpeed(): void {
-  const fixture = readFileSync(join(ROOT, 'test/fixtures/client-metrics.txt'), 'utf8');
-  const reps = quick ? 400 : 4000;
-  const generic = genericCorpus(quick ? 1_000_000 : 10_000_000);
-  const throughput = (fn: (s: string) => unknown, inputs: string[], rounds: number): number => {
-    const bytes = inputs.reduce((n, s) => n + s.length, 0);
-    for (const s of inputs.slice(0, 5)) fn(s); // warm-up
-    const times: number[] = [];
-    for (let r = 0; r < rounds; r++) {
-      const t0 = performance.now();
-      for (const s of inputs) fn(s);
-      times.push(performance.now() - t0);
-    }
-    return bytes / 1e6 / (median(times) / 1000);
-  };
-  const tsInputs = new Array<string>(reps).fill(fixture);
-  // Conformance first: both parsers must read these inputs the same way, or the speed is moot.
-  const a = parseExposition(generic);
-  const b = parsePtf(generic) as unknown[];
-  if (a.length !== b.length) throw new Error('parsers disagree on the generic corpus');
-  for (const [label, inputs] of [['tailscaled', tsInputs], ['generic', [generic]]] as const) {
-    const ours = throughput(parseExposition, inputs as string[], quick ? 3 : 5);
-    const theirs = throughput((s) => parsePtf(s), inputs as string[], quick ? 3 : 5);
-    const ratio = ours / theirs;
-    results.push({ name: `parse_speedup_vs_ptf_${label}`, value: +ours.toFixed(1), unit: 'MB/s', peer: +theirs.toFixed(1), ratio: +ratio.toFixed(2), target: 'speedup ≥ 4', met: ratio >= 4, note: label === 'tailscaled' ? `client-metrics.txt × ${reps}` : `${(generic.length / 1e6).toFixed(1)} MB, 3–4 labels per series` });
+  const out = execFileSync(process.execPath, [join(ROOT, 'bench/parse.ts'), ...(quick ? ['--quick'] : [])], { encoding: 'utf8' });
+  const r = JSON.parse(out.trim().split('\n').pop() as string) as Record<string, { ours: number; theirs: number; bytes: number }>;
+  for (const [label, v] of Object.entries(r)) {
+    const ratio = v.ours / v.theirs;
+    results.push({ name: `parse_speedup_vs_ptf_${label}`, value: +v.ours.toFixed(1), unit: 'MB/s', peer: +v.theirs.toFixed(1), ratio: +ratio.toFixed(2), target: 'speedup ≥ 4', met: ratio >= 4, note: label === 'tailscaled' ? `client-metrics.txt parsed ${quick ? 400 : 4000} times per round` : `${(v.bytes / 1e6).toFixed(1)} MB, 3–4 labels per series` });
   }
-}
-
-function genericCorpus(bytes: number): string {
-  let s = '';
-  let fam = 0;
-  while (s.length < bytes) {
-    const name = `app_requests_${fam}_total`;
-    s += `# HELP ${name} Requests handled by shard ${fam}.\n# TYPE ${name} counter\n`;
-    for (let i = 0; i < 500; i++) s += `${name}{method="${['GET', 'POST', 'PUT'][i % 3]}",code="${200 + (i % 7)}",handler="/api/v${i % 4}/items",instance="10.0.${fam % 256}.${i % 256}:8080"} ${i * 17 + fam}\n`;
-    fam++;
-  }
-  return s;
 }
 
 // 3. Rendering /metrics for 10,000 devices against prom-client.
