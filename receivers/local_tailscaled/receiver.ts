@@ -7,6 +7,7 @@ import { BatchBuilder } from '../../src/model/batch.ts';
 import { boundLabel } from '../../src/model/labels.ts';
 import { createScrapingReceiver } from '../../src/pipeline/scraper.ts';
 import { VERSION } from '../../src/version.ts';
+import { readBodyLimited } from '../../src/util/body.ts';
 import { convertFamilies, StartTimeTracker } from '../device_metrics/convert.ts';
 import { parseExposition } from '../device_metrics/exposition.ts';
 import type { LocalTailscaledConfig } from './config.ts';
@@ -26,19 +27,9 @@ export function createLocalTailscaledReceiver(settings: Settings, config: LocalT
   const once = new OnceLogger(settings.logger);
   const get = async (path: string, signal: AbortSignal): Promise<string> => {
     const res = await agent.request({ origin: ORIGIN, path, method: 'GET', headersTimeout: config.timeout, bodyTimeout: config.timeout, signal });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of res.body) {
-      size += (c as Buffer).length;
-      if (size > config.max_body_size) {
-        res.body.on('error', () => undefined);
-        res.body.destroy();
-        throw new Error(`LocalAPI ${path} body exceeds ${config.max_body_size} bytes`);
-      }
-      chunks.push(c as Buffer);
-    }
+    const text = await readBodyLimited(res.body, config.max_body_size);
     if (res.statusCode !== 200) throw new Error(`LocalAPI ${path} answered ${res.statusCode}`);
-    return Buffer.concat(chunks).toString('utf8');
+    return text;
   };
 
   return createScrapingReceiver(

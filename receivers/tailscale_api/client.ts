@@ -3,6 +3,7 @@ import { ErrorCode, TsmetricsError, errorMessage } from '../../src/errors.ts';
 import type { Clock } from '../../src/component/types.ts';
 import type { ErrorKind } from '../../src/telemetry/self.ts';
 import type { TailscaleApiConfig } from './config.ts';
+import { BodyTooLargeError, readBodyLimited } from '../../src/util/body.ts';
 
 /** A failed API call, classified by the bounded error kinds the self-metrics use. */
 export class ApiCallError extends TsmetricsError {
@@ -165,8 +166,8 @@ export class TailscaleApiClient {
     } catch (err) {
       throw new ApiCallError('network', `request failed: ${errorMessage(err)}`, { cause: err });
     }
-    const text = await readLimited(res.body, c.max_body_size).catch((err: unknown) => {
-      if (err instanceof ApiCallError) throw err;
+    const text = await readBodyLimited(res.body, c.max_body_size).catch((err: unknown) => {
+      if (err instanceof BodyTooLargeError) throw new ApiCallError('decode', err.message);
       throw new ApiCallError('network', `reading the response failed: ${errorMessage(err)}`, { cause: err });
     });
     const status = res.statusCode;
@@ -184,22 +185,6 @@ export class TailscaleApiClient {
     if (status === 403) throw new ApiCallError('auth', `API denied access (403): ${msg}; the credential needs the devices:core:read scope`, { status });
     throw new ApiCallError('http_status', `API answered ${status}: ${msg}`, { status });
   }
-}
-
-/** Reads a body up to `limit` bytes; a larger body is an error, found while streaming. */
-async function readLimited(body: Dispatcher.ResponseData['body'], limit: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      body.on('error', () => undefined);
-      body.destroy();
-      throw new ApiCallError('decode', `response body exceeds the ${limit}-byte limit`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

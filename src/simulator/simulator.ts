@@ -59,6 +59,21 @@ export interface SimulatorStats {
   tokensIssued: number;
 }
 
+/** Writes chunks from `next` until it returns undefined, honouring back-pressure. */
+function streamBody(res: ServerResponse, next: () => Buffer | string | undefined): void {
+  res.on('error', () => undefined);
+  const pump = (): void => {
+    for (let c = next(); c !== undefined; c = next()) {
+      if (!res.write(c)) {
+        res.once('drain', pump);
+        return;
+      }
+    }
+    res.end();
+  };
+  pump();
+}
+
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', ...headers });
@@ -297,37 +312,23 @@ export class TailnetSimulator {
         res.writeHead(200, { 'content-type': 'text/plain' });
         const chunk = Buffer.alloc(64 * 1024, '# padding padding padding padding\n');
         let sent = 0;
-        const pump = (): void => {
-          while (sent < f.bytes) {
-            sent += chunk.length;
-            if (!res.write(chunk)) {
-              res.once('drain', pump);
-              return;
-            }
-          }
-          res.end();
-        };
-        res.on('error', () => undefined);
-        pump();
+        streamBody(res, () => {
+          if (sent >= f.bytes) return undefined;
+          sent += chunk.length;
+          return chunk;
+        });
         return true;
       }
       case 'huge': {
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.write('# TYPE huge_series gauge\n');
         let i = 0;
-        const pump = (): void => {
-          while (i < f.series) {
-            let s = '';
-            for (let j = 0; j < 5000 && i < f.series; j++, i++) s += `huge_series{n="${i}"} ${i}\n`;
-            if (!res.write(s)) {
-              res.once('drain', pump);
-              return;
-            }
-          }
-          res.end();
-        };
-        res.on('error', () => undefined);
-        pump();
+        streamBody(res, () => {
+          if (i >= f.series) return undefined;
+          let s = '';
+          for (let j = 0; j < 5000 && i < f.series; j++, i++) s += `huge_series{n="${i}"} ${i}\n`;
+          return s;
+        });
         return true;
       }
       case 'slow_body': {
