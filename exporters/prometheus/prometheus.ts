@@ -28,6 +28,7 @@ export class PrometheusExporterComponent implements Exporter {
   private readonly _settings: Settings;
   private readonly _config: PrometheusExporterConfig;
   private readonly _latest = new Map<string, ResourceMetrics>();
+  private readonly _prerenders = new Map<string, NodeJS.Timeout>();
   private readonly _serializer: PrometheusSerializer;
   private _stopped = false;
 
@@ -49,10 +50,16 @@ export class PrometheusExporterComponent implements Exporter {
     // only assembles text (see serializer.ts). A scrape that comes first renders them itself,
     // and a batch replaced before then is never rendered at all.
     if (!this._config.target_info && !this._config.scope_info) {
+      // One pending render per source: a newer batch cancels the older one's (which would
+      // otherwise keep a replaced batch alive until its timer fires).
+      clearTimeout(this._prerenders.get(info.source));
       const delay = Math.min(1000, Math.max(10, info.interval / 10));
-      setTimeout(() => {
+      const timer = setTimeout(() => {
+        this._prerenders.delete(info.source);
         if (!this._stopped && this._latest.get(info.source) === kept) prerender(kept);
-      }, delay).unref();
+      }, delay);
+      timer.unref();
+      this._prerenders.set(info.source, timer);
     }
   }
 
@@ -141,5 +148,7 @@ export class PrometheusExporterComponent implements Exporter {
 
   async shutdown(_deadline: AbortSignal): Promise<void> {
     this._stopped = true;
+    for (const t of this._prerenders.values()) clearTimeout(t);
+    this._prerenders.clear();
   }
 }
