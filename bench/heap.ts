@@ -36,6 +36,8 @@ for (let cycle = 0; cycle < 4; cycle++) {
     for (const { exporter } of pipe.exporters) await exporter.consume(b, { source, time: Date.now(), interval: 30_000 });
   }
 }
+// Let the exporter render its text (it does so ~1 s after a batch): that text is steady-state heap.
+await new Promise((r) => setTimeout(r, 1500));
 gc();
 await new Promise((r) => setTimeout(r, 100));
 gc();
