@@ -121,17 +121,17 @@ test('the inventory is published for the rest of the process', async (t) => {
 });
 
 test('OAuth: the token is cached, renewed before it expires, and a 401 triggers one re-auth', async (t) => {
-  const sim0 = { tokenLifetimeS: 2 };
-  const { service, sim, scrape } = await setup(t, { sim: sim0, api: { api_key: '', oauth_client_id: 'placeholder', oauth_client_secret: 'placeholder' } });
-  // Point the receiver at the simulator's client (generated credentials).
-  await service.shutdown(AbortSignal.timeout(1000));
+  const sim = new TailnetSimulator({ devices_json: fixtureDevices(), deviceServers: false, tokenLifetimeS: 2 });
+  await sim.start();
   const svc = buildService({
     receivers: { tailscale_api: { api_url: sim.apiUrl, oauth_client_id: sim.oauthClients[0]?.id, oauth_client_secret: sim.oauthClients[0]?.secret, interval: '1h' } },
     exporters: { prometheus: {} },
     service: { pipelines: { metrics: { receivers: ['tailscale_api'], exporters: ['prometheus'] } } },
   });
-  t.after(() => svc.shutdown(AbortSignal.timeout(1000)));
-  void scrape;
+  t.after(async () => {
+    await svc.shutdown(AbortSignal.timeout(1000));
+    await sim.stop();
+  });
   await svc.collectNow();
   await svc.collectNow();
   assert.equal(sim.stats.tokensIssued, 1, 'the token is reused while valid');
