@@ -27,7 +27,7 @@ export class ExpositionParseError extends TsmetricsError {
 }
 
 const TYPES = new Set<FamilyType>(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
-const FAST_TYPES = new Set<string>(TYPES);
+const TYPE_WORDS: readonly string[] = ['counter', 'gauge', 'histogram', 'summary', 'untyped'];
 
 // Character classes by code (a lookup table is much faster than comparisons in the hot loop):
 // bit 1 = label-name start [a-zA-Z_], 2 = label-name char (+digits), 4 = metric-name start
@@ -261,14 +261,21 @@ export function parseExposition(text: string): ExpositionFamily[] {
       const f = family(name);
       current = f;
       if (i >= lineEnd) continue; // a name and nothing else is not an error either
-      const rest = text.slice(i, lineEnd);
       if (kw === 'HELP') {
         if (f.helped) throw new ExpositionParseError(lineNo, `second HELP line for metric name "${name}"`);
         f.helped = true;
-        f.fam.help = unescapeHelp(rest);
+        f.fam.help = unescapeHelp(text.slice(i, lineEnd));
       } else {
-        // Fast path for the usual lowercase words; anything else is normalized first.
-        const word = FAST_TYPES.has(rest) ? rest : rest.trimEnd().toLowerCase();
+        // Fast path: the usual lowercase words compared in place, without a slice.
+        let word: string | undefined;
+        for (const w of TYPE_WORDS) {
+          if (lineEnd - i === w.length && text.startsWith(w, i)) {
+            word = w;
+            break;
+          }
+        }
+        const rest = word ?? text.slice(i, lineEnd);
+        word ??= rest.trimEnd().toLowerCase();
         const t = (word === 'gaugehistogram' || word === 'gauge_histogram' ? 'histogram' : word) as FamilyType;
         if (!TYPES.has(t)) throw new ExpositionParseError(lineNo, `unknown metric type "${rest.trimEnd()}"`);
         if (f.typed || f.fam.samples.length) throw new ExpositionParseError(lineNo, `second TYPE line for metric name "${name}", or TYPE reported after samples`);
@@ -288,6 +295,7 @@ export function parseExposition(text: string): ExpositionFamily[] {
       lastName = name;
     }
     const labels: Record<string, string> = {};
+    let nLabels = 0;
     const nameEnd = i;
     while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
     let hadLabels = false;
@@ -338,7 +346,7 @@ export function parseExposition(text: string): ExpositionFamily[] {
         if (text.charCodeAt(i) !== 34) throw new ExpositionParseError(lineNo, `expected '"' at start of label value of "${lname}"`);
         const lvalue = readQuoted(text, i, lineEnd, lineNo, 'label value');
         i = quotedNext;
-        if (Object.hasOwn(labels, lname)) throw new ExpositionParseError(lineNo, `duplicate label names for metric "${name}"`);
+        if (nLabels++ > 0 && Object.hasOwn(labels, lname)) throw new ExpositionParseError(lineNo, `duplicate label names for metric "${name}"`);
         if (lname === '__name__') throw new ExpositionParseError(lineNo, 'label name "__name__" is reserved');
         labels[lname] = lvalue;
         while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
@@ -359,11 +367,27 @@ export function parseExposition(text: string): ExpositionFamily[] {
     while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
     if (!hadLabels && i === nameEnd && i < lineEnd) throw new ExpositionParseError(lineNo, 'invalid metric name');
     const vs = i;
-    while (i < lineEnd && text.charCodeAt(i) !== 32 && text.charCodeAt(i) !== 9) i++;
+    // Integers (most counters and gauges) are read while scanning, without a slice and a
+    // second parse; anything else goes through parseGoFloat.
+    let intValue = 0;
+    let isInt = true;
+    while (i < lineEnd) {
+      const ch = text.charCodeAt(i);
+      if (ch === 32 || ch === 9) break;
+      if (isInt) {
+        if (ch >= 48 && ch <= 57) intValue = intValue * 10 + (ch - 48);
+        else isInt = false;
+      }
+      i++;
+    }
     if (vs === i) throw new ExpositionParseError(lineNo, `missing value for metric "${name}"`);
-    const vText = text.slice(vs, i);
-    const value = parseGoFloat(vText);
-    if (value === undefined) throw new ExpositionParseError(lineNo, `expected float as value, got "${vText}"`);
+    let value: number | undefined;
+    if (isInt && i - vs <= 15) value = intValue;
+    else {
+      const vText = text.slice(vs, i);
+      value = parseGoFloat(vText);
+      if (value === undefined) throw new ExpositionParseError(lineNo, `expected float as value, got "${vText}"`);
+    }
     while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
     let timestampMs: number | undefined;
     if (i < lineEnd) {
