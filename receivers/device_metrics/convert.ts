@@ -105,13 +105,29 @@ export interface ConvertContext {
 
 const RESERVED = new Set(['device_id', 'device_name', 'tailnet']);
 
+/**
+ * Canonical copies of label values. A value sliced from a scraped body can keep the whole body
+ * alive (V8 sliced strings); a series keeps its attributes for its lifetime, so its values are
+ * copied once here — and shared, since the same values ("derp", "direct_ipv4") recur on every
+ * device.
+ */
+const canonicalValues = new Map<string, string>();
+function canonical(v: string): string {
+  let c = canonicalValues.get(v);
+  if (c === undefined) {
+    c = v.length > 12 ? Buffer.from(v, 'utf8').toString('utf8') : v;
+    if (canonicalValues.size < 50_000) canonicalValues.set(c, c);
+  }
+  return c;
+}
+
 function attrs(ctx: ConvertContext, labels: Record<string, string>, skip?: string): Attributes {
   const a: Attributes = { ...ctx.deviceLabels };
   for (const k in labels) {
     if (k === skip) continue;
     // A device's own label named like one of ours is kept as exported_<name>, as Prometheus does.
-    const key = RESERVED.has(k) ? `exported_${k}` : k;
-    a[key] = boundLabel(labels[k] as string, ctx.maxLabel);
+    const key = RESERVED.has(k) ? `exported_${k}` : canonical(k);
+    a[key] = canonical(boundLabel(labels[k] as string, ctx.maxLabel));
   }
   return a;
 }
