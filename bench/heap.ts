@@ -4,7 +4,7 @@
 import { defaultRegistry } from '../src/components.ts';
 import { resolveConfig } from '../src/config/service.ts';
 import { PipelineService } from '../src/pipeline/service.ts';
-import { tailnetSnapshot } from './lib.ts';
+import { receiverState, tailnetSnapshot } from './lib.ts';
 
 const devices = Number(process.argv[2] ?? 10000);
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -26,9 +26,11 @@ if (!pipe) throw new Error('no pipeline');
 gc();
 const before = process.memoryUsage().heapUsed;
 let series = 0;
-// Feed the pipeline (processors + exporter) as the receivers would, for several cycles.
+// Feed the pipeline (processors + exporter) as the receivers would, for several cycles, with
+// the receivers' own state (trackers, interner) carried from cycle to cycle.
+const state = receiverState();
 for (let cycle = 0; cycle < 4; cycle++) {
-  const snap = tailnetSnapshot(devices, Date.now() + cycle * 30_000);
+  const snap = tailnetSnapshot(devices, Date.now() + cycle * 30_000, state);
   series = snap.series;
   for (const [source, batch] of [['tailscale_api', snap.api], ['device_metrics', snap.client]] as const) {
     let b = batch;

@@ -8,6 +8,7 @@ import { convertFamilies, StartTimeTracker } from '../receivers/device_metrics/c
 import { decodeDevice } from '../receivers/tailscale_api/decode.ts';
 import { buildApiBatch } from '../receivers/tailscale_api/metrics.ts';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { AttributeInterner } from '../src/model/intern.ts';
 
 export interface Result {
   name: string;
@@ -50,24 +51,40 @@ export async function simulatorProcess(opts: { devices: number; latency?: number
  * The series set of an N-device tailnet, built by the receivers' own code (API metrics for
  * every device, all client families for each): what the Prometheus exporter holds.
  */
-export function tailnetSnapshot(devices: number, nowMs = Date.now()): { api: ResourceMetrics; client: ResourceMetrics; series: number } {
+/** What the receivers keep between cycles (per-device trackers, the API interner). */
+export interface ReceiverState {
+  trackers: Map<string, StartTimeTracker>;
+  interner: AttributeInterner;
+}
+
+export function receiverState(): ReceiverState {
+  return { trackers: new Map(), interner: new AttributeInterner() };
+}
+
+export function tailnetSnapshot(devices: number, nowMs = Date.now(), state: ReceiverState = receiverState()): { api: ResourceMetrics; client: ResourceMetrics; series: number } {
   const apiDevices = [];
   const client = new BatchBuilder({ 'service.name': 'tsmetrics' }, { name: 'tsmetrics/device_metrics' });
   for (let i = 0; i < devices; i++) {
     const d = makeDevice(i, { seed: 11, suffix: 'tail4c8e1a.ts.net', exporterShare: 1, uniform: true });
     apiDevices.push(decodeDevice(finishDevice(d, nowMs)));
+    let tracker = state.trackers.get(d.api.id);
+    if (!tracker) {
+      tracker = new StartTimeTracker();
+      state.trackers.set(d.api.id, tracker);
+    }
     convertFamilies(parseExposition(renderClientMetrics(d, nowMs, nowMs - 3_600_000)), {
       out: client,
       deviceLabels: { device_id: d.api.id, device_name: d.api.name },
       timeMs: nowMs,
-      tracker: new StartTimeTracker(),
+      tracker,
       familyAllowed: () => true,
       maxLabel: 128,
     });
+    tracker.commit();
   }
   const api = buildApiBatch(
     apiDevices.filter((d) => d !== undefined),
-    { nowMs, includeUserEmail: true, tailnetLabel: '', maxLabel: 128, resource: { 'service.name': 'tsmetrics' }, scopeVersion: '0' },
+    { nowMs, includeUserEmail: true, tailnetLabel: '', maxLabel: 128, resource: { 'service.name': 'tsmetrics' }, scopeVersion: '0', interner: state.interner },
   );
   const c = client.build();
   let series = 0;

@@ -1,7 +1,6 @@
 import type { DataPoint, MetricData, ResourceMetrics, ScopeMetrics } from '@opentelemetry/sdk-metrics';
 import type { BatchInfo, Processor } from '../../src/component/types.ts';
 import { msToHrTime } from '../../src/model/batch.ts';
-import { attributeSignature } from '../../src/model/intern.ts';
 import { isStale, markBatchHasStale, markStale } from '../../src/model/stale.ts';
 import type { StalenessConfig } from './config.ts';
 
@@ -11,7 +10,7 @@ const SCRAPE_PREFIX = 'tsmetrics_device_scrape_';
 /** The series one metric (name + type) had last cycle, by attribute signature. */
 interface MetricSeries {
   metric: MetricData;
-  points: Map<string, { point: DataPoint<unknown>; seen: number }>;
+  points: Map<object, { point: DataPoint<unknown>; seen: number }>;
 }
 
 /** State per source: what it emitted last, and where each device's last good series are. */
@@ -115,9 +114,13 @@ export function createStalenessProcessor(config: StalenessConfig): Processor & {
         st.lastGood = nextGood;
       }
 
-      // What is emitted now, by metric and attribute signature; entries are reused across
-      // cycles and stamped, so ended series are the ones whose stamp is old.
+      // What is emitted now. Entries are keyed by the attributes object: receivers keep a
+      // series' object from cycle to cycle, so in steady state this costs one lookup per point
+      // and no strings. An object seen for the first time may still be an old series under a new
+      // object (a processor that rebuilds attributes); that is settled by comparing signatures,
+      // only for entries that changed.
       const gen = ++st.generation;
+      const fresh = new Map<MetricSeries, object[]>();
       for (const sm of scopeMetrics) {
         for (const m of sm.metrics) {
           const key = metricKey(m);
@@ -130,12 +133,19 @@ export function createStalenessProcessor(config: StalenessConfig): Processor & {
           const pts = ms.points;
           for (const p of m.dataPoints as DataPoint<unknown>[]) {
             if (isStale(p)) continue;
-            const sig = attributeSignature(p.attributes);
-            const e = pts.get(sig);
+            const e = pts.get(p.attributes);
             if (e) {
               e.point = p;
               e.seen = gen;
-            } else pts.set(sig, { point: p, seen: gen });
+            } else {
+              pts.set(p.attributes, { point: p, seen: gen });
+              let list = fresh.get(ms);
+              if (!list) {
+                list = [];
+                fresh.set(ms, list);
+              }
+              list.push(p.attributes);
+            }
           }
         }
       }
@@ -144,9 +154,16 @@ export function createStalenessProcessor(config: StalenessConfig): Processor & {
       const now = msToHrTime(info.time);
       for (const [key, ms] of st.prev) {
         let dest: DataPoint<unknown>[] | undefined;
-        for (const [sig, e] of ms.points) {
+        let freshSigs: Set<string> | undefined;
+        for (const [attrs, e] of ms.points) {
           if (e.seen === gen) continue;
-          ms.points.delete(sig);
+          ms.points.delete(attrs);
+          const added = fresh.get(ms);
+          if (added) {
+            // Signatures are computed here, not cached: only changed series pay for them.
+            freshSigs ??= new Set(added.map((a) => JSON.stringify(a)));
+            if (freshSigs.has(JSON.stringify(attrs))) continue; // same series, new object
+          }
           if (!config.markers || !target) continue;
           const p = e.point;
           const marker = { attributes: p.attributes, startTime: p.startTime, endTime: now, value: p.value };

@@ -79,7 +79,18 @@ export function buildApiBatch(devices: readonly ApiDeviceRecord[], o: BuildOptio
     const m = bb.gauge(API_METRICS[k][0], API_METRICS[k][1]);
     if (!interner) return m;
     const name = API_METRICS[k][0];
-    return { add: (attrs: Attributes, value: number, t: number) => m.add(interner.intern(name + JSON.stringify(attrs), attrs), value, t) };
+    return {
+      add: (attrs: Attributes, value: number, t: number) => {
+        // Group: the device's identity labels; key: the metric and its other label values.
+        let group = '';
+        let key = name;
+        for (const k in attrs) {
+          if (k === 'device_id' || k === 'device_name' || k === 'tailnet') group += `${String(attrs[k])}\u0000`;
+          else key += `\u0000${k}\u0001${String(attrs[k])}`;
+        }
+        return m.add(interner.intern(group, key, attrs), value, t);
+      },
+    };
   };
   const t = o.nowMs;
   const L = (v: string): string => boundLabel(v, o.maxLabel);

@@ -7,14 +7,21 @@ import type { Attributes } from '@opentelemetry/api';
  * in a cycle are forgotten at `commit()`, so memory follows the live series.
  */
 export class AttributeInterner {
-  private _prev = new Map<string, Attributes>();
-  private _next = new Map<string, Attributes>();
+  // Two levels (group, then key) so the long part shared by many series — a device's id and
+  // name — is stored once per group rather than inside every series' key.
+  private _prev = new Map<string, Map<string, Attributes>>();
+  private _next = new Map<string, Map<string, Attributes>>();
 
-  /** The interned object for `key`, or `attrs` itself the first time. */
-  intern(key: string, attrs: Attributes): Attributes {
-    const hit = this._next.get(key) ?? this._prev.get(key);
+  /** The interned object for (`group`, `key`), or `attrs` itself the first time. */
+  intern(group: string, key: string, attrs: Attributes): Attributes {
+    let next = this._next.get(group);
+    if (!next) {
+      next = new Map();
+      this._next.set(group, next);
+    }
+    const hit = next.get(key) ?? this._prev.get(group)?.get(key);
     const out = hit ?? attrs;
-    this._next.set(key, out);
+    next.set(key, out);
     return out;
   }
 
@@ -24,7 +31,9 @@ export class AttributeInterner {
   }
 
   get size(): number {
-    return this._prev.size;
+    let n = 0;
+    for (const m of this._prev.values()) n += m.size;
+    return n;
   }
 }
 
