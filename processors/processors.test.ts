@@ -96,6 +96,23 @@ test('staleness: a series that disappears (label change) gets exactly one marker
   assert.deepEqual(pts.filter((x) => isStale(x)).map((x) => x.attributes.version), ['1.0']);
 });
 
+test('staleness: a processor that rebuilds attribute objects every cycle causes no false markers', () => {
+  const p = createStalenessProcessor({ grace_period: 0, grace_intervals: 2, markers: true });
+  const info = (t: number) => ({ source: 'x', time: t, interval: 1000 });
+  // Fresh objects with the same labels each cycle (not interned), plus one real change.
+  const cycle = (t: number, version: string) =>
+    batch((b) => {
+      b.gauge('tailscale_device_info', '').add({ device_id: '1', version }, 1, t);
+      b.gauge('tailscale_device_online', '').add({ device_id: '1' }, 1, t).add({ device_id: '2' }, 1, t);
+    });
+  p.process(cycle(1000, '1.0'), info(1000));
+  let out = p.process(cycle(2000, '1.0'), info(2000)) as ResourceMetrics;
+  assert.equal(out.scopeMetrics.flatMap((s) => s.metrics).flatMap((m) => m.dataPoints as DataPoint<unknown>[]).filter((x) => isStale(x as object)).length, 0, 'same labels, new objects: no marker');
+  out = p.process(cycle(3000, '1.1'), info(3000)) as ResourceMetrics;
+  assert.deepEqual(points(out, 'tailscale_device_info').filter((x) => isStale(x)).map((x) => x.attributes.version), ['1.0'], 'a real change still ends the old series');
+  assert.equal(points(out, 'tailscale_device_online').filter((x) => isStale(x)).length, 0);
+});
+
 test('staleness soak: 20% of devices replaced every cycle for 500 cycles, tracked series stay flat', () => {
   const p = createStalenessProcessor({ grace_period: 0, grace_intervals: 2, markers: true });
   const devices = 100;
