@@ -4,6 +4,7 @@ import { execFileSync, spawnSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import client from 'prom-client';
@@ -224,7 +225,16 @@ async function prometheusReference(): Promise<void> {
   writeFileSync(join(dir, 'targets.json'), JSON.stringify([{ targets, labels: { job: 'tailscaled' } }]));
   const interval = quick ? 3 : 10;
   writeFileSync(join(dir, 'prometheus.yml'), `global:\n  scrape_interval: ${interval}s\n  scrape_timeout: ${Math.min(5, interval)}s\nscrape_configs:\n  - job_name: tailscaled\n    file_sd_configs:\n      - files: ['${join(dir, 'targets.json')}']\n`);
-  const promPort = 30000 + Math.floor(Math.random() * 10000);
+  // Ask the kernel for a free port: a random pick can land on one of the simulator's
+  // ephemeral client ports and Prometheus then fails to bind.
+  const promPort = await new Promise<number>((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
   const prom = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let promLog = '';
   prom.stderr?.on('data', (c: Buffer) => (promLog = (promLog + c.toString()).slice(-4000)));
@@ -232,6 +242,7 @@ async function prometheusReference(): Promise<void> {
     if (code) log(`prometheus exited with ${code}: ${promLog}`);
   });
   const cpuMs = (): number => {
+    if (prom.exitCode !== null) throw new Error(`prometheus exited early (${prom.exitCode}); see log above`);
     const f = readFileSync(`/proc/${prom.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
     return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime+stime in clock ticks (100 Hz)
   };
