@@ -12,7 +12,7 @@ import type { ProcessorFactory } from '../src/component/types.ts';
 import type { PrometheusExporterComponent } from '../exporters/prometheus/prometheus.ts';
 import type { OtlpExporterComponent } from '../exporters/otlp/otlp.ts';
 import { healthDocument } from '../src/server/http.ts';
-import { families, memoryLogger, sampleValue } from './helpers/index.ts';
+import { families, memoryLogger, renderPrometheus, sampleValue } from './helpers/index.ts';
 import { OtlpReceiver } from './helpers/otlp-receiver.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -154,7 +154,7 @@ test('OTLP endpoint slow, then 429/500, then accepting again: the pipeline never
   await service.collectNow();
   await otlp.flush();
   assert.ok(rx.requests.length >= 1, 'delivery resumes when the endpoint accepts again');
-  assert.ok((await (service.exporters.get('prometheus') as PrometheusExporterComponent).render())?.includes('tailscale_device_count 8'));
+  assert.ok((await renderPrometheus(service)).includes('tailscale_device_count 8'));
 });
 
 test('an exception inside a component is contained and counted; the other pipeline goes on', async (t) => {
@@ -193,7 +193,7 @@ test('an exception inside a component is contained and counted; the other pipeli
   });
   await service.collectNow();
   await service.collectNow();
-  const f = families((await (service.exporters.get('prometheus') as PrometheusExporterComponent).render()) ?? '');
+  const f = families(await renderPrometheus(service));
   assert.equal(sampleValue(f, 'tailscale_device_count', {}), 8);
   assert.equal(sampleValue(f, 'tsmetrics_component_errors_total', { component_id: 'boom', error_type: 'exception' }), 2);
   assert.equal(lines.filter((l) => l.includes('processor failed')).length, 1, 'logged once');

@@ -4,8 +4,7 @@ import { loadConfig } from '../src/app.ts';
 import { defaultRegistry } from '../src/components.ts';
 import { PipelineService } from '../src/pipeline/service.ts';
 import { TailnetSimulator } from '../src/simulator/simulator.ts';
-import type { PrometheusExporterComponent } from '../exporters/prometheus/prometheus.ts';
-import { families, memoryLogger } from './helpers/index.ts';
+import { families, memoryLogger, renderPrometheus } from './helpers/index.ts';
 
 test('three shards over the simulator: every device is scraped by exactly one shard; API metrics come from shard 0', async (t) => {
   const sim = new TailnetSimulator({ devices: 60, exporterShare: 1, ephemeralLifetimeMs: 0 });
@@ -22,7 +21,7 @@ test('three shards over the simulator: every device is scraped by exactly one sh
   const scrapedBy = new Map<string, number[]>();
   const texts: string[] = [];
   for (const [i, s] of shards.entries()) {
-    const text = (await (s.exporters.get('prometheus') as PrometheusExporterComponent).render()) ?? '';
+    const text = await renderPrometheus(s);
     texts.push(text);
     for (const sample of families(text).get('tsmetrics_device_scrape_up')?.samples ?? []) {
       const id = sample.labels.device_id as string;

@@ -1,9 +1,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { TailnetSimulator } from '../../src/simulator/simulator.ts';
-import type { PrometheusExporterComponent } from '../prometheus/prometheus.ts';
 import type { OtlpExporterComponent } from './otlp.ts';
-import { buildService, families, sampleValue } from '../../test/helpers/index.ts';
+import { buildService, families, renderPrometheus, sampleValue } from '../../test/helpers/index.ts';
 import { OtlpReceiver } from '../../test/helpers/otlp-receiver.ts';
 
 async function setup(t: TestContext, otlp: Record<string, unknown>, sim = new TailnetSimulator({ devices: 8 })) {
@@ -118,7 +117,7 @@ test('OTLP endpoint 429/503 are retried with Retry-After; a down endpoint drops 
   await cycle();
   assert.equal(exporter.stats.droppedBatches, 2);
   assert.ok(exporter.stats.droppedPoints > 0);
-  const prom = families((await (service.exporters.get('prometheus') as PrometheusExporterComponent).render()) ?? '');
+  const prom = families(await renderPrometheus(service));
   assert.ok(prom.has('tailscaled_inbound_bytes_total'), 'the Prometheus side still serves everything');
   assert.equal(sampleValue(prom, 'tsmetrics_component_errors_total', { component_id: 'otlp', error_type: 'export' }), 2);
   assert.ok((sampleValue(prom, 'tsmetrics_component_dropped_points_total', { component_id: 'otlp' }) ?? 0) > 0);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { TailnetSimulator } from '../../src/simulator/simulator.ts';
 import type { PrometheusExporterComponent } from '../../exporters/prometheus/prometheus.ts';
 import type { PipelineService } from '../../src/pipeline/service.ts';
-import { buildService, families, fixtureDevices, memoryLogger, sampleValue } from '../../test/helpers/index.ts';
+import { buildService, families, fixtureDevices, memoryLogger, renderPrometheus, sampleValue } from '../../test/helpers/index.ts';
 
 async function setup(t: TestContext, opts: { api?: Record<string, unknown>; sim?: ConstructorParameters<typeof TailnetSimulator>[0] } = {}) {
   const sim = new TailnetSimulator({ devices_json: fixtureDevices(), deviceServers: false, ...opts.sim });
@@ -224,7 +224,7 @@ test('snapshots replace each other: rename, upgrade and a removed route leave no
   sim.setDevicesJson(devices.filter((d) => d.id !== CAROL.device_id));
   await service.collectNow();
   const f = await scrape();
-  const text = (await (service.exporters.get('prometheus') as PrometheusExporterComponent).render()) ?? '';
+  const text = await renderPrometheus(service);
   assert.ok(!text.includes('gw-fra-01.tail4c8e1a.ts.net'), 'the old name is gone everywhere');
   assert.ok(!text.includes('1.102.3-t4f1c2a9e0-g7d2b19c8a",') || !text.includes('gw-fra-02.tail4c8e1a.ts.net",online="true",os="linux",version="1.102.3'), 'no info series with the old version');
   assert.equal(sampleValue(f, 'tailscale_device_info', { device_id: GW.device_id, version: '1.104.0-tnew-gnew' }), 1);
@@ -266,7 +266,7 @@ test('two tailnets in one config are told apart by a tailnet label', async (t) =
     await b.stop();
   });
   await svc.collectNow();
-  const f = families((await (svc.exporters.get('prometheus') as PrometheusExporterComponent).render()) ?? '');
+  const f = families(await renderPrometheus(svc));
   assert.equal(sampleValue(f, 'tailscale_device_count', { tailnet: 'a.example' }), 8);
   assert.equal(sampleValue(f, 'tailscale_device_count', { tailnet: 'b.example' }), 3);
   assert.ok(f.get('tailscale_device_online')?.samples.every((s) => s.labels.tailnet === 'a.example' || s.labels.tailnet === 'b.example'));

@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../../src/log/logger.ts';
 import { PipelineService } from '../../src/pipeline/service.ts';
 import { parseExposition, type ExpositionFamily } from '../../receivers/device_metrics/exposition.ts';
 import type { ComponentRegistry } from '../../src/component/registry.ts';
+import type { PrometheusExporterComponent } from '../../exporters/prometheus/prometheus.ts';
 
 export const FIXTURES = new URL('../fixtures/', import.meta.url);
 
@@ -74,6 +75,11 @@ export function sampleValue(fams: Map<string, ExpositionFamily>, name: string, m
   const f = fams.get(name);
   const s = f?.samples.find((x) => x.name === name && Object.entries(match).every(([k, v]) => x.labels[k] === v));
   return s?.value;
+}
+
+/** What a scrape of the service's `prometheus` exporter would return now ('' when it has nothing). */
+export async function renderPrometheus(service: PipelineService, id = 'prometheus'): Promise<string> {
+  return (await (service.exporters.get(id) as PrometheusExporterComponent).render()) ?? '';
 }
 
 /** Builds a pipeline service from a raw (YAML-shaped) config. */
