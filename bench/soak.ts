@@ -2,7 +2,7 @@
 // series, open sockets and heap after GC must stay flat (under 5 % growth from cycle 100 to 1,000).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { runSoak } from './soak-lib.ts';
 
 const cycles = Number(process.argv.find((a) => a.startsWith('--cycles='))?.slice(9) ?? 1000);
@@ -16,7 +16,8 @@ process.stdout.write(`live series     ${r.first.liveSeries} → ${r.last.liveSer
 process.stdout.write(`open sockets    ${r.first.sockets} → ${r.last.sockets}  growth ${pct(r.socketGrowth)}\n`);
 const ok = r.heapGrowth < 0.05 && r.seriesGrowth < 0.05 && r.socketGrowth < 0.05;
 process.stdout.write(ok ? 'flat: yes\n' : 'flat: NO\n');
-const dir = join(fileURLToPath(new URL('.', import.meta.url)), 'results');
-mkdirSync(dir, { recursive: true });
-writeFileSync(join(dir, 'soak.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, cycles, ...r }, null, 2) + '\n');
+// `--out=` lets the short soak in `npm test` write elsewhere than the committed full-run figures.
+const out = process.argv.find((a) => a.startsWith('--out='))?.slice(6) ?? join(fileURLToPath(new URL('.', import.meta.url)), 'results', 'soak.json');
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), node: process.version, cycles, ...r }, null, 2) + '\n');
 process.exitCode = ok ? 0 : 1;
