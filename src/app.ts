@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import { ConfigError, errorMessage } from './errors.ts';
 import { defaultTailscalePath, freePort, TailscaledSupervisor, which } from './tsnet/supervisor.ts';
 import type { ResolvedComponent } from './config/service.ts';
+import { SelfEndpoints } from './component/types.ts';
 
 /** Points every device_metrics receiver without its own proxy at the tsnet node's proxy. */
 function withProxy(config: ServiceConfig, proxyUrl: string): ServiceConfig {
@@ -128,7 +129,8 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
     supervisor.proxyPort = await freePort();
     config = withProxy(config, supervisor.proxyUrl);
   }
-  const service = new PipelineService(o.registry ?? defaultRegistry(), config, { logger, version: VERSION });
+  const selfEndpoints = new SelfEndpoints();
+  const service = new PipelineService(o.registry ?? defaultRegistry(), config, { logger, version: VERSION, secrets: redactor, selfEndpoints });
   const http = config.service.http;
   const server = new HttpServer({
     service,
@@ -149,6 +151,7 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
     await simulator?.stop();
     throw err;
   }
+  selfEndpoints.add(address.address, address.port);
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
   if (supervisor) {

@@ -34,6 +34,7 @@ export { SelfTelemetry, type ErrorKind } from './telemetry/self.ts';
 export { BatchBuilder, MetricBuilder, msToHrTime, hrTimeToMs, countPoints, mapMetrics } from './model/batch.ts';
 export { markStale, isStale, markBatchHasStale, batchHasStale } from './model/stale.ts';
 export { HttpServer } from './server/http.ts';
+export { SelfEndpoints } from './component/types.ts';
 export { TailnetSimulator, type SimulatorOptions, type Fault } from './simulator/simulator.ts';
 export { main } from './cli/main.ts';
 export { VERSION } from './version.ts';

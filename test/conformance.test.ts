@@ -5,9 +5,9 @@ import { builtinFactories, defaultRegistry } from '../src/components.ts';
 import { ComponentRegistry } from '../src/component/registry.ts';
 import { componentId } from '../src/component/id.ts';
 import type { AnyFactory, Component, Settings } from '../src/component/types.ts';
-import { systemClock } from '../src/component/types.ts';
+import { SelfEndpoints, systemClock } from '../src/component/types.ts';
 import { parseConfig } from '../src/config/schema.ts';
-import { nopLogger } from '../src/log/logger.ts';
+import { nopLogger, Redactor } from '../src/log/logger.ts';
 import { InventoryHub } from '../src/pipeline/inventory.ts';
 import { SelfTelemetry } from '../src/telemetry/self.ts';
 import { BatchBuilder } from '../src/model/batch.ts';
@@ -26,6 +26,8 @@ function settings(f: AnyFactory, telemetry: SelfTelemetry, dispatcher: Agent): S
     telemetry,
     inventory: new InventoryHub(),
     deviceSelectors: [],
+    secrets: new Redactor(),
+    selfEndpoints: new SelfEndpoints(),
   };
 }
 

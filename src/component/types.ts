@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Meter } from '@opentelemetry/api';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { Dispatcher } from 'undici';
-import type { Logger } from '../log/logger.ts';
+import type { Logger, Redactor } from '../log/logger.ts';
 import type { ComponentId } from './id.ts';
 import type { ConfigSchema } from '../config/schema.ts';
 import type { InventoryHub, DeviceSelector } from '../pipeline/inventory.ts';
@@ -38,6 +38,35 @@ export interface Settings {
    * one pipeline accepts.
    */
   readonly deviceSelectors: readonly (readonly DeviceSelector[])[];
+  /**
+   * Where secrets learned at run time (OAuth access tokens, the Basic form of an API key, tokens
+   * read from files) are registered the moment they are known, so no printout can carry them.
+   */
+  readonly secrets: Redactor;
+  /** The addresses this process itself listens on; receivers never dial these. */
+  readonly selfEndpoints: SelfEndpoints;
+}
+
+/**
+ * The process's own listening sockets, filled in once the HTTP server is bound. A device whose
+ * address and port are one of these is this process, and scraping it would loop.
+ */
+export class SelfEndpoints {
+  private readonly _list: Array<{ address: string; port: number }> = [];
+  add(address: string, port: number): void {
+    this._list.push({ address, port });
+  }
+  /** True when dialing `address:port` would reach this process (wildcard binds included). */
+  isSelf(address: string, port: number, localAddresses: () => ReadonlySet<string>): boolean {
+    for (const e of this._list) {
+      if (e.port !== port) continue;
+      if (e.address === address) return true;
+      if (e.address === '0.0.0.0' || e.address === '::') {
+        if (address.startsWith('127.') || address === '::1' || localAddresses().has(address)) return true;
+      }
+    }
+    return false;
+  }
 }
 
 /** Per-batch facts that travel beside the data. */
@@ -48,6 +77,8 @@ export interface BatchInfo {
   readonly time: number;
   /** How long until the next batch from this source is expected, ms. */
   readonly interval: number;
+  /** The pipeline the batch travels in (set by the runtime; exporters key snapshots by it). */
+  readonly pipeline?: string;
 }
 
 /** Lifecycle every component shares. */

@@ -14,10 +14,10 @@ import type {
   ReceiverFactory,
   Settings,
 } from '../component/types.ts';
-import { systemClock } from '../component/types.ts';
+import { SelfEndpoints, systemClock } from '../component/types.ts';
 import type { ResolvedComponent, ServiceConfig } from '../config/service.ts';
 import { errorMessage } from '../errors.ts';
-import { nopLogger, OnceLogger, type Logger } from '../log/logger.ts';
+import { nopLogger, OnceLogger, Redactor, type Logger } from '../log/logger.ts';
 import { countPoints } from '../model/batch.ts';
 import { SelfTelemetry } from '../telemetry/self.ts';
 import { InventoryHub, type DeviceSelector } from './inventory.ts';
@@ -32,6 +32,10 @@ export interface ServiceOptions {
   inventory?: InventoryHub;
   /** Adds resource attributes to self-telemetry and OTLP batches (service.version…). */
   version?: string;
+  /** Registry of secrets to scrub from every printout; components add runtime secrets to it. */
+  secrets?: Redactor;
+  /** This process's listening sockets (filled in after the HTTP server binds). */
+  selfEndpoints?: SelfEndpoints;
 }
 
 interface PipelineNode {
@@ -51,6 +55,8 @@ export class PipelineService {
   readonly telemetry: SelfTelemetry;
   readonly inventory: InventoryHub;
   readonly clock: Clock;
+  readonly secrets: Redactor;
+  readonly selfEndpoints: SelfEndpoints;
   readonly receivers = new Map<string, Receiver>();
   readonly exporters = new Map<string, Exporter>();
   readonly pipelines: PipelineNode[] = [];
@@ -70,6 +76,8 @@ export class PipelineService {
     this._ownsDispatcher = !opts.dispatcher;
     this._dispatcher = opts.dispatcher ?? new Agent({ keepAliveTimeout: 60_000, connections: 256 });
     this._once = new OnceLogger(this.logger);
+    this.secrets = opts.secrets ?? new Redactor();
+    this.selfEndpoints = opts.selfEndpoints ?? new SelfEndpoints();
 
     const settingsFor = (c: ResolvedComponent, selectors: DeviceSelector[][] = []): Settings => ({
       id: c.id,
@@ -80,6 +88,8 @@ export class PipelineService {
       telemetry: this.telemetry,
       inventory: this.inventory,
       deviceSelectors: selectors,
+      secrets: this.secrets,
+      selfEndpoints: this.selfEndpoints,
     });
 
     // Exporters are shared between pipelines, as in the Collector.
@@ -124,7 +134,8 @@ export class PipelineService {
     };
   }
 
-  private async _runPipeline(p: PipelineNode, input: ResourceMetrics, info: BatchInfo): Promise<void> {
+  private async _runPipeline(p: PipelineNode, input: ResourceMetrics, sourceInfo: BatchInfo): Promise<void> {
+    const info: BatchInfo = { ...sourceInfo, pipeline: p.name };
     let batch: ResourceMetrics | null = input;
     for (const { id, processor } of p.processors) {
       const before = countPoints(batch);
