@@ -13,6 +13,11 @@ export interface DeviceMetricsConfig {
   address: 'ipv4' | 'ipv6' | 'magicdns';
   require_tag: boolean;
   scrape_tag: string;
+  family_namespace: string[];
+  max_name_length: number;
+  max_label_name_length: number;
+  max_labels: number;
+  max_help_length: number;
   include_families: string[];
   exclude_families: string[];
   backoff_max_cycles: number;
@@ -36,6 +41,15 @@ export const configSchema = defineSchema<DeviceMetricsConfig>(
     address: { doc: 'Which device address to dial: ipv4 (first IPv4 inside allowed_cidrs, else IPv6), ipv6, or magicdns (the name, resolved and checked).', format: ['ipv4', 'ipv6', 'magicdns'], default: 'ipv4' },
     require_tag: { doc: 'Only scrape devices carrying scrape_tag (the security rule).', format: Boolean, default: true },
     scrape_tag: { doc: 'Tag a device needs to be scraped.', format: String, default: 'tag:exporter' },
+    family_namespace: {
+      doc: 'Metric families a device may send (globs on the Prometheus name). Anything else is dropped and counted, so no device can emit or shadow tailscale_* or tsmetrics_* series.',
+      format: 'string_list',
+      default: ['tailscaled_*'],
+    },
+    max_name_length: { doc: 'Longest metric name accepted from a device, characters (longer: the scrape fails with kind "limit").', format: 'nat', default: 256 },
+    max_label_name_length: { doc: 'Longest label name accepted from a device, characters (longer: the scrape fails with kind "limit").', format: 'nat', default: 128 },
+    max_labels: { doc: 'Most labels on one sample (more: the scrape fails with kind "limit").', format: 'nat', default: 32 },
+    max_help_length: { doc: 'HELP texts are cut to this many characters.', format: 'nat', default: 1024 },
     include_families: { doc: 'Only these metric families (exact names or * globs; empty = all).', format: 'string_list', default: [] },
     exclude_families: { doc: 'Never these metric families (exact names or * globs).', format: 'string_list', default: [] },
     backoff_max_cycles: { doc: 'A failing device is skipped for 1, 2, 4 … cycles, at most this many.', format: 'nat', default: 8 },
@@ -46,6 +60,9 @@ export const configSchema = defineSchema<DeviceMetricsConfig>(
   },
   (c) => {
     const p: Array<{ path: string; message: string }> = [];
+    if (c.family_namespace.length === 0) p.push({ path: 'family_namespace', message: 'must name at least one glob (e.g. tailscaled_*)' });
+    for (const g of c.family_namespace) if (/^(tailscale_|tsmetrics_|\*)/i.test(g) && !/^tailscaled_/i.test(g)) p.push({ path: 'family_namespace', message: `"${g}" would let devices write tailscale_* or tsmetrics_* series; choose a narrower glob` });
+    for (const k of ['max_name_length', 'max_label_name_length', 'max_labels', 'max_help_length'] as const) if (c[k] < 1) p.push({ path: k, message: 'must be at least 1' });
     if (c.max_concurrent < 1) p.push({ path: 'max_concurrent', message: 'must be at least 1' });
     if (!c.path.startsWith('/')) p.push({ path: 'path', message: 'must start with /' });
     if (c.shard_count < 1) p.push({ path: 'shard_count', message: 'must be at least 1' });

@@ -3,6 +3,8 @@ import type { Histogram } from '@opentelemetry/sdk-metrics';
 import type { BatchBuilder } from '../../src/model/batch.ts';
 import { msToHrTime } from '../../src/model/batch.ts';
 import { boundLabel } from '../../src/model/labels.ts';
+import { BoundedCache, prometheusName } from '../../src/model/names.ts';
+import { FamilyRegistry, type OutputKind } from './families.ts';
 import type { ExpositionFamily, ExpositionSample } from './exposition.ts';
 
 /** What the receiver remembers about one series of a device between scrapes. */
@@ -101,33 +103,81 @@ export interface ConvertContext {
   readonly tracker: StartTimeTracker;
   readonly familyAllowed: (name: string) => boolean;
   readonly maxLabel: number;
+  /**
+   * One type and HELP per name across the devices of a receiver (see families.ts). Without one,
+   * this call's families are checked only against each other.
+   */
+  readonly families?: FamilyRegistry;
+  /** Only families whose (Prometheus) name this accepts are taken; default: all. */
+  readonly namespace?: (name: string) => boolean;
+  /** Counts of what was left out, for the receiver's per-device error counters. */
+  readonly report?: ConvertReport;
 }
 
+/** What a conversion left out, and why. */
+export interface ConvertReport {
+  /** Samples of a family whose type disagrees with the type the registry holds for its name. */
+  typeConflicts: number;
+  /** Samples of families outside the allowed namespace. */
+  outsideNamespace: number;
+  /** Samples of new families refused because the registry is full. */
+  registryFull: number;
+}
+
+/** Label names we attach ourselves; a device's label that prints as one of them is renamed. */
 const RESERVED = new Set(['device_id', 'device_name', 'tailnet']);
 
 /**
- * Canonical copies of label values. A value sliced from a scraped body can keep the whole body
- * alive (V8 sliced strings); a series keeps its attributes for its lifetime, so its values are
- * copied once here — and shared, since the same values ("derp", "direct_ipv4") recur on every
- * device.
+ * Canonical copies of label names and values. A value sliced from a scraped body can keep the
+ * whole body alive (V8 sliced strings); a series keeps its attributes for its lifetime, so its
+ * strings are copied once here — and shared, since the same values ("derp", "direct_ipv4") recur
+ * on every device. Bounded by characters, not only entries: devices choose these strings.
  */
-const canonicalValues = new Map<string, string>();
+const canonicalStrings = new BoundedCache<string>({ maxChars: 4 * 1024 * 1024, maxEntries: 100_000 });
 function canonical(v: string): string {
-  let c = canonicalValues.get(v);
+  let c = canonicalStrings.get(v);
   if (c === undefined) {
     c = v.length > 12 ? Buffer.from(v, 'utf8').toString('utf8') : v;
-    if (canonicalValues.size < 50_000) canonicalValues.set(c, c);
+    canonicalStrings.set(c, c);
   }
   return c;
 }
 
+/** A label name as Prometheus can print it: sanitized, never empty, never starting with a digit. */
+function printableLabelName(k: string): string {
+  let n = prometheusName(k);
+  if (n === '') n = '_';
+  const c = n.charCodeAt(0);
+  if (c >= 48 && c <= 57) n = `_${n}`;
+  return n;
+}
+
+/**
+ * Builds a series' attributes under Prometheus' `honor_labels: false` rule, applied to the
+ * OpenTelemetry attributes themselves so OTLP and `/metrics` carry the same names: each scraped
+ * label name is written as Prometheus would print it, and one that equals a label we attach or a
+ * label already taken is renamed `exported_<name>` (repeatedly, until free). Names are visited in
+ * sorted order, so the outcome does not depend on the order a device wrote them in.
+ */
 function attrs(ctx: ConvertContext, labels: Record<string, string>, skip?: string): Attributes {
   const a: Attributes = { ...ctx.deviceLabels };
+  let plain = true;
   for (const k in labels) {
     if (k === skip) continue;
-    // A device's own label named like one of ours is kept as exported_<name>, as Prometheus does.
-    const key = RESERVED.has(k) ? `exported_${k}` : canonical(k);
-    a[key] = canonical(boundLabel(labels[k] as string, ctx.maxLabel));
+    if (RESERVED.has(k) || printableLabelName(k) !== k) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) {
+    for (const k in labels) if (k !== skip) a[canonical(k)] = canonical(boundLabel(labels[k] as string, ctx.maxLabel));
+    return a;
+  }
+  const keys = Object.keys(labels).filter((k) => k !== skip).sort();
+  for (const k of keys) {
+    let n = printableLabelName(k);
+    while (RESERVED.has(n) || Object.hasOwn(a, n)) n = `exported_${n}`;
+    a[canonical(n)] = canonical(boundLabel(labels[k] as string, ctx.maxLabel));
   }
   return a;
 }
@@ -143,22 +193,68 @@ function seriesKey(name: string, labels: Record<string, string>, skip?: string):
   return k;
 }
 
+/** The metric name as Prometheus prints it; undefined when it cannot be printed at all. */
+function printableMetricName(name: string): string | undefined {
+  let n = prometheusName(name);
+  if (n === '' || n === '_') return undefined;
+  const c = n.charCodeAt(0);
+  if (c >= 48 && c <= 57) n = `_${n}`;
+  return n;
+}
+
+/** The name a family occupies in the exposition (counters get `_total`, as the serializer does). */
+function exposedName(name: string, kind: OutputKind): string {
+  return kind === 'counter' && !name.endsWith('_total') ? `${name}_total` : name;
+}
+
+/**
+ * Decides whether a family may be written: inside the namespace, and of the kind the registry
+ * holds for the name it will print as (histograms also claim their `_bucket`, `_count` and
+ * `_sum` lines). Counts what is refused in `ctx.report`.
+ */
+function admitted(ctx: ConvertContext, registry: FamilyRegistry, name: string, kind: OutputKind, help: string, samples: number): boolean {
+  if (ctx.namespace && !ctx.namespace(name)) {
+    if (ctx.report) ctx.report.outsideNamespace += samples;
+    return false;
+  }
+  // The OpenTelemetry name and the printed name(s) are both claimed: a counter `x` prints as
+  // `x_total`, so a gauge named `x` or `x_total` from another device would collide with it.
+  const exposed = exposedName(name, kind);
+  const names = kind === 'histogram' ? [name, `${name}_bucket`, `${name}_count`, `${name}_sum`] : exposed === name ? [name] : [name, exposed];
+  let result: ReturnType<FamilyRegistry['admit']> = 'ok';
+  for (const n of names) {
+    const r = registry.admit(n, kind, n === names[0] ? help : '');
+    if (r !== 'ok' && result === 'ok') result = r;
+  }
+  if (result === 'ok') return true;
+  if (ctx.report) {
+    if (result === 'type_conflict') ctx.report.typeConflicts += samples;
+    else ctx.report.registryFull += samples;
+  }
+  return false;
+}
+
 /**
  * Converts one device's parsed families into OpenTelemetry points in `ctx.out`: counters become
  * monotonic cumulative sums with tracked start times, gauges and untyped become gauges,
  * histograms become explicit-bucket histograms, summaries are flattened to gauges (the JS data
- * model has no summary type). Returns the number of points written.
+ * model has no summary type). Metric and label names are written as Prometheus prints them.
+ * Returns the number of points written.
  */
 export function convertFamilies(families: readonly ExpositionFamily[], ctx: ConvertContext): number {
   const now = msToHrTime(ctx.timeMs);
+  const registry = ctx.families ?? new FamilyRegistry();
   ctx.tracker.device(attributeSignatureOf(ctx.deviceLabels));
   let n = 0;
   for (const fam of families) {
     if (!ctx.familyAllowed(fam.name)) continue;
+    const name = printableMetricName(fam.name);
+    if (name === undefined) continue;
     const help = fam.help ?? '';
     switch (fam.type) {
       case 'counter': {
-        const m = ctx.out.metric(fam.name, help, 'counter');
+        if (!admitted(ctx, registry, name, 'counter', help, fam.samples.length)) break;
+        const m = ctx.out.metric(name, registry.help(name), 'counter');
         for (const s of fam.samples) {
           if (Number.isNaN(s.value)) continue;
           const st = ctx.tracker.series(seriesKey(s.name, s.labels), () => attrs(ctx, s.labels));
@@ -171,11 +267,22 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
         break;
       }
       case 'histogram':
-        n += convertHistogram(fam, ctx, now);
+        if (!admitted(ctx, registry, name, 'histogram', help, fam.samples.length)) break;
+        n += convertHistogram(fam, name, registry.help(name), ctx, now);
         break;
       case 'summary': {
+        // One vote per printed name and device, however many quantiles it has.
+        const verdicts = new Map<string, boolean>();
         for (const s of fam.samples) {
-          const m = ctx.out.metric(s.name, help, 'gauge');
+          const sname = printableMetricName(s.name);
+          if (sname === undefined) continue;
+          let ok = verdicts.get(sname);
+          if (ok === undefined) {
+            ok = admitted(ctx, registry, sname, 'gauge', help, fam.samples.filter((x) => x.name === s.name).length);
+            verdicts.set(sname, ok);
+          }
+          if (!ok) continue;
+          const m = ctx.out.metric(sname, registry.help(sname), 'gauge');
           const st = ctx.tracker.series(seriesKey(s.name, s.labels), () => attrs(ctx, s.labels));
           const p = { attributes: st.attrs, value: s.value, startTime: now, endTime: now };
           if (ctx.tracker.claim(st, p)) {
@@ -186,7 +293,8 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
         break;
       }
       default: {
-        const m = ctx.out.metric(fam.name, help, 'gauge');
+        if (!admitted(ctx, registry, name, 'gauge', help, fam.samples.length)) break;
+        const m = ctx.out.metric(name, registry.help(name), 'gauge');
         for (const s of fam.samples) {
           const st = ctx.tracker.series(seriesKey(s.name, s.labels), () => attrs(ctx, s.labels));
           const p = { attributes: st.attrs, value: s.value, startTime: now, endTime: now };
@@ -198,10 +306,11 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
       }
     }
   }
+  if (!ctx.families) registry.endCycle();
   return n;
 }
 
-function convertHistogram(fam: ExpositionFamily, ctx: ConvertContext, now: HrTime): number {
+function convertHistogram(fam: ExpositionFamily, name: string, help: string, ctx: ConvertContext, now: HrTime): number {
   interface Group {
     labels: Record<string, string>;
     buckets: Array<{ le: number; count: number }>;
@@ -227,7 +336,7 @@ function convertHistogram(fam: ExpositionFamily, ctx: ConvertContext, now: HrTim
     } else if (s.name === `${fam.name}_sum`) group(s).sum = s.value;
     else if (s.name === `${fam.name}_count`) group(s).count = s.value;
   }
-  const m = ctx.out.metric(fam.name, fam.help ?? '', 'histogram');
+  const m = ctx.out.metric(name, help, 'histogram');
   let n = 0;
   for (const g of groups.values()) {
     g.buckets.sort((a, b) => a.le - b.le);

@@ -26,6 +26,43 @@ export class ExpositionParseError extends TsmetricsError {
   }
 }
 
+/**
+ * What one exposition may contain. A device controls its own `/metrics`; these bounds hold
+ * every string and count it sends to a size chosen here rather than by the device.
+ */
+export interface ExpositionLimits {
+  /** Most samples (lines with a value) in one exposition. */
+  readonly maxSamples?: number;
+  /** Longest metric name, characters. */
+  readonly maxNameLength?: number;
+  /** Longest label name, characters. */
+  readonly maxLabelNameLength?: number;
+  /** Most labels on one sample. */
+  readonly maxLabels?: number;
+  /** HELP texts longer than this are cut (a HELP is only shown, never matched on). */
+  readonly maxHelpLength?: number;
+}
+
+/** Defaults generous for tailscaled (names < 70 characters, at most 3 labels). */
+export const DEFAULT_EXPOSITION_LIMITS: Required<ExpositionLimits> = {
+  maxSamples: 50_000,
+  maxNameLength: 256,
+  maxLabelNameLength: 128,
+  maxLabels: 32,
+  maxHelpLength: 1024,
+};
+
+/** The exposition is well-formed but exceeds a bound of `ExpositionLimits`. */
+export class ExpositionLimitError extends ExpositionParseError {
+  /** Which bound: `samples`, `name`, `label_name` or `labels`. */
+  readonly limit: 'samples' | 'name' | 'label_name' | 'labels';
+  constructor(line: number, limit: ExpositionLimitError['limit'], message: string) {
+    super(line, message);
+    this.name = 'ExpositionLimitError';
+    this.limit = limit;
+  }
+}
+
 const TYPES = new Set<FamilyType>(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
 const TYPE_WORDS: readonly string[] = ['counter', 'gauge', 'histogram', 'summary', 'untyped'];
 
@@ -184,7 +221,16 @@ interface FamilyState {
  * labelled histograms and summaries grouped by their base name. Invalid input throws
  * `ExpositionParseError` with the line number.
  */
-export function parseExposition(text: string): ExpositionFamily[] {
+export function parseExposition(text: string, limits: ExpositionLimits = DEFAULT_EXPOSITION_LIMITS): ExpositionFamily[] {
+  const maxSamples = limits.maxSamples ?? DEFAULT_EXPOSITION_LIMITS.maxSamples;
+  const maxName = limits.maxNameLength ?? DEFAULT_EXPOSITION_LIMITS.maxNameLength;
+  const maxLabelName = limits.maxLabelNameLength ?? DEFAULT_EXPOSITION_LIMITS.maxLabelNameLength;
+  const maxLabels = limits.maxLabels ?? DEFAULT_EXPOSITION_LIMITS.maxLabels;
+  const maxHelp = limits.maxHelpLength ?? DEFAULT_EXPOSITION_LIMITS.maxHelpLength;
+  let samples = 0;
+  const tooLongName = (line: number, n: string): never => {
+    throw new ExpositionLimitError(line, 'name', `metric name of ${n.length} characters exceeds the limit of ${maxName}`);
+  };
   const families = new Map<string, FamilyState>();
   const order: ExpositionFamily[] = [];
   let current: FamilyState | undefined;
@@ -257,6 +303,7 @@ export function parseExposition(text: string): ExpositionFamily[] {
         lastName = name;
       }
       if (i < lineEnd && text.charCodeAt(i) !== 32 && text.charCodeAt(i) !== 9) throw new ExpositionParseError(lineNo, 'invalid metric name in comment');
+      if (name.length > maxName) tooLongName(lineNo, name);
       while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
       const f = family(name);
       current = f;
@@ -264,7 +311,7 @@ export function parseExposition(text: string): ExpositionFamily[] {
       if (kw === 'HELP') {
         if (f.helped) throw new ExpositionParseError(lineNo, `second HELP line for metric name "${name}"`);
         f.helped = true;
-        f.fam.help = unescapeHelp(text.slice(i, lineEnd));
+        f.fam.help = unescapeHelp(text.slice(i, Math.min(lineEnd, i + maxHelp)));
       } else {
         // Fast path: the usual lowercase words compared in place, without a slice.
         let word: string | undefined;
@@ -325,6 +372,7 @@ export function parseExposition(text: string): ExpositionFamily[] {
           }
           if (nc !== 61) throw new ExpositionParseError(lineNo, 'unexpected end of metric name');
           lname = qv;
+          if (lname.length > maxLabelName) throw new ExpositionLimitError(lineNo, 'label_name', `label name of ${lname.length} characters exceeds the limit of ${maxLabelName}`);
         } else {
           const ls = i;
           if (!isNameStart(text.charCodeAt(i), false)) throw new ExpositionParseError(lineNo, name ? `invalid label name for metric "${name}"` : 'invalid metric name');
@@ -336,6 +384,7 @@ export function parseExposition(text: string): ExpositionFamily[] {
               break;
             }
           }
+          if (i - ls > maxLabelName) throw new ExpositionLimitError(lineNo, 'label_name', `label name of ${i - ls} characters exceeds the limit of ${maxLabelName}`);
           lname = known ?? text.slice(ls, i);
           if (!known && labelNames.length < 16) labelNames.push(lname);
           while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
@@ -346,6 +395,7 @@ export function parseExposition(text: string): ExpositionFamily[] {
         if (text.charCodeAt(i) !== 34) throw new ExpositionParseError(lineNo, `expected '"' at start of label value of "${lname}"`);
         const lvalue = readQuoted(text, i, lineEnd, lineNo, 'label value');
         i = quotedNext;
+        if (nLabels >= maxLabels) throw new ExpositionLimitError(lineNo, 'labels', `more than ${maxLabels} labels on one sample`);
         if (nLabels++ > 0 && Object.hasOwn(labels, lname)) throw new ExpositionParseError(lineNo, `duplicate label names for metric "${name}"`);
         if (lname === '__name__') throw new ExpositionParseError(lineNo, 'label name "__name__" is reserved');
         labels[lname] = lvalue;
@@ -363,6 +413,8 @@ export function parseExposition(text: string): ExpositionFamily[] {
       }
       if (name === '') throw new ExpositionParseError(lineNo, 'invalid metric name');
     }
+    if (name.length > maxName) tooLongName(lineNo, name);
+    if (++samples > maxSamples) throw new ExpositionLimitError(lineNo, 'samples', `more than ${maxSamples} samples`);
     // Value.
     while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
     if (!hadLabels && i === nameEnd && i < lineEnd) throw new ExpositionParseError(lineNo, 'invalid metric name');

@@ -22,18 +22,21 @@ export class ScrapeError extends TsmetricsError {
  * and the checked address is the one dialed, so DNS rebinding between check and connect cannot
  * happen.
  */
-export function createGuardedAgent(allowed: readonly Cidr[], timeoutMs: number, connections: number): Agent {
+export function createGuardedAgent(allowed: readonly Cidr[], timeoutMs: number, connections: number, isSelf: (address: string, port: number) => boolean = () => false): Agent {
   const base = buildConnector({ timeout: timeoutMs });
   const connect: buildConnector.connector = (opts, cb) => {
     const host = opts.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(opts.port) || 80;
     if (isIP(host)) {
       if (!ipInNetworks(host, allowed)) return cb(new ScrapeError('not_allowed', `address ${host} is outside the allowed networks`), null);
+      if (isSelf(host, port)) return cb(new ScrapeError('not_allowed', `address ${host}:${port} is this exporter itself`), null);
       return base(opts, cb);
     }
     lookup(host, { all: true }, (err, addrs) => {
       if (err) return cb(new ScrapeError('network', `cannot resolve ${host}: ${err.code ?? err.message}`), null);
       const ok = addrs.find((a) => ipInNetworks(a.address, allowed));
       if (!ok) return cb(new ScrapeError('not_allowed', `${host} resolves outside the allowed networks`), null);
+      if (isSelf(ok.address, port)) return cb(new ScrapeError('not_allowed', `${host} resolves to this exporter itself`), null);
       base({ ...opts, hostname: ok.address, servername: host }, cb);
     });
   };
@@ -76,10 +79,12 @@ export function fetchMetrics(o: FetchOptions): Promise<string> {
     const chunks: Buffer[] = [];
     let size = 0;
     let gunzip: Gunzip | undefined;
+    let cleanup: (() => void) | undefined;
     const finish = (err: ScrapeError | undefined, text?: string): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      cleanup?.();
       if (err) {
         ctrl?.abort(err);
         gunzip?.destroy();
@@ -102,6 +107,10 @@ export function fetchMetrics(o: FetchOptions): Promise<string> {
       }
     };
     if (o.signal.aborted) return finish(new ScrapeError('network', 'stopped'));
+    // Shutdown aborts scrapes in flight at once instead of letting them run to their timeout.
+    const onAbort = (): void => finish(new ScrapeError('network', 'stopped'));
+    o.signal.addEventListener('abort', onAbort, { once: true });
+    cleanup = () => o.signal.removeEventListener('abort', onAbort);
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(c) {
         ctrl = c;

@@ -70,10 +70,10 @@ test('every family and label set of both tailscaled fixtures arrives with the ri
 test('counters are monotonic sums whose start time is first-seen and resets when the value drops', async (t) => {
   const { sim, service, exporter } = await setup(t, { devices_json: loopbackFixture() });
   const gw = '4815927360519382';
-  const body = (v: number) => `# TYPE c_total counter\nc_total ${v}\n# TYPE g gauge\ng ${v}\n`;
+  const body = (v: number) => `# TYPE tailscaled_c_total counter\ntailscaled_c_total ${v}\n# TYPE tailscaled_g gauge\ntailscaled_g ${v}\n`;
   const point = () => {
     const snap = exporter.snapshot();
-    const m = snap?.scopeMetrics.flatMap((s) => s.metrics).find((x) => x.descriptor.name === 'c_total');
+    const m = snap?.scopeMetrics.flatMap((s) => s.metrics).find((x) => x.descriptor.name === 'tailscaled_c_total');
     assert.equal((m as { isMonotonic?: boolean }).isMonotonic, true);
     const p = m?.dataPoints.find((x) => x.attributes.device_id === gw);
     assert.ok(p);
@@ -214,7 +214,7 @@ test('a refused connection is classified as refused', async (t) => {
 });
 
 test('family allow and deny lists; a device label named device_id is kept as exported_device_id', async (t) => {
-  const { sim, service, scrape } = await setup(t, { devices_json: loopbackFixture() }, { include_families: ['tailscaled_*', 'custom'], exclude_families: ['tailscaled_peer_relay_*'] });
+  const { sim, service, scrape } = await setup(t, { devices_json: loopbackFixture() }, { family_namespace: ['tailscaled_*', 'custom', 'other'], include_families: ['tailscaled_*', 'custom'], exclude_families: ['tailscaled_peer_relay_*'] });
   const gw = '4815927360519382';
   sim.setDeviceFault(gw, { kind: 'body', body: fixture('client-metrics.txt') + '# TYPE custom gauge\ncustom{device_id="spoof"} 1\n# TYPE other gauge\nother 1\n' });
   await service.collectNow();

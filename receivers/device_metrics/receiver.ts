@@ -4,17 +4,22 @@ import type { MetricsConsumer, Receiver, Settings } from '../../src/component/ty
 import { BatchBuilder } from '../../src/model/batch.ts';
 import { boundLabel } from '../../src/model/labels.ts';
 import { OnceLogger } from '../../src/log/logger.ts';
+import { errorMessage } from '../../src/errors.ts';
 import type { Device } from '../../src/pipeline/inventory.ts';
 import { createScrapingReceiver, type ScrapeResult } from '../../src/pipeline/scraper.ts';
 import type { ErrorKind } from '../../src/telemetry/self.ts';
-import { parseCidr, ipInNetworks, type Cidr } from '../../src/util/cidr.ts';
+import { setMaxListeners } from 'node:events';
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { parseCidr, parseIp, ipInNetworks, type Cidr } from '../../src/util/cidr.ts';
 import { hashmod } from '../../src/util/hashmod.ts';
 import { globMatcher } from '../../src/util/glob.ts';
 import { Limiter } from '../../src/util/limiter.ts';
 import { USER_AGENT, VERSION } from '../../src/version.ts';
 import type { DeviceMetricsConfig } from './config.ts';
-import { convertFamilies, StartTimeTracker } from './convert.ts';
-import { ExpositionParseError, parseExposition } from './exposition.ts';
+import { convertFamilies, StartTimeTracker, type ConvertReport } from './convert.ts';
+import { ExpositionLimitError, ExpositionParseError, parseExposition, type ExpositionLimits } from './exposition.ts';
+import { FamilyRegistry } from './families.ts';
 import { ScrapeError, classify, createGuardedAgent, fetchMetrics } from './fetch.ts';
 
 export const SCRAPE_METRICS = {
@@ -35,13 +40,29 @@ interface DeviceState {
   lastSamples: number;
 }
 
-/** Picks the address to dial: only ever one inside the allowed networks. */
+/** A plain DNS hostname (MagicDNS mode): letters, digits and hyphens in dot-separated labels. */
+const HOSTNAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+/** A plain IPv4 or IPv6 address as `node:net` reads it: no zone, no brackets, no port. */
+function isPlainIp(a: string): boolean {
+  return isIP(a) !== 0 && !a.includes('%');
+}
+
+/**
+ * Picks the address to dial: only ever a plain IP inside the allowed networks, or (MagicDNS
+ * mode) a plain hostname, which the dialer resolves and checks. Anything else in the API record
+ * — a zone id, brackets, a port or path, userinfo — is never turned into a URL.
+ */
 export function chooseAddress(d: Device, mode: DeviceMetricsConfig['address'], allowed: readonly Cidr[], cache?: Map<string, boolean>): string | undefined {
-  if (mode === 'magicdns') return d.name ? d.name.replace(/\.$/, '') : undefined;
+  if (mode === 'magicdns') {
+    const name = typeof d.name === 'string' ? d.name.replace(/\.$/, '') : '';
+    return HOSTNAME.test(name) ? name.toLowerCase() : undefined;
+  }
   const inside = d.addresses.filter((a) => {
+    if (typeof a !== 'string' || a.length > 45) return false;
     let ok = cache?.get(a);
     if (ok === undefined) {
-      ok = ipInNetworks(a, allowed);
+      ok = isPlainIp(a) && ipInNetworks(a, allowed);
       if (cache && cache.size < 100_000) cache.set(a, ok);
     }
     return ok;
@@ -49,6 +70,37 @@ export function chooseAddress(d: Device, mode: DeviceMetricsConfig['address'], a
   const v4 = inside.filter((a) => !a.includes(':'));
   const v6 = inside.filter((a) => a.includes(':'));
   return mode === 'ipv6' ? (v6[0] ?? v4[0]) : (v4[0] ?? v6[0]);
+}
+
+/**
+ * The URL for a chosen address, built so that its host is exactly the address that was checked
+ * (compared after the URL parser's own normalisation); undefined when it is not.
+ */
+export function deviceUrl(address: string, port: number, path: string): URL | undefined {
+  const ip = isPlainIp(address);
+  const host = ip && address.includes(':') ? `[${address}]` : address;
+  if (!URL.canParse(`http://${host}:${port}/`)) return undefined;
+  const url = new URL(`http://${host}:${port}/`);
+  url.pathname = path;
+  if (url.username || url.password || url.port !== String(port)) return undefined;
+  if (ip) {
+    const want = parseIp(address);
+    const got = parseIp(url.hostname);
+    if (!want || !got || want.family !== got.family || want.value !== got.value) return undefined;
+  } else if (url.hostname !== address) return undefined;
+  return url;
+}
+
+/** This host's interface addresses (for "never dial ourselves"), refreshed once a minute. */
+let localAddrs: { at: number; set: Set<string> } | undefined;
+function localAddresses(): ReadonlySet<string> {
+  const now = Date.now();
+  if (!localAddrs || now - localAddrs.at > 60_000) {
+    const set = new Set<string>();
+    for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) set.add(i.address);
+    localAddrs = { at: now, set };
+  }
+  return localAddrs.set;
 }
 
 /**
@@ -62,7 +114,7 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
   // checked before the request instead (chooseAddress only returns IPs inside allowed_cidrs).
   const agent: Dispatcher = config.proxy_url
     ? new ProxyAgent({ uri: config.proxy_url, proxyTunnel: true, connections: 64, keepAliveTimeout: 120_000 })
-    : createGuardedAgent(allowed, config.timeout, 2);
+    : createGuardedAgent(allowed, config.timeout, 2, (address, port) => settings.selfEndpoints.isSelf(address, port, localAddresses));
   const limiter = new Limiter(config.max_concurrent);
   const once = new OnceLogger(settings.logger);
   const states = new Map<string, DeviceState>();
@@ -71,14 +123,29 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
   const include = config.include_families.length ? globMatcher(config.include_families) : () => true;
   const exclude = config.exclude_families.length ? globMatcher(config.exclude_families) : () => false;
   const familyAllowed = (name: string): boolean => include(name) && !exclude(name);
+  const namespace = globMatcher(config.family_namespace);
+  const families = new FamilyRegistry();
+  const limits: ExpositionLimits = {
+    maxSamples: config.max_samples,
+    maxNameLength: config.max_name_length,
+    maxLabelNameLength: config.max_label_name_length,
+    maxLabels: config.max_labels,
+    maxHelpLength: config.max_help_length,
+  };
+  const isSelf = (address: string, port: number): boolean => settings.selfEndpoints.isSelf(address, port, localAddresses);
   const resource: Attributes = { 'service.name': 'tsmetrics', 'service.version': VERSION };
 
   const wanted = (d: Device): boolean => {
-    if (!d.online || d.isExternal || !d.authorized) return false;
-    if (config.require_tag && !d.tags.includes(config.scrape_tag)) return false;
-    if (config.shard_count > 1 && hashmod(d.id, config.shard_count) !== config.shard_index) return false;
-    const sel = settings.deviceSelectors;
-    return sel.length === 0 || sel.some((pipe) => pipe.every((s) => s(d)));
+    // A record with a field of the wrong shape fails this device's selection only.
+    try {
+      if (!d.online || d.isExternal || !d.authorized) return false;
+      if (config.require_tag && !d.tags.includes(config.scrape_tag)) return false;
+      if (config.shard_count > 1 && hashmod(d.id, config.shard_count) !== config.shard_index) return false;
+      const sel = settings.deviceSelectors;
+      return sel.length === 0 || sel.some((pipe) => pipe.every((s) => s(d)));
+    } catch {
+      return false;
+    }
   };
 
   const targets = (): Device[] => {
@@ -121,64 +188,99 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
       s.tracker.abandon();
     };
 
+    // One abort listener per scrape in flight (up to max_concurrent) is expected, not a leak.
+    setMaxListeners(Math.max(10, config.max_concurrent + 10), signal);
+    let attempted = 0;
+    const scrapeOne = async (d: Device): Promise<void> => {
+      const s = stateOf(d);
+      live.add(d.id);
+      const labels: Attributes = { device_id: boundLabel(d.id, config.label_max_length), device_name: boundLabel(d.name, config.label_max_length), ...(d.tailnet ? { tailnet: boundLabel(d.tailnet, config.label_max_length) } : {}) };
+      const finish = (ok: boolean, ms: number): void => {
+        const now = settings.clock.now();
+        up.add(labels, ok ? 1 : 0, now);
+        duration.add(labels, ms / 1000, now);
+        if (ok) samples.add(labels, s.lastSamples, now);
+        for (const [kind, n] of s.errors) errors.add({ ...labels, kind }, n, now, s.errorsStartMs);
+        backoff.add(labels, s.skip, now);
+      };
+      attempted++;
+      if (s.skip > 0) {
+        s.skip--;
+        finish(false, 0);
+        return;
+      }
+      const addr = chooseAddress(d, config.address, allowed, allowedCache);
+      const url = addr === undefined ? undefined : deviceUrl(addr, config.port, config.path);
+      if (!addr || !url) {
+        fail(d, s, 'not_allowed', addr ? 'the device address cannot be dialed as given' : config.address === 'magicdns' ? 'the device name is not a plain DNS hostname' : 'no plain IP address inside the allowed networks');
+        finish(false, 0);
+        return;
+      }
+      if (config.address !== 'magicdns' && isSelf(addr, config.port)) {
+        fail(d, s, 'not_allowed', 'the device address is this exporter’s own listen address');
+        finish(false, 0);
+        return;
+      }
+      const began = performance.now();
+      try {
+        const text = await limiter.schedule(() => fetchMetrics({ dispatcher: agent, url, timeoutMs: config.timeout, maxBytes: config.max_body_size, signal, userAgent: USER_AGENT }));
+        let parsed;
+        try {
+          parsed = parseExposition(text, limits);
+        } catch (err) {
+          if (err instanceof ExpositionLimitError) throw new ScrapeError(err.limit === 'samples' ? 'too_large' : 'limit', err.message);
+          throw new ScrapeError('parse', err instanceof ExpositionParseError ? err.message : String(err));
+        }
+        const now = settings.clock.now();
+        const report: ConvertReport = { typeConflicts: 0, outsideNamespace: 0, registryFull: 0 };
+        s.lastSamples = convertFamilies(parsed, { out: bb, deviceLabels: labels, timeMs: now, tracker: s.tracker, familyAllowed, maxLabel: config.label_max_length, families, namespace, report });
+        s.tracker.commit();
+        // Samples left out are counted once per scrape by reason; the scrape itself succeeded.
+        const dropped: Array<[ErrorKind, number]> = [['type_conflict', report.typeConflicts], ['namespace', report.outsideNamespace], ['limit', report.registryFull]];
+        for (const [kind, n] of dropped) {
+          if (n === 0) continue;
+          s.errors.set(kind, (s.errors.get(kind) ?? 0) + 1);
+          settings.telemetry.error(id, kind);
+          once.fail(`${d.id}:${kind}`, kind, 'device samples left out', { device: d.name, kind, samples: n });
+        }
+        s.failures = 0;
+        s.skip = 0;
+        scraped++;
+        once.ok(d.id, 'device scrape recovered', { device: d.name });
+        finish(true, performance.now() - began);
+      } catch (err) {
+        if (signal.aborted) return;
+        const e = classify(err);
+        fail(d, s, e.kind, e.message);
+        finish(false, performance.now() - began);
+      }
+    };
+
     await Promise.all(
       list.map(async (d) => {
-        const s = stateOf(d);
-        live.add(d.id);
-        const labels: Attributes = { device_id: boundLabel(d.id, config.label_max_length), device_name: boundLabel(d.name, config.label_max_length), ...(d.tailnet ? { tailnet: d.tailnet } : {}) };
-        const finish = (ok: boolean, ms: number): void => {
-          const now = settings.clock.now();
-          up.add(labels, ok ? 1 : 0, now);
-          duration.add(labels, ms / 1000, now);
-          if (ok) samples.add(labels, s.lastSamples, now);
-          for (const [kind, n] of s.errors) errors.add({ ...labels, kind }, n, now, s.errorsStartMs);
-          backoff.add(labels, s.skip, now);
-        };
-        if (s.skip > 0) {
-          s.skip--;
-          finish(false, 0);
-          return;
-        }
-        const addr = chooseAddress(d, config.address, allowed, allowedCache);
-        if (!addr) {
-          fail(d, s, 'not_allowed', 'no address inside the allowed networks');
-          finish(false, 0);
-          return;
-        }
-        const host = addr.includes(':') ? `[${addr}]` : addr;
-        const url = new URL(`http://${host}:${config.port}${config.path}`);
-        const began = performance.now();
         try {
-          const text = await limiter.schedule(() => fetchMetrics({ dispatcher: agent, url, timeoutMs: config.timeout, maxBytes: config.max_body_size, signal, userAgent: USER_AGENT }));
-          let families;
-          try {
-            families = parseExposition(text);
-          } catch (err) {
-            throw new ScrapeError('parse', err instanceof ExpositionParseError ? err.message : String(err));
-          }
-          let count = 0;
-          for (const f of families) count += f.samples.length;
-          if (count > config.max_samples) throw new ScrapeError('too_large', `${count} samples exceed the limit of ${config.max_samples}`);
-          const now = settings.clock.now();
-          s.lastSamples = convertFamilies(families, { out: bb, deviceLabels: labels, timeMs: now, tracker: s.tracker, familyAllowed, maxLabel: config.label_max_length });
-          s.tracker.commit();
-          s.failures = 0;
-          s.skip = 0;
-          scraped++;
-          once.ok(d.id, 'device scrape recovered', { device: d.name });
-          finish(true, performance.now() - began);
+          await scrapeOne(d);
         } catch (err) {
+          // Nothing a device record holds may fail the cycle for the others.
           if (signal.aborted) return;
-          const e = classify(err);
-          fail(d, s, e.kind, e.message);
-          finish(false, performance.now() - began);
+          settings.telemetry.error(id, 'exception');
+          once.fail(d.id, 'exception', 'device could not be scraped', { device: String(d.name), error: errorMessage(err) });
         }
       }),
     );
+    families.endCycle();
     // Devices no longer targeted are forgotten: their state must not outlive them.
     for (const k of states.keys()) if (!live.has(k)) states.delete(k);
     once.forgetExcept(live);
-    return { batch: bb.build(), ok: true, details: { devices_scraped: scraped, devices_targeted: list.length } };
+    // A source whose targeted devices mostly fail is down, even though each failure is its
+    // device's own: `/health` and `tsmetrics_source_up` must not call that healthy.
+    const ok = attempted === 0 || scraped * 2 >= attempted;
+    return {
+      batch: bb.build(),
+      ok,
+      ...(ok ? {} : { error: `${attempted - scraped} of ${attempted} targeted devices failed their last scrape` }),
+      details: { devices_scraped: scraped, devices_targeted: list.length },
+    };
   };
 
   /** The first cycle waits (bounded by one interval) for an inventory to scrape. */

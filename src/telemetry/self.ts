@@ -15,6 +15,9 @@ export type ErrorKind =
   | 'too_large'
   | 'parse'
   | 'not_allowed'
+  | 'type_conflict'
+  | 'namespace'
+  | 'limit'
   | 'exception'
   | 'export';
 
