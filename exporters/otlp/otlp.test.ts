@@ -98,9 +98,9 @@ test('OTLP staleness: a removed device ends its series with exactly one NO_RECOR
 
 test('OTLP JSON never writes null for NaN or ±Inf', async (t) => {
   const { sim, rx, cycle } = await setup(t, { protocol: 'http/json' });
-  sim.setDeviceFault(sim.devices[0]?.api.id as string, { kind: 'body', body: '# TYPE weird gauge\nweird{k="nan"} NaN\nweird{k="inf"} +Inf\nweird{k="ninf"} -Inf\n' });
+  sim.setDeviceFault(sim.devices[0]?.api.id as string, { kind: 'body', body: '# TYPE tailscaled_weird gauge\ntailscaled_weird{k="nan"} NaN\ntailscaled_weird{k="inf"} +Inf\ntailscaled_weird{k="ninf"} -Inf\n' });
   await cycle();
-  const w = rx.points('weird');
+  const w = rx.points('tailscaled_weird');
   assert.ok(Number.isNaN(w.find((p) => p.attributes.k === 'nan')?.value));
   assert.equal(w.find((p) => p.attributes.k === 'inf')?.value, Infinity);
   assert.equal(w.find((p) => p.attributes.k === 'ninf')?.value, -Infinity);

@@ -1,5 +1,6 @@
 import { DataPointType, type DataPoint, type Histogram, type MetricData, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { Attributes } from '@opentelemetry/api';
+import { BoundedCache, prometheusName } from '../../src/model/names.ts';
 
 /**
  * Prometheus text serializer producing byte-for-byte the output of
@@ -10,19 +11,28 @@ import type { Attributes } from '@opentelemetry/api';
  * two outputs are identical.
  */
 
-const INVALID_CHARS = /[^a-z0-9_]/gi;
-const MULTI_UNDERSCORE = /_{2,}/g;
 const NEEDS_ESCAPE = /[\\\n"]/;
 
-const nameCache = new Map<string, string>();
+/**
+ * Printed names by source name. Names come from devices and the API, so the cache is bounded by
+ * the characters it holds, not just its entry count.
+ */
+const nameCache = new BoundedCache<string>({ maxChars: 4 * 1024 * 1024, maxEntries: 100_000 });
 function sanitize(name: string): string {
   let s = nameCache.get(name);
   if (s === undefined) {
-    s = name.replace(INVALID_CHARS, '_').replace(MULTI_UNDERSCORE, '_');
-    if (nameCache.size > 100_000) nameCache.clear();
+    s = prometheusName(name);
     nameCache.set(name, s);
   }
   return s;
+}
+
+/** A label name Prometheus accepts: not empty and not starting with a digit. */
+function labelName(k: string): string {
+  const s = sanitize(k);
+  if (s === '') return '_';
+  const c = s.charCodeAt(0);
+  return c >= 48 && c <= 57 ? `_${s}` : s;
 }
 
 function escapeHelp(s: string): string {
@@ -43,9 +53,25 @@ function valueString(v: number): string {
 
 function labels(attrs: Attributes, extra?: string): string {
   let s = '';
+  // Attributes are usually already valid Prometheus names (receivers write them so); only when
+  // one is rewritten can two collide, and a line with a repeated label name makes Prometheus
+  // reject the whole scrape, so the later one is renamed exported_<name> as Prometheus does.
+  let used: Set<string> | undefined;
   for (const k in attrs) {
+    let n = labelName(k);
+    if (n !== k || used || (n === 'le' && extra !== undefined)) {
+      if (!used) {
+        used = new Set();
+        for (const prev in attrs) {
+          if (prev === k) break;
+          used.add(labelName(prev));
+        }
+      }
+      while (used.has(n) || (n === 'le' && extra !== undefined)) n = `exported_${n}`;
+      used.add(n);
+    }
     if (s.length > 0) s += ',';
-    s += `${sanitize(k)}="${escapeValue(attrs[k])}"`;
+    s += `${n}="${escapeValue(attrs[k])}"`;
   }
   if (extra !== undefined) s += s.length > 0 ? `,${extra}` : extra;
   return s;
@@ -76,7 +102,6 @@ interface Family {
   type: string;
   help: string;
   metrics: MetricData[];
-  dropped: boolean;
 }
 
 function points(name: string, m: MetricData): string {
@@ -146,6 +171,7 @@ export function serializePrometheusText(rm: ResourceMetrics): string {
 /** The same text as a list of parts (one per metric), for streaming a large body. */
 export function serializePrometheusParts(rm: ResourceMetrics): string[] {
   const families = new Map<string, Family>();
+  let conflicts = 0;
   for (const sm of rm.scopeMetrics) {
     for (const m of sm.metrics) {
       const name = metricName(m);
@@ -153,14 +179,14 @@ export function serializePrometheusParts(rm: ResourceMetrics): string[] {
       const type = typeOf(m);
       const f = families.get(name);
       if (!f) {
-        families.set(name, { type, help: m.descriptor.description, metrics: [m], dropped: false });
+        families.set(name, { type, help: m.descriptor.description, metrics: [m] });
         continue;
       }
-      if (f.dropped) continue;
       if (f.type !== type) {
-        // Same rule as the official serializer: conflicting TYPEs drop the whole family.
-        f.dropped = true;
-        f.metrics = [];
+        // The official serializer drops the whole family on a TYPE conflict, which would let one
+        // source silence a family for every source. The first type (sources are served in a
+        // stable order) keeps the family; the conflicting metric alone is left out.
+        conflicts++;
         continue;
       }
       if (!f.help && m.descriptor.description) f.help = m.descriptor.description;
@@ -169,7 +195,6 @@ export function serializePrometheusParts(rm: ResourceMetrics): string[] {
   }
   const parts: string[] = [];
   for (const [name, f] of families) {
-    if (f.dropped) continue;
     let header = true;
     for (const m of f.metrics) {
       const lines = body(name, m);
@@ -180,5 +205,13 @@ export function serializePrometheusParts(rm: ResourceMetrics): string[] {
       header = false;
     }
   }
+  lastConflicts = conflicts;
   return parts.length === 0 ? ['# no registered metrics'] : parts;
+}
+
+let lastConflicts = 0;
+
+/** Metrics left out of the last serialization because their TYPE disagreed with their family's. */
+export function lastTypeConflicts(): number {
+  return lastConflicts;
 }

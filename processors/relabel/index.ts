@@ -13,5 +13,6 @@ export const relabelProcessorFactory: ProcessorFactory<RelabelProcessorConfig> =
   stability: 'beta',
   description: 'Applies Prometheus relabel rules (keep, drop, replace, labelmap, hashmod, …) with RE2 semantics.',
   configSchema,
+  rewritesData: (config) => config.rules.length > 0,
   createProcessor: (_settings, config) => createRelabelProcessor(config),
 };

@@ -1,7 +1,7 @@
 import type { DataPoint, MetricData, ResourceMetrics, ScopeMetrics } from '@opentelemetry/sdk-metrics';
 import type { BatchInfo, Processor } from '../../src/component/types.ts';
 import { msToHrTime } from '../../src/model/batch.ts';
-import { isStale, markBatchHasStale, markStale } from '../../src/model/stale.ts';
+import { isStale, markStale } from '../../src/model/stale.ts';
 import type { StalenessConfig } from './config.ts';
 
 const SCRAPE_UP = 'tsmetrics_device_scrape_up';
@@ -150,7 +150,6 @@ export function createStalenessProcessor(config: StalenessConfig): Processor & {
         }
       }
       // End-of-series markers for what was sent last time and is gone now.
-      let markedAny = false;
       const now = msToHrTime(info.time);
       for (const [key, ms] of st.prev) {
         let dest: DataPoint<unknown>[] | undefined;
@@ -168,15 +167,12 @@ export function createStalenessProcessor(config: StalenessConfig): Processor & {
           const p = e.point;
           const marker = { attributes: p.attributes, startTime: p.startTime, endTime: now, value: p.value };
           markStale(marker);
-          markedAny = true;
           dest ??= appendTo(ms.metric);
           dest.push(marker);
         }
         if (ms.points.size === 0) st.prev.delete(key);
       }
-      const out = { resource: batch.resource, scopeMetrics: scopeMetrics.length ? scopeMetrics : batch.scopeMetrics };
-      if (markedAny) markBatchHasStale(out);
-      return out;
+      return { resource: batch.resource, scopeMetrics: scopeMetrics.length ? scopeMetrics : batch.scopeMetrics };
     },
   };
 }

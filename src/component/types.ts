@@ -137,6 +137,11 @@ export interface ProcessorFactory<C = unknown> extends FactoryBase<'processor', 
   createProcessor(settings: Settings, config: C): Processor;
   /** Processors that select devices also tell receivers which devices they may dial. */
   deviceSelector?(config: C): DeviceSelector;
+  /**
+   * True when the processor can rename or drop labels and metrics (not just whole devices);
+   * validation keeps such processors after `staleness`.
+   */
+  rewritesData?(config: C): boolean;
 }
 
 export interface ExporterFactory<C = unknown> extends FactoryBase<'exporter', C> {

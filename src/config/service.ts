@@ -1,7 +1,7 @@
 import type { ComponentId } from '../component/id.ts';
 import { parseComponentId } from '../component/id.ts';
 import type { ComponentRegistry } from '../component/registry.ts';
-import type { AnyFactory, ComponentKind } from '../component/types.ts';
+import type { AnyFactory, ComponentKind, ProcessorFactory } from '../component/types.ts';
 import type { ConfigProblem } from '../errors.ts';
 import { ConfigError } from '../errors.ts';
 import type { LogFormat, LogLevel } from '../log/logger.ts';
@@ -36,7 +36,7 @@ export interface TsnetSettings {
 }
 
 export interface ServiceSettings {
-  http: { address: string; port: number; metrics_token: string; max_connections: number };
+  http: { address: string; port: number; metrics_token: string; max_connections: number; write_timeout: number; max_metrics_streams: number };
   tsnet: TsnetSettings;
   telemetry: { logs: { level: LogLevel; format: LogFormat } };
   shutdown_timeout: number;
@@ -61,6 +61,18 @@ export const serviceSchema: ConfigSchema<ServiceSettings> = defineSchema<Service
     port: { doc: 'HTTP server port (0 = any free port).', format: 'port', default: 9100 },
     metrics_token: { doc: 'Bearer token required on /metrics and /debug (empty = none).', format: 'secret', default: '' },
     max_connections: { doc: 'Concurrent connections the server accepts.', format: 'nat', default: 256 },
+    write_timeout: {
+      doc: 'Longest a response may take to reach the client; a client that reads slower, or not at all, is disconnected and everything held for it is released.',
+      format: 'positive_duration',
+      default: 30_000,
+    },
+    max_metrics_streams: {
+      doc: 'Concurrent /metrics responses (render and stream); a request above this gets 503 with Retry-After at once. Keep it well below max_connections so probes always find a connection.',
+      format: (v: unknown) => {
+        if (!Number.isInteger(v) || (v as number) < 1) throw new Error('must be a whole number, at least 1');
+      },
+      default: 4,
+    },
   },
   tsnet: {
     enabled: { doc: 'Run as a tailnet node through a supervised userspace tailscaled (USE_TSNET).', format: Boolean, default: false },
@@ -186,6 +198,16 @@ export function resolveConfig(raw: RawServiceConfig, registry: ComponentRegistry
         }
         if ((lists.receivers ?? []).length === 0) problems.push({ source, path: `${path}.receivers`, message: 'a pipeline needs at least one receiver' });
         if ((lists.exporters ?? []).length === 0) problems.push({ source, path: `${path}.exporters`, message: 'a pipeline needs at least one exporter' });
+        // The staleness processor finds a failing device by `device_id` and
+        // `tsmetrics_device_scrape_up`; a processor before it that rewrites names or labels
+        // could make its grace period silently wrong, so that order is refused.
+        const procs = lists.processors ?? [];
+        const stale = procs.findIndex((ref) => resolved.processors?.get(ref)?.id.type === 'staleness');
+        for (const ref of procs.slice(0, Math.max(0, stale))) {
+          const c = resolved.processors?.get(ref);
+          const f = c?.factory as ProcessorFactory<unknown> | undefined;
+          if (c && f?.rewritesData?.(c.config)) problems.push({ source, path: `${path}.processors`, message: `"${ref}" rewrites names and labels, so it must come after "${procs[stale]}" (staleness reads device_id and tsmetrics_device_scrape_up as the receivers wrote them)` });
+        }
         pipelines.push({ name, receivers: lists.receivers ?? [], processors: lists.processors ?? [], exporters: lists.exporters ?? [] });
       }
     }

@@ -1,25 +1,42 @@
 /**
- * Points that mark the end of a series (OpenTelemetry's NO_RECORDED_VALUE flag). The JS data
- * model has no `flags` field, so the staleness processor registers such points here; the OTLP
- * exporter writes `flags: 1` for them and the Prometheus exporter leaves them out.
+ * Points that mark the end of a series (OpenTelemetry's NO_RECORDED_VALUE data-point flag).
+ *
+ * The JS data model has no `flags` field, so the marker travels in-band as an own `flags`
+ * property on the point itself: any processor that copies points (`{ ...p }`) carries it along,
+ * which a side table keyed by object identity could not survive. The OTLP exporter writes the
+ * flag; the Prometheus exporter leaves such points out.
  */
-const stalePoints = new WeakSet<object>();
+
+/** OTLP `DataPointFlags.NO_RECORDED_VALUE_MASK`. */
+export const NO_RECORDED_VALUE = 1;
+
+/** A data point that may carry OTLP data-point flags in-band. */
+export interface FlaggedPoint {
+  flags?: number;
+}
 
 export function markStale(point: object): void {
-  stalePoints.add(point);
+  const p = point as FlaggedPoint;
+  p.flags = (p.flags ?? 0) | NO_RECORDED_VALUE;
 }
 
 export function isStale(point: object): boolean {
-  return stalePoints.has(point);
+  const f = (point as FlaggedPoint).flags;
+  return f !== undefined && (f & NO_RECORDED_VALUE) !== 0;
 }
 
-/** Batches that contain at least one stale point (so others can skip looking). */
-const batchesWithStale = new WeakSet<object>();
+/**
+ * Kept for library callers of the first release; a no-op now that markers are found by looking
+ * at the points (a batch-level mark did not survive processors that copy batches).
+ */
+export function markBatchHasStale(_batch: object): void {}
 
-export function markBatchHasStale(batch: object): void {
-  batchesWithStale.add(batch);
-}
-
-export function batchHasStale(batch: object): boolean {
-  return batchesWithStale.has(batch);
+/** True when any point of the batch is an end-of-series marker. */
+export function batchHasStale(batch: { scopeMetrics: ReadonlyArray<{ metrics: ReadonlyArray<{ dataPoints: readonly object[] }> }> }): boolean {
+  for (const sm of batch.scopeMetrics) {
+    for (const m of sm.metrics) {
+      for (const p of m.dataPoints) if ((p as FlaggedPoint).flags !== undefined && isStale(p)) return true;
+    }
+  }
+  return false;
 }
