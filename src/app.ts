@@ -141,6 +141,7 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
     version: VERSION,
     logger,
     debugConfig: () => redactedConfig(config),
+    redact: (text) => redactor.scrub(text),
     ...(supervisor ? { notReadyReason: () => supervisor?.notReadyReason() } : {}),
   });
   let address: AddressInfo;

@@ -1,4 +1,6 @@
 import { createGzip } from 'node:zlib';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { DataPoint, ResourceMetrics, ScopeMetrics } from '@opentelemetry/sdk-metrics';
@@ -18,6 +20,22 @@ const GZIP_MIN_BYTES = 1024;
 /** Bodies larger than this are streamed rather than sent as one buffer. */
 const STREAM_MIN_BYTES = 1024 * 1024;
 const CHUNK_CHARS = 256 * 1024;
+
+/**
+ * The body as chunks of about CHUNK_CHARS, joined only when the client is ready for the next
+ * one: with `stream.pipeline` at most a chunk or two wait for a slow reader, not the page.
+ */
+function* bodyChunks(parts: readonly string[]): Generator<string> {
+  let chunk = '';
+  for (const p of parts) {
+    chunk += p;
+    if (chunk.length >= CHUNK_CHARS) {
+      yield chunk;
+      chunk = '';
+    }
+  }
+  if (chunk) yield chunk;
+}
 
 /**
  * Keeps the latest snapshot of every source that feeds it and renders them, with the process's
@@ -100,9 +118,11 @@ export class PrometheusExporterComponent implements Exporter {
     } catch (err) {
       this._settings.telemetry.error(this._settings.id.key, 'exception');
       res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end(`collecting metrics failed: ${errorMessage(err)}\n`);
+      res.end(`collecting metrics failed: ${this._settings.secrets.scrub(errorMessage(err))}\n`);
       return;
     }
+    // The client went away (or ran out its write deadline) while the page was assembled.
+    if (res.destroyed) return;
     if (parts === undefined) {
       res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '5' });
       res.end('no data yet: no collection cycle has delivered metrics\n');
@@ -123,23 +143,18 @@ export class PrometheusExporterComponent implements Exporter {
       res.end(body);
       return;
     }
-    // Large bodies are streamed in chunks (and compressed on the fly) instead of being joined
-    // into one string and copied into one buffer.
+    // Large bodies go through stream.pipeline, so the response's backpressure reaches the
+    // chunk generator (and gzip): a stalled reader holds a chunk or two, and when it is
+    // destroyed every stage is torn down and the page is released at once.
     if (gz) headers['content-encoding'] = 'gzip';
     res.writeHead(200, headers);
-    const sink = gz ? createGzip({ level: 1 }) : undefined;
-    if (sink) sink.pipe(res);
-    const out: NodeJS.WritableStream = sink ?? res;
-    let chunk = '';
-    for (const p of parts) {
-      chunk += p;
-      if (chunk.length >= CHUNK_CHARS) {
-        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
-        chunk = '';
-      }
-      if (res.destroyed) return;
+    const body = Readable.from(bodyChunks(parts), { objectMode: false });
+    try {
+      await (gz ? pipeline(body, createGzip({ level: 1 }), res) : pipeline(body, res));
+    } catch {
+      // A pipeline ends early when the client left or its write deadline cut it off; it has
+      // already destroyed the response, so there is nobody left to tell.
     }
-    out.end(chunk);
   }
 
   routes(): HttpRoute[] {

@@ -221,12 +221,30 @@ export class PipelineService {
     if (this._ownsTelemetry) await step('telemetry', () => this.telemetry.shutdown());
   }
 
-  /** True once every receiver finished at least one cycle. */
-  ready(): boolean {
-    for (const id of this.receivers.keys()) {
-      const s = this.telemetry.status().get(id);
-      if (!s || s.cycles === 0) return false;
+  /**
+   * Why the pipeline is not ready, or undefined when it is. Ready means: every receiver finished
+   * at least one cycle, and every inventory source (receiver ids starting with `tailscale_api`)
+   * has had at least one successful cycle. The reason names the source and never carries error
+   * text, because `/ready` is served without authentication.
+   */
+  notReadyReason(): string | undefined {
+    if (this.receivers.size === 0) return 'no receivers are configured';
+    const status = this.telemetry.status();
+    // Inventory sources first: without a device list every other source has nothing to do, so
+    // they are the root cause to name.
+    const ids = [...this.receivers.keys()].sort((a, b) => Number(b.startsWith('tailscale_api')) - Number(a.startsWith('tailscale_api')));
+    for (const id of ids) {
+      const s = status.get(id);
+      if (!s || s.cycles === 0) return `${id}: the first collection cycle has not completed`;
+      // A failed first fetch has finished a cycle but delivered no inventory at all; serving
+      // "ready" then would put an exporter with no devices into rotation.
+      if (id.startsWith('tailscale_api') && s.lastSuccessMs === undefined) return `${id}: no successful cycle yet (${s.cycles} failed), so there is no device inventory`;
     }
-    return this.receivers.size > 0;
+    return undefined;
+  }
+
+  /** True when {@link notReadyReason} has nothing to say. */
+  ready(): boolean {
+    return this.notReadyReason() === undefined;
   }
 }

@@ -1,17 +1,30 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { HttpRoute } from '../component/types.ts';
 import { formatDuration } from '../config/duration.ts';
-import type { Logger } from '../log/logger.ts';
+import { Redactor, type Logger } from '../log/logger.ts';
 import type { PipelineService } from '../pipeline/service.ts';
 import { errorMessage } from '../errors.ts';
+
+/** Default of `service.http.write_timeout`: about a Prometheus scrape timeout. */
+const DEFAULT_WRITE_TIMEOUT_MS = 30_000;
+/** Default of `service.http.max_metrics_streams`. */
+const DEFAULT_MAX_METRICS_STREAMS = 4;
+/** What an over-cap `/metrics` client is told to wait, seconds. */
+const RETRY_AFTER_S = '1';
 
 export interface HttpServerOptions {
   service: PipelineService;
   address: string;
   port: number;
   metricsToken: string;
+  /**
+   * Concurrent connections accepted; beyond it new connections are dropped. It must stay well
+   * above `maxMetricsStreams`: `/metrics` clients hold at most that many connections (over-cap
+   * requests are answered 503 and their connection closed at once), so the rest are always free
+   * for `/livez`, `/health` and `/ready`. The default (256 against 4) leaves 252.
+   */
   maxConnections: number;
   version: string;
   logger: Logger;
@@ -25,12 +38,31 @@ export interface HttpServerOptions {
   headersTimeoutMs?: number;
   /** Time allowed for a whole request, ms (default 30 s). */
   requestTimeoutMs?: number;
+  /**
+   * Scrubs secrets from every JSON document the server prints (`/debug` above all). Default: the
+   * service's secret registry plus the secret values of its config.
+   */
+  redact?: (text: string) => string;
+  /**
+   * Longest time a response may take from request to last byte, and longest a socket may make no
+   * progress, ms (default `service.http.write_timeout`, 30 s). A client that reads slower is
+   * reset, which releases at once everything queued for it.
+   */
+  writeTimeoutMs?: number;
+  /**
+   * Concurrent responses of mounted routes (`/metrics`), rendering or streaming (default
+   * `service.http.max_metrics_streams`, 4). A request above it gets 503 with `Retry-After`.
+   */
+  maxMetricsStreams?: number;
 }
 
-/** Compares a bearer token in constant time (hashing first makes lengths equal). */
+/**
+ * Compares a bearer token in constant time (hashing first makes lengths equal). The scheme name
+ * is case-insensitive (RFC 9110 §11.1), so `bearer TOKEN` is accepted as `Bearer TOKEN` is.
+ */
 export function tokenMatches(header: string | undefined, token: string): boolean {
-  if (!header?.startsWith('Bearer ')) return false;
-  const a = createHash('sha256').update(header.slice(7)).digest();
+  if (!header || header.length < 7 || header.slice(0, 7).toLowerCase() !== 'bearer ') return false;
+  const a = createHash('sha256').update(header.slice(7).trimStart()).digest();
   const b = createHash('sha256').update(token).digest();
   return timingSafeEqual(a, b);
 }
@@ -39,8 +71,21 @@ function isLoopback(address: string): boolean {
   return address === 'localhost' || address === '::1' || address.startsWith('127.');
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body, null, 2);
+/** Applies `redact` to every string (keys too) of a JSON-able value. */
+function redactDeep(value: unknown, redact: (text: string) => string): unknown {
+  if (typeof value === 'string') return redact(value);
+  if (value === null || typeof value !== 'object') return value;
+  const v = typeof (value as { toJSON?: unknown }).toJSON === 'function' ? (value as { toJSON(): unknown }).toJSON() : value;
+  if (v !== value) return redactDeep(v, redact);
+  if (Array.isArray(v)) return v.map((x) => redactDeep(x, redact));
+  return Object.fromEntries(Object.entries(v as object).map(([k, x]) => [redact(k), redactDeep(x, redact)]));
+}
+
+function json(res: ServerResponse, status: number, body: unknown, redact: (text: string) => string): void {
+  // Strings are scrubbed before serializing, because a secret with a quote or backslash in it
+  // would no longer match once JSON escapes it; the text is scrubbed again for anything a
+  // toJSON produced.
+  const text = redact(JSON.stringify(redactDeep(body, redact), null, 2));
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
   res.end(text + '\n');
 }
@@ -50,58 +95,109 @@ function plain(res: ServerResponse, status: number, text: string, headers: Recor
   res.end(text + '\n');
 }
 
-/** The `/health` document: the seed's shape, with true values. */
+function iso(ms: number | undefined): string | null {
+  return ms === undefined ? null : new Date(ms).toISOString();
+}
+
+/**
+ * The `/health` document: status, counts and timestamps. It is served without authentication, so
+ * it carries no free-form text at all (last errors are in `/debug`, behind the token).
+ *
+ * `status` is:
+ * - `degraded` when any source failed its last cycle (`up` is false after at least one cycle),
+ *   or a source that scrapes devices reached fewer than half of the devices it targeted
+ *   (`devices_targeted > 0` and `2 × devices_scraped < devices_targeted`);
+ * - otherwise `starting` while the pipeline is not ready (`PipelineService.notReadyReason`);
+ * - otherwise `healthy`.
+ */
 export function healthDocument(service: PipelineService, version: string, startedMs: number): Record<string, unknown> {
   const now = service.clock.now();
   const sources: Record<string, unknown> = {};
-  let anyDown = false;
+  let degraded = false;
   let lastScrape: number | undefined;
   let scraped = 0;
   let anyScrapeDetail = false;
   for (const [id, s] of service.telemetry.status()) {
+    const counts: Record<string, number> = {};
+    for (const [k, v] of Object.entries(s.details)) if (typeof v === 'number' && Number.isFinite(v)) counts[k] = v;
+    const targeted = counts.devices_targeted ?? 0;
+    const mostDevicesFailed = targeted > 0 && 2 * (counts.devices_scraped ?? 0) < targeted;
     sources[id] = {
+      ...counts,
       up: s.up,
       cycles: s.cycles,
-      last_success: s.lastSuccessMs ? new Date(s.lastSuccessMs).toISOString() : null,
-      ...(s.lastError ? { last_error: s.lastError } : {}),
+      last_cycle: iso(s.lastCycleMs),
+      last_success: iso(s.lastSuccessMs),
     };
-    if (s.cycles > 0 && !s.up) anyDown = true;
+    if ((s.cycles > 0 && !s.up) || mostDevicesFailed) degraded = true;
     if (s.lastSuccessMs && (!lastScrape || s.lastSuccessMs > lastScrape)) lastScrape = s.lastSuccessMs;
-    if (s.details.devices_scraped !== undefined) {
+    if (counts.devices_scraped !== undefined) {
       anyScrapeDetail = true;
-      scraped += s.details.devices_scraped;
+      scraped += counts.devices_scraped;
     }
   }
   const uptimeS = Math.floor((now - startedMs) / 1000);
   return {
-    status: !service.ready() ? 'starting' : anyDown ? 'degraded' : 'healthy',
+    status: degraded ? 'degraded' : !service.ready() ? 'starting' : 'healthy',
     timestamp: new Date(now).toISOString(),
     version,
     uptime: uptimeS === 0 ? '0s' : formatDuration(uptimeS * 1000),
     uptime_seconds: uptimeS,
     devices_discovered: service.inventory.devices().length,
     devices_scraped: anyScrapeDetail ? scraped : 0,
-    last_scrape: lastScrape ? new Date(lastScrape).toISOString() : null,
+    last_scrape: iso(lastScrape),
     sources,
   };
 }
 
+/** Drops a connection with a reset, so the kernel discards what is still queued for it too. */
+function reset(socket: Socket | null | undefined): void {
+  if (!socket || socket.destroyed) return;
+  if (typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
+  else socket.destroy();
+}
+
+const BUILTIN_PATHS = new Set(['/health', '/healthz', '/livez', '/ready', '/readyz', '/debug']);
+
 /**
  * The HTTP surface: `/metrics` (mounted from the Prometheus exporter), `/health`, `/ready`,
- * `/debug`. Unknown paths are 404, other methods 405; headers, request time and connections are
- * bounded.
+ * `/debug`, `/livez`. Unknown paths are 404, other methods 405, unparseable targets 400.
+ *
+ * Every untrusted input is bounded: header bytes (16 KiB), time to send the headers and the
+ * request, time to take the response (`writeTimeoutMs`), connections (`maxConnections`) and
+ * concurrent `/metrics` responses (`maxMetricsStreams`).
  */
 export class HttpServer {
   private readonly _server: Server;
   private readonly _opts: HttpServerOptions;
   private readonly _routes = new Map<string, HttpRoute>();
   private readonly _startedMs: number;
+  private readonly _redact: (text: string) => string;
+  private readonly _writeTimeoutMs: number;
+  private readonly _maxStreams: number;
+  private _streams = 0;
+  /** Sockets with a response in flight (the ones a timeout should reset rather than close). */
+  private readonly _busy = new WeakSet<Socket>();
 
   constructor(opts: HttpServerOptions) {
     this._opts = opts;
     this._startedMs = opts.service.clock.now();
+    const httpConfig = opts.service.config.service.http as Partial<typeof opts.service.config.service.http>;
+    this._writeTimeoutMs = opts.writeTimeoutMs ?? httpConfig.write_timeout ?? DEFAULT_WRITE_TIMEOUT_MS;
+    this._maxStreams = Math.max(1, opts.maxMetricsStreams ?? httpConfig.max_metrics_streams ?? DEFAULT_MAX_METRICS_STREAMS);
+    this._redact = opts.redact ?? defaultRedact(opts.service);
     for (const r of [...opts.service.routes(), ...(opts.extraRoutes ?? [])]) if (!this._routes.has(r.path)) this._routes.set(r.path, r);
     this._server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: opts.requestTimeoutMs ?? 30_000, headersTimeout: opts.headersTimeoutMs ?? 10_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: Math.min(1000, opts.headersTimeoutMs ?? 1000) }, (req, res) => {
+      // The deadline runs from the request to the last byte, so a client that reads a trickle
+      // cannot hold a response (and the rendered page it pins) forever either.
+      const deadline = setTimeout(() => reset(res.socket), this._writeTimeoutMs);
+      deadline.unref();
+      const socket = req.socket;
+      this._busy.add(socket);
+      res.once('close', () => {
+        clearTimeout(deadline);
+        this._busy.delete(socket);
+      });
       this._handle(req, res).catch((err: unknown) => {
         opts.logger.error('request handler failed', { path: req.url ?? '', error: errorMessage(err) });
         if (!res.headersSent) plain(res, 500, 'internal error');
@@ -109,13 +205,28 @@ export class HttpServer {
       });
     });
     this._server.maxConnections = opts.maxConnections;
+    // A socket that makes no progress for this long (a reader that stopped reading) is reset:
+    // a plain close would leave the kernel holding its send queue until the peer reads it. Idle
+    // keep-alive sockets are closed politely, as Node would.
+    this._server.timeout = this._writeTimeoutMs;
+    this._server.on('timeout', (socket: Socket) => (this._busy.has(socket) ? reset(socket) : socket.destroy()));
+  }
+
+  /** Responses of mounted routes (`/metrics`) in progress now; never above `maxMetricsStreams`. */
+  get activeStreams(): number {
+    return this._streams;
   }
 
   private async _handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const path = url.pathname;
+    let path: string;
+    try {
+      path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    } catch {
+      // The target is the client's text (`//x:bad`, `http://[::1`); a bad one is its mistake.
+      return plain(res, 400, 'bad request: unparseable request target', { connection: 'close' });
+    }
     const route = this._routes.get(path);
-    const known = route || ['/health', '/healthz', '/livez', '/ready', '/readyz', '/debug'].includes(path);
+    const known = route || BUILTIN_PATHS.has(path);
     if (!known) return plain(res, 404, 'not found');
     if (req.method !== 'GET' && req.method !== 'HEAD') return plain(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
     const { service, metricsToken } = this._opts;
@@ -123,36 +234,51 @@ export class HttpServer {
     if (needsToken && metricsToken && !tokenMatches(req.headers.authorization, metricsToken)) {
       return plain(res, 401, 'unauthorized', { 'www-authenticate': 'Bearer' });
     }
-    if (route) return route.handle(req, res);
+    if (route) {
+      if (this._streams >= this._maxStreams) {
+        // Refused at once and the connection closed, so a crowd of scrapers holds no more
+        // connections than the cap and the probes keep theirs.
+        return plain(res, 503, `busy: ${this._maxStreams} responses of ${path} are in progress; retry shortly`, { 'retry-after': RETRY_AFTER_S, connection: 'close' });
+      }
+      this._streams++;
+      res.once('close', () => this._streams--);
+      return route.handle(req, res);
+    }
     switch (path) {
       case '/health':
       case '/healthz':
-        return json(res, 200, healthDocument(service, this._opts.version, this._startedMs));
+        return json(res, 200, healthDocument(service, this._opts.version, this._startedMs), this._redact);
       case '/livez':
-        return json(res, 200, { status: 'ok' });
+        return json(res, 200, { status: 'ok' }, this._redact);
       case '/ready':
       case '/readyz': {
-        const reason = this._opts.notReadyReason?.() ?? (service.ready() ? undefined : 'first collection cycle has not completed');
-        return reason ? json(res, 503, { status: 'not ready', reason }) : json(res, 200, { status: 'ready' });
+        const reason = this._opts.notReadyReason?.() ?? service.notReadyReason();
+        return reason ? json(res, 503, { status: 'not ready', reason }, this._redact) : json(res, 200, { status: 'ready' }, this._redact);
       }
       case '/debug': {
         if (!metricsToken && !isLoopback(this._opts.address)) {
           return plain(res, 403, 'debug is only served on loopback unless METRICS_TOKEN is set');
         }
         const mem = process.memoryUsage();
-        return json(res, 200, {
-          version: this._opts.version,
-          config: this._opts.debugConfig(),
-          runtime: {
-            node_version: process.version,
-            pid: process.pid,
-            uptime_seconds: Math.floor(process.uptime()),
-            rss_bytes: mem.rss,
-            heap_used_bytes: mem.heapUsed,
+        return json(
+          res,
+          200,
+          {
+            version: this._opts.version,
+            config: this._opts.debugConfig(),
+            runtime: {
+              node_version: process.version,
+              pid: process.pid,
+              uptime_seconds: Math.floor(process.uptime()),
+              rss_bytes: mem.rss,
+              heap_used_bytes: mem.heapUsed,
+            },
+            http: { active_metrics_streams: this._streams, max_metrics_streams: this._maxStreams, write_timeout_ms: this._writeTimeoutMs },
+            sources: Object.fromEntries(service.telemetry.status()),
+            inventory: service.inventory.all().map((s) => ({ source: s.source, tailnet: s.tailnet, devices: s.devices.length, fresh: s.fresh, fetched: new Date(s.fetchedMs).toISOString() })),
           },
-          sources: Object.fromEntries(service.telemetry.status()),
-          inventory: service.inventory.all().map((s) => ({ source: s.source, tailnet: s.tailnet, devices: s.devices.length, fresh: s.fresh, fetched: new Date(s.fetchedMs).toISOString() })),
-        });
+          this._redact,
+        );
       }
     }
   }
@@ -178,4 +304,11 @@ export class HttpServer {
     await closed;
     deadline.removeEventListener('abort', onAbort);
   }
+}
+
+/** The service's runtime secrets (OAuth tokens…) and its config's secret values. */
+function defaultRedact(service: PipelineService): (text: string) => string {
+  const fromConfig = new Redactor();
+  for (const s of service.config.secrets) fromConfig.add(s);
+  return (text) => fromConfig.scrub(service.secrets.scrub(text));
 }
