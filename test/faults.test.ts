@@ -52,29 +52,29 @@ test('device faults: a million series, duplicates, NaN/±Inf, every escape, an a
   const { sim, service, scrape, health } = await product(t);
   sim.setDeviceFault(gw(sim), { kind: 'huge', series: 1_000_000 });
   const escaped = 'back\\\\slash \\"quoted\\" new\\nline';
-  sim.setDeviceFault(metrics04(sim), { kind: 'body', body: `# TYPE dup gauge\ndup{a="1"} 1\ndup{a="1"} 2\n# TYPE odd gauge\nodd{k="nan"} NaN\nodd{k="inf"} +Inf\nodd{k="ninf"} -Inf\n# TYPE esc gauge\nesc{v="${escaped}"} 1\n` });
+  sim.setDeviceFault(metrics04(sim), { kind: 'body', body: `# TYPE tailscaled_dup gauge\ntailscaled_dup{a="1"} 1\ntailscaled_dup{a="1"} 2\n# TYPE tailscaled_odd gauge\ntailscaled_odd{k="nan"} NaN\ntailscaled_odd{k="inf"} +Inf\ntailscaled_odd{k="ninf"} -Inf\n# TYPE tailscaled_esc gauge\ntailscaled_esc{v="${escaped}"} 1\n` });
   await service.collectNow();
   const f = await scrape();
   assert.equal(sampleValue(f, 'tsmetrics_device_scrape_up', { device_id: gw(sim) }), 0);
   assert.equal(sampleValue(f, 'tsmetrics_device_scrape_errors_total', { device_id: gw(sim), kind: 'too_large' }), 1);
-  assert.equal(f.get('dup')?.samples.length, 1, 'a duplicate series is exported once');
-  assert.equal(sampleValue(f, 'dup', { a: '1' }), 2, 'the last sample wins');
-  assert.ok(Number.isNaN(sampleValue(f, 'odd', { k: 'nan' })));
-  assert.equal(sampleValue(f, 'odd', { k: 'inf' }), Infinity);
-  assert.equal(sampleValue(f, 'odd', { k: 'ninf' }), -Infinity);
-  assert.equal(sampleValue(f, 'esc', { v: 'back\\slash "quoted" new\nline' }), 1, 'escapes survive the round trip');
+  assert.equal(f.get('tailscaled_dup')?.samples.length, 1, 'a duplicate series is exported once');
+  assert.equal(sampleValue(f, 'tailscaled_dup', { a: '1' }), 2, 'the last sample wins');
+  assert.ok(Number.isNaN(sampleValue(f, 'tailscaled_odd', { k: 'nan' })));
+  assert.equal(sampleValue(f, 'tailscaled_odd', { k: 'inf' }), Infinity);
+  assert.equal(sampleValue(f, 'tailscaled_odd', { k: 'ninf' }), -Infinity);
+  assert.equal(sampleValue(f, 'tailscaled_esc', { v: 'back\\slash "quoted" new\nline' }), 1, 'escapes survive the round trip');
   // Every other scraped device still arrived in the same cycle.
   for (const d of sim.devices.filter((x) => x.api.id !== gw(sim) && x.api.id !== metrics04(sim) && (x.api.tags as string[] | undefined)?.includes('tag:exporter') && x.api.connectedToControl && x.api.authorized && !x.api.isExternal)) {
     assert.equal(sampleValue(f, 'tsmetrics_device_scrape_up', { device_id: d.api.id }), 1, d.api.hostname as string);
   }
   assert.equal(health().status, 'healthy', 'device faults do not make the process unhealthy');
   // A device that changes its answer each cycle: old series end.
-  sim.setDeviceFault(metrics04(sim), { kind: 'body', body: '# TYPE dup gauge\ndup{a="2"} 5\n' });
+  sim.setDeviceFault(metrics04(sim), { kind: 'body', body: '# TYPE tailscaled_dup gauge\ntailscaled_dup{a="2"} 5\n' });
   await service.collectNow();
   const g = await scrape();
-  assert.equal(sampleValue(g, 'dup', { a: '1' }), undefined);
-  assert.equal(sampleValue(g, 'dup', { a: '2' }), 5);
-  assert.equal(g.get('odd'), undefined);
+  assert.equal(sampleValue(g, 'tailscaled_dup', { a: '1' }), undefined);
+  assert.equal(sampleValue(g, 'tailscaled_dup', { a: '2' }), 5);
+  assert.equal(g.get('tailscaled_odd'), undefined);
 });
 
 test('a failing device keeps its client series for two intervals, then they go; scrape-up says 0 at once', async (t) => {

@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { DataPoint, ResourceMetrics, ScopeMetrics } from '@opentelemetry/sdk-metrics';
 import { mapMetrics, withPoints } from '../../src/model/batch.ts';
+import { attributeSignature } from '../../src/model/intern.ts';
 import { batchHasStale, isStale } from '../../src/model/stale.ts';
 import type { BatchInfo, Exporter, HttpRoute, Settings } from '../../src/component/types.ts';
 import { errorMessage } from '../../src/errors.ts';
@@ -45,7 +46,10 @@ function* bodyChunks(parts: readonly string[]): Generator<string> {
 export class PrometheusExporterComponent implements Exporter {
   private readonly _settings: Settings;
   private readonly _config: PrometheusExporterConfig;
-  private readonly _latest = new Map<string, ResourceMetrics>();
+  /** Latest batch per (pipeline, source): pipelines that share a source never overwrite each other. */
+  private readonly _latest = new Map<string, { source: string; batch: ResourceMetrics }>();
+  /** Per source fed by several pipelines: the union of their batches, built once per change. */
+  private readonly _merged = new Map<string, { inputs: ResourceMetrics[]; out: ResourceMetrics }>();
   private readonly _prerenders = new Map<string, NodeJS.Timeout>();
   private readonly _serializer: PrometheusSerializer;
   private _stopped = false;
@@ -63,34 +67,74 @@ export class PrometheusExporterComponent implements Exporter {
     // Snapshot semantics: a source's new batch replaces its previous one whole. End-of-series
     // markers are for push consumers; on the pull side a series simply stops being served.
     const kept = withoutStalePoints(batch);
-    this._latest.set(info.source, kept);
+    const key = `${info.pipeline ?? ''}\u0000${info.source}`;
+    this._latest.set(key, { source: info.source, batch: kept });
     // Render the sample lines a moment after the cycle, when the process is idle, so a scrape
     // only assembles text (see serializer.ts). A scrape that comes first renders them itself,
     // and a batch replaced before then is never rendered at all.
     if (!this._config.target_info && !this._config.scope_info) {
       // One pending render per source: a newer batch cancels the older one's (which would
       // otherwise keep a replaced batch alive until its timer fires).
-      clearTimeout(this._prerenders.get(info.source));
+      clearTimeout(this._prerenders.get(key));
       const delay = Math.min(1000, Math.max(10, info.interval / 10));
       const timer = setTimeout(() => {
-        this._prerenders.delete(info.source);
-        if (!this._stopped && this._latest.get(info.source) === kept) prerender(kept);
+        this._prerenders.delete(key);
+        if (!this._stopped && this._latest.get(key)?.batch === kept) prerender(kept);
       }, delay);
       timer.unref();
-      this._prerenders.set(info.source, timer);
+      this._prerenders.set(key, timer);
     }
   }
 
   /** The merged snapshot currently served (for tests and the library). */
   snapshot(): ResourceMetrics | undefined {
     if (this._latest.size === 0) return undefined;
+    const bySource = new Map<string, ResourceMetrics[]>();
+    for (const { source, batch } of this._latest.values()) {
+      const list = bySource.get(source);
+      if (list) list.push(batch);
+      else bySource.set(source, [batch]);
+    }
     const scopeMetrics: ScopeMetrics[] = [];
     let resource: ResourceMetrics['resource'] | undefined;
-    for (const b of this._latest.values()) {
+    for (const [source, list] of bySource) {
+      const b = list.length === 1 ? (list[0] as ResourceMetrics) : this._union(source, list);
       resource ??= b.resource;
       scopeMetrics.push(...b.scopeMetrics);
     }
+    for (const source of this._merged.keys()) if ((bySource.get(source)?.length ?? 0) < 2) this._merged.delete(source);
     return { resource: resource as ResourceMetrics['resource'], scopeMetrics };
+  }
+
+  /**
+   * One source seen through several pipelines (different filters, say): each pipeline's series
+   * are served, and a series two pipelines both pass is served once (as the Collector's
+   * Prometheus exporter keeps one value per series), so the page never repeats a series.
+   */
+  private _union(source: string, inputs: ResourceMetrics[]): ResourceMetrics {
+    const cached = this._merged.get(source);
+    if (cached && cached.inputs.length === inputs.length && cached.inputs.every((b, i) => b === inputs[i])) return cached.out;
+    const seen = new Set<string>();
+    const scopeMetrics: ScopeMetrics[] = [];
+    for (const b of inputs) {
+      for (const sm of b.scopeMetrics) {
+        const metrics = [];
+        for (const m of sm.metrics) {
+          const prefix = `${m.descriptor.name}\u0000${m.dataPointType}\u0000`;
+          const pts = (m.dataPoints as DataPoint<unknown>[]).filter((p) => {
+            const k = prefix + attributeSignature(p.attributes);
+            if (seen.has(k)) return false;
+            seen.add(k);
+            return true;
+          });
+          if (pts.length) metrics.push(pts.length === m.dataPoints.length ? m : withPoints(m, pts as DataPoint<number>[]));
+        }
+        if (metrics.length) scopeMetrics.push({ scope: sm.scope, metrics });
+      }
+    }
+    const out = { resource: (inputs[0] as ResourceMetrics).resource, scopeMetrics };
+    this._merged.set(source, { inputs: [...inputs], out });
+    return out;
   }
 
   /** Renders the exposition text; undefined when there is nothing to serve yet. */

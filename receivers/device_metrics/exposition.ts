@@ -221,12 +221,14 @@ interface FamilyState {
  * labelled histograms and summaries grouped by their base name. Invalid input throws
  * `ExpositionParseError` with the line number.
  */
-export function parseExposition(text: string, limits: ExpositionLimits = DEFAULT_EXPOSITION_LIMITS): ExpositionFamily[] {
-  const maxSamples = limits.maxSamples ?? DEFAULT_EXPOSITION_LIMITS.maxSamples;
-  const maxName = limits.maxNameLength ?? DEFAULT_EXPOSITION_LIMITS.maxNameLength;
-  const maxLabelName = limits.maxLabelNameLength ?? DEFAULT_EXPOSITION_LIMITS.maxLabelNameLength;
-  const maxLabels = limits.maxLabels ?? DEFAULT_EXPOSITION_LIMITS.maxLabels;
-  const maxHelp = limits.maxHelpLength ?? DEFAULT_EXPOSITION_LIMITS.maxHelpLength;
+export function parseExposition(text: string, limits: ExpositionLimits = {}): ExpositionFamily[] {
+  // No limits unless asked: trusted text (our own page, fixtures) may be large; receivers pass
+  // DEFAULT_EXPOSITION_LIMITS or their configured bounds.
+  const maxSamples = limits.maxSamples ?? Infinity;
+  const maxName = limits.maxNameLength ?? Infinity;
+  const maxLabelName = limits.maxLabelNameLength ?? Infinity;
+  const maxLabels = limits.maxLabels ?? Infinity;
+  const maxHelp = limits.maxHelpLength ?? Infinity;
   let samples = 0;
   const tooLongName = (line: number, n: string): never => {
     throw new ExpositionLimitError(line, 'name', `metric name of ${n.length} characters exceeds the limit of ${maxName}`);
@@ -311,7 +313,7 @@ export function parseExposition(text: string, limits: ExpositionLimits = DEFAULT
       if (kw === 'HELP') {
         if (f.helped) throw new ExpositionParseError(lineNo, `second HELP line for metric name "${name}"`);
         f.helped = true;
-        f.fam.help = unescapeHelp(text.slice(i, Math.min(lineEnd, i + maxHelp)));
+        f.fam.help = unescapeHelp(maxHelp < lineEnd - i ? text.slice(i, i + maxHelp) : text.slice(i, lineEnd));
       } else {
         // Fast path: the usual lowercase words compared in place, without a slice.
         let word: string | undefined;

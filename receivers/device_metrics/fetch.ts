@@ -79,12 +79,13 @@ export function fetchMetrics(o: FetchOptions): Promise<string> {
     const chunks: Buffer[] = [];
     let size = 0;
     let gunzip: Gunzip | undefined;
-    let cleanup: (() => void) | undefined;
+    // Shutdown aborts scrapes in flight at once instead of letting them run to their timeout.
+    const onAbort = (): void => finish(new ScrapeError('network', 'stopped'));
     const finish = (err: ScrapeError | undefined, text?: string): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      cleanup?.();
+      o.signal.removeEventListener('abort', onAbort);
       if (err) {
         ctrl?.abort(err);
         gunzip?.destroy();
@@ -107,10 +108,7 @@ export function fetchMetrics(o: FetchOptions): Promise<string> {
       }
     };
     if (o.signal.aborted) return finish(new ScrapeError('network', 'stopped'));
-    // Shutdown aborts scrapes in flight at once instead of letting them run to their timeout.
-    const onAbort = (): void => finish(new ScrapeError('network', 'stopped'));
     o.signal.addEventListener('abort', onAbort, { once: true });
-    cleanup = () => o.signal.removeEventListener('abort', onAbort);
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(c) {
         ctrl = c;

@@ -9,7 +9,9 @@ import { createScrapingReceiver } from '../../src/pipeline/scraper.ts';
 import { VERSION } from '../../src/version.ts';
 import { readBodyLimited } from '../../src/util/body.ts';
 import { convertFamilies, StartTimeTracker } from '../device_metrics/convert.ts';
-import { parseExposition } from '../device_metrics/exposition.ts';
+import { DEFAULT_EXPOSITION_LIMITS, parseExposition } from '../device_metrics/exposition.ts';
+import { FamilyRegistry } from '../device_metrics/families.ts';
+import { globMatcher } from '../../src/util/glob.ts';
 import type { LocalTailscaledConfig } from './config.ts';
 
 const ORIGIN = 'http://local-tailscaled.sock';
@@ -24,6 +26,9 @@ const ORIGIN = 'http://local-tailscaled.sock';
 export function createLocalTailscaledReceiver(settings: Settings, config: LocalTailscaledConfig, next: MetricsConsumer): Receiver {
   const agent = new Agent({ connect: { socketPath: config.socket_path }, keepAliveTimeout: 60_000 });
   const tracker = new StartTimeTracker();
+  // The node's user metrics are tailscaled_*; nothing it sends may shadow the API's or ours.
+  const registry = new FamilyRegistry();
+  const namespace = globMatcher(['tailscaled_*']);
   const once = new OnceLogger(settings.logger);
   const get = async (path: string, signal: AbortSignal): Promise<string> => {
     const res = await agent.request({ origin: ORIGIN, path, method: 'GET', headersTimeout: config.timeout, bodyTimeout: config.timeout, signal });
@@ -45,9 +50,10 @@ export function createLocalTailscaledReceiver(settings: Settings, config: LocalT
             device_id: boundLabel(known?.id ?? nodeId),
             device_name: boundLabel(known?.name ?? (status.Self?.DNSName ?? status.Self?.HostName ?? '').replace(/\.$/, '')),
           };
-          const families = parseExposition(await get('/localapi/v0/usermetrics', signal));
+          const families = parseExposition(await get('/localapi/v0/usermetrics', signal), DEFAULT_EXPOSITION_LIMITS);
           const bb = new BatchBuilder({ 'service.name': 'tsmetrics', 'service.version': VERSION }, { name: 'tsmetrics/local_tailscaled', version: VERSION });
-          convertFamilies(families, { out: bb, deviceLabels: labels, timeMs: settings.clock.now(), tracker, familyAllowed: () => true, maxLabel: 128 });
+          convertFamilies(families, { out: bb, deviceLabels: labels, timeMs: settings.clock.now(), tracker, familyAllowed: () => true, maxLabel: 128, families: registry, namespace });
+          registry.endCycle();
           tracker.commit();
           once.ok('local', 'LocalAPI reachable again');
           return { batch: bb.build(), ok: true };
