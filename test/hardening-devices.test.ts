@@ -127,7 +127,7 @@ test('devices can only write their own namespace: tailscale_* and tsmetrics_* fr
 
 test('a family whose type differs between devices keeps one type (the majority) across cycles; the odd device is dropped and counted', async (t) => {
   const honest = ['h001', 'h002', 'h003'];
-  const { sim, service, page } = await setup(t, [...honest.map((id, i) => device(id, [`127.0.2.${10 + i}`])), device(EVIL, ['127.0.2.20'])]);
+  const { sim, service, page, lines } = await setup(t, [...honest.map((id, i) => device(id, [`127.0.2.${10 + i}`])), device(EVIL, ['127.0.2.20'])]);
   for (const id of honest) sim.setDeviceFault(id, { kind: 'body', body: '# HELP tailscaled_c_total Honest help.\n# TYPE tailscaled_c_total counter\ntailscaled_c_total 10\n' });
   sim.setDeviceFault(EVIL, { kind: 'body', body: '# HELP tailscaled_c_total Evil help.\n# TYPE tailscaled_c_total gauge\ntailscaled_c_total 99\n' });
   const seen: Array<{ type: string | undefined; help: string | undefined; evil: number | undefined; honest: number }> = [];
@@ -143,6 +143,8 @@ test('a family whose type differs between devices keeps one type (the majority) 
   for (const s of seen.slice(1)) assert.deepEqual(s, { type: 'counter', help: 'Honest help.', evil: undefined, honest: 3 });
   const f = families(await page());
   assert.ok((sampleValue(f, 'tsmetrics_device_scrape_errors_total', { device_id: EVIL, kind: 'type_conflict' }) ?? 0) >= 3);
+  // Counted every cycle, logged once.
+  assert.equal(lines.filter((l) => l.includes('device samples left out') && l.includes(`dev-${EVIL}`)).length, 1);
 });
 
 test('names beyond their bounds fail that device alone (kind "limit"); new long names every cycle leave the heap flat', { timeout: 120_000 }, async (t) => {

@@ -3,6 +3,7 @@ import { ProxyAgent, type Dispatcher } from 'undici';
 import type { MetricsConsumer, Receiver, Settings } from '../../src/component/types.ts';
 import { BatchBuilder } from '../../src/model/batch.ts';
 import { boundLabel } from '../../src/model/labels.ts';
+import { BoundedCache } from '../../src/model/names.ts';
 import { OnceLogger } from '../../src/log/logger.ts';
 import { errorMessage } from '../../src/errors.ts';
 import type { Device } from '../../src/pipeline/inventory.ts';
@@ -53,7 +54,7 @@ function isPlainIp(a: string): boolean {
  * mode) a plain hostname, which the dialer resolves and checks. Anything else in the API record
  * — a zone id, brackets, a port or path, userinfo — is never turned into a URL.
  */
-export function chooseAddress(d: Device, mode: DeviceMetricsConfig['address'], allowed: readonly Cidr[], cache?: Map<string, boolean>): string | undefined {
+export function chooseAddress(d: Device, mode: DeviceMetricsConfig['address'], allowed: readonly Cidr[], cache?: { get(k: string): boolean | undefined; set(k: string, v: boolean): void }): string | undefined {
   if (mode === 'magicdns') {
     const name = typeof d.name === 'string' ? d.name.replace(/\.$/, '') : '';
     return HOSTNAME.test(name) ? name.toLowerCase() : undefined;
@@ -63,7 +64,7 @@ export function chooseAddress(d: Device, mode: DeviceMetricsConfig['address'], a
     let ok = cache?.get(a);
     if (ok === undefined) {
       ok = isPlainIp(a) && ipInNetworks(a, allowed);
-      if (cache && cache.size < 100_000) cache.set(a, ok);
+      cache?.set(a, ok);
     }
     return ok;
   });
@@ -117,9 +118,10 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
     : createGuardedAgent(allowed, config.timeout, 2, (address, port) => settings.selfEndpoints.isSelf(address, port, localAddresses));
   const limiter = new Limiter(config.max_concurrent);
   const once = new OnceLogger(settings.logger);
+  const dropOnce = new OnceLogger(settings.logger);
   const states = new Map<string, DeviceState>();
   /** Whether an address is inside allowed_cidrs (addresses rarely change; parsing them does). */
-  const allowedCache = new Map<string, boolean>();
+  const allowedCache = new BoundedCache<boolean>({ maxChars: 4 * 1024 * 1024, maxEntries: 100_000, sizeOf: () => 1 });
   const include = config.include_families.length ? globMatcher(config.include_families) : () => true;
   const exclude = config.exclude_families.length ? globMatcher(config.exclude_families) : () => false;
   const familyAllowed = (name: string): boolean => include(name) && !exclude(name);
@@ -191,6 +193,7 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
     // One abort listener per scrape in flight (up to max_concurrent) is expected, not a leak.
     setMaxListeners(Math.max(10, config.max_concurrent + 10), signal);
     let attempted = 0;
+    const dropKeys = new Set<string>();
     const scrapeOne = async (d: Device): Promise<void> => {
       const s = stateOf(d);
       live.add(d.id);
@@ -241,7 +244,8 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
           if (n === 0) continue;
           s.errors.set(kind, (s.errors.get(kind) ?? 0) + 1);
           settings.telemetry.error(id, kind);
-          once.fail(`${d.id}:${kind}`, kind, 'device samples left out', { device: d.name, kind, samples: n });
+          dropKeys.add(`${d.id}\u0000${kind}`);
+          dropOnce.fail(`${d.id}\u0000${kind}`, kind, 'device samples left out', { device: d.name, kind, samples: n });
         }
         s.failures = 0;
         s.skip = 0;
@@ -272,6 +276,8 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
     // Devices no longer targeted are forgotten: their state must not outlive them.
     for (const k of states.keys()) if (!live.has(k)) states.delete(k);
     once.forgetExcept(live);
+    // A device that stops sending such samples is forgotten, so its next offence logs again.
+    dropOnce.forgetExcept(dropKeys);
     // A source whose targeted devices mostly fail is down, even though each failure is its
     // device's own: `/health` and `tsmetrics_source_up` must not call that healthy.
     const ok = attempted === 0 || scraped * 2 >= attempted;
