@@ -1,14 +1,14 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/app.ts';
 import { ConfigError } from '../src/errors.ts';
 import { redactedConfig } from '../src/config/service.ts';
 import { substituteEnv } from '../src/config/yaml.ts';
+import { tempDir } from './helpers/system.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const EXAMPLE = join(ROOT, 'otel-config.example.yaml');
@@ -23,9 +23,12 @@ function problems(fn: () => unknown): string[] {
   assert.fail('expected a ConfigError');
 }
 
+// Every config file this file writes goes into one directory, removed when the file's tests end.
+const TMP = tempDir('tsmetrics-config-');
+after(() => TMP.remove());
+
 function tmpFile(name: string, text: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'tsmetrics-'));
-  const p = join(dir, name);
+  const p = join(mkdtempSync(join(TMP.path, 'case-')), name);
   writeFileSync(p, text);
   return p;
 }

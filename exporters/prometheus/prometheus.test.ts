@@ -1,14 +1,14 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTsmetrics } from '../../src/app.ts';
 import { API_METRICS } from '../../receivers/tailscale_api/metrics.ts';
 import { BatchBuilder } from '../../src/model/batch.ts';
 import { markBatchHasStale, markStale } from '../../src/model/stale.ts';
 import { buildService, fixtureFamilyTypes, http, waitFor } from '../../test/helpers/index.ts';
+import { freePort, requireTool, stopChild, tempDir } from '../../test/helpers/system.ts';
 import type { PrometheusExporterComponent } from './prometheus.ts';
 
 test('503 with a one-line reason until something can be served', async (t) => {
@@ -61,15 +61,30 @@ async function demo(t: TestContext) {
   return running;
 }
 
+/** `promtool check metrics` on `text`: its exit status and everything it printed. */
+function promtoolCheckMetrics(text: string): { status: number; out: string } {
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 60_000 });
+  // A promtool that cannot be run must fail the test, never read as "no problems found".
+  if (r.error) throw new Error(`promtool could not be run: ${r.error.message}`);
+  assert.notEqual(r.status, null, `promtool was killed by ${r.signal}`);
+  return { status: r.status as number, out: `${r.stdout}${r.stderr}` };
+}
+
 test('promtool check metrics accepts the demo /metrics (the only lints are the seed’s own metric names)', async (t) => {
+  requireTool('promtool');
+  // The check itself works: promtool fails text Prometheus would reject, and passes clean text.
+  const bad = promtoolCheckMetrics('foo{a="1",a="2"} 1\n');
+  assert.equal(bad.status, 1, bad.out);
+  assert.match(bad.out, /duplicate label names/);
+  assert.deepEqual(promtoolCheckMetrics('# HELP x_seconds A gauge.\n# TYPE x_seconds gauge\nx_seconds 1\n'), { status: 0, out: '' });
+
   const running = await demo(t);
-  const body = (await http(`${running.url}/metrics`)).body;
-  let out = '';
-  try {
-    out = execFileSync('promtool', ['check', 'metrics'], { input: body, encoding: 'utf8' });
-  } catch (err) {
-    out = String((err as { stdout?: string }).stdout ?? '') + String((err as { stderr?: string }).stderr ?? '');
-  }
+  const res = await http(`${running.url}/metrics`);
+  assert.equal(res.status, 200);
+  assert.ok(res.body.includes('# TYPE tailscaled_inbound_bytes_total counter'), 'the demo served its metrics');
+  const { status, out } = promtoolCheckMetrics(res.body);
+  // 0: clean; 3: lint findings only (1 would be a parse error).
+  assert.ok(status === 0 || status === 3, `promtool exited ${status}: ${out}`);
   const problems = out.split('\n').filter((l) => l.trim() !== '');
   // Names fixed by the seed (and its dashboards) that promtool's naming lint dislikes; the README
   // explains each. Nothing else may be reported.
@@ -83,23 +98,59 @@ test('promtool check metrics accepts the demo /metrics (the only lints are the s
   assert.deepEqual(problems.filter((l) => !allowed.test(l)), [], out);
 });
 
+/**
+ * Starts Prometheus on a port the kernel reported free; if another process takes the port in
+ * the moment between, Prometheus exits with "address already in use" and is started again on a
+ * new one (at most three times).
+ */
+async function startPrometheus(t: TestContext, dir: string, cfg: string): Promise<{ api: string; log: () => string }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const prom = spawn('prometheus', [`--config.file=${cfg}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    let spawnError: Error | undefined;
+    prom.on('error', (err) => (spawnError = err));
+    prom.stderr.on('data', (c: Buffer) => (log += c.toString()));
+    const base = `http://127.0.0.1:${port}`;
+    const state = await waitFor(
+      async () => {
+        if (spawnError) throw new Error(`prometheus could not be started: ${spawnError.message}`);
+        if (prom.exitCode !== null || prom.signalCode !== null) return 'exited';
+        return (await http(`${base}/-/ready`).catch(() => undefined))?.status === 200 ? 'ready' : undefined;
+      },
+      30_000,
+      100,
+    ).catch(async (err: unknown) => {
+      await stopChild(prom, 2000);
+      throw new Error(`Prometheus did not become ready: ${String(err)}\n${log.slice(-2000)}`);
+    });
+    if (state === 'ready') {
+      // Stopped (and waited for) before the caller's later hook removes its data directory.
+      t.after(() => stopChild(prom));
+      return { api: `${base}/api/v1`, log: () => log };
+    }
+    if (!/address already in use/.test(log) || attempt === 3) throw new Error(`Prometheus exited ${prom.exitCode}:\n${log.slice(-2000)}`);
+  }
+}
+
 test('a real Prometheus scrapes the demo: up is 1, every family is stored, rate() has values', { timeout: 120_000 }, async (t) => {
+  requireTool('prometheus');
   const running = await demo(t);
-  const dir = mkdtempSync(join(tmpdir(), 'tsmetrics-prom-'));
-  const cfg = join(dir, 'prometheus.yml');
+  const dir = tempDir('tsmetrics-prom-');
+  const cfg = join(dir.path, 'prometheus.yml');
   writeFileSync(cfg, `global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\nscrape_configs:\n  - job_name: tsmetrics\n    static_configs:\n      - targets: ['${running.address.address}:${running.address.port}']\n`);
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const prom = spawn('prometheus', [`--config.file=${cfg}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  prom.stderr.on('data', (c: Buffer) => (log += c.toString()));
-  t.after(() => {
-    prom.kill('SIGTERM');
-  });
-  const api = `http://127.0.0.1:${port}/api/v1`;
+  let prom: { api: string; log: () => string };
+  try {
+    prom = await startPrometheus(t, dir.path, cfg);
+  } finally {
+    // Registered after Prometheus' own stop hook, so it runs once Prometheus has exited.
+    t.after(() => dir.remove());
+  }
+  const { api } = prom;
   const query = async (q: string) => JSON.parse((await http(`${api}/query?query=${encodeURIComponent(q)}`)).body) as { data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
   // Wait for two scrapes.
-  await waitFor(async () => (await query('prometheus_target_interval_length_seconds_count{interval="2s"}')).data.result.some((r) => Number(r.value[1]) >= 2) || (await query('count_over_time(up{job="tsmetrics"}[1m])')).data.result.some((r) => Number(r.value[1]) >= 2), 60_000, 500).catch((err: unknown) => {
-    throw new Error(`Prometheus did not scrape twice: ${String(err)}\n${log.slice(-2000)}`);
+  await waitFor(async () => (await query('count_over_time(up{job="tsmetrics"}[1m])')).data.result.some((r) => Number(r.value[1]) >= 2), 60_000, 500).catch((err: unknown) => {
+    throw new Error(`Prometheus did not scrape twice: ${String(err)}\n${prom.log().slice(-2000)}`);
   });
   const up = await query('up{job="tsmetrics"}');
   assert.equal(up.data.result[0]?.value[1], '1');
