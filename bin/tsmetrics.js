@@ -1,7 +1,16 @@
 #!/usr/bin/env node
-// Installed entry point: runs the compiled CLI (npm run build produces dist/).
-import { main } from '../dist/src/cli/main.js';
-
+// Installed entry point. Plain JavaScript that any Node.js can parse, so a too-old Node gets
+// one line (same rule as src/runtime/node-check.ts) instead of a stack trace from a dependency.
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 19)) {
+  process.stderr.write(`tsmetrics: needs Node.js >= 22.19.0, but this is ${process.version}; install Node.js 22 or 24 (https://nodejs.org/ or your package manager), or run it through npm in a clone of the repository (npm start, npx tsmetrics), which brings its own Node 24\n`);
+  process.exit(1);
+}
+const { existsSync } = await import('node:fs');
+// The package ships compiled code in dist/; a git checkout that was never built runs the
+// TypeScript sources directly (Node >= 22.18 strips types).
+const built = existsSync(new URL('../dist/src/cli/main.js', import.meta.url));
+const { main } = await import(built ? '../dist/src/cli/main.js' : '../src/cli/main.ts');
 main(process.argv.slice(2)).then(
   (code) => {
     if (typeof code === 'number') process.exitCode = code;

@@ -2,6 +2,8 @@
  * tsmetrics public API: the pipeline builder, the registry, the built-in factories and the
  * config types. Named exports only.
  */
+// First: on a too-old Node.js this prints one line and exits before any dependency loads.
+import './runtime/node-check.ts';
 export { PipelineService, type ServiceOptions } from './pipeline/service.ts';
 export { createScrapingReceiver, type ScrapeResult, type ScraperOptions } from './pipeline/scraper.ts';
 export { InventoryHub, type Device, type DeviceSelector, type InventorySnapshot } from './pipeline/inventory.ts';

@@ -88,16 +88,40 @@ export function splitList(v: string): string[] {
     .filter((s) => s !== '');
 }
 
+/**
+ * One setting of a schema. The shape is convict's schema object, declared here so the public
+ * types do not depend on convict's (a library consumer does not have `@types/convict`).
+ */
+export interface SettingSchema<T> {
+  /** One line for generated docs and `tsmetrics env`. */
+  doc: string;
+  /**
+   * `String`, `Boolean`, `Number`, a list of allowed values, or a format name: `nat`, `port`,
+   * `duration`, `positive_duration`, `secret`, `string_list`, `cidr_list`, `host`,
+   * `url_or_empty`, `string_map`, `any_list`.
+   */
+  format: unknown;
+  default: T;
+  /** The value is a secret: redacted in every printout. */
+  sensitive?: boolean;
+  /** Environment variable (the environment schema only). */
+  env?: string;
+  nullable?: boolean;
+}
+
+/** A schema: a setting per key, or a nested schema for a nested object. */
+export type SchemaDefinition<C> = { [K in keyof C]: SettingSchema<C[K]> | SchemaDefinition<C[K]> };
+
 /** A component's configuration: defaults, validation and docs in one place. */
 export interface ConfigSchema<C> {
-  /** convict schema; every leaf has `doc`, `format` and `default`. */
-  readonly definition: convict.Schema<C>;
+  /** Every leaf has `doc`, `format` and `default` (validated by convict). */
+  readonly definition: SchemaDefinition<C>;
   /** Checks that span several keys; returns problems with paths relative to the component. */
   validate?(config: C): Array<{ path: string; message: string }>;
 }
 
 /** Declares a schema (identity helper that fixes the config type). */
-export function defineSchema<C>(definition: convict.Schema<C>, validate?: (config: C) => Array<{ path: string; message: string }>): ConfigSchema<C> {
+export function defineSchema<C>(definition: SchemaDefinition<C>, validate?: (config: C) => Array<{ path: string; message: string }>): ConfigSchema<C> {
   return validate ? { definition, validate } : { definition };
 }
 
@@ -158,7 +182,7 @@ export function parseConfig<C>(schema: ConfigSchema<C>, raw: unknown, source: st
   }
   let conf: convict.Config<C>;
   try {
-    conf = convict(schema.definition, { env: {}, args: [] });
+    conf = convict(schema.definition as convict.Schema<C>, { env: {}, args: [] });
     if (rest) conf.load(rest as Partial<C>);
     conf.validate({ allowed: 'strict' });
   } catch (err) {
