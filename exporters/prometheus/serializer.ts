@@ -51,7 +51,7 @@ function valueString(v: number): string {
   return `${v}`;
 }
 
-function labels(attrs: Attributes, extra?: string): string {
+function labels(attrs: Attributes, extra?: string, reserved?: string): string {
   let s = '';
   // Attributes are usually already valid Prometheus names (receivers write them so); only when
   // one is rewritten can two collide, and a line with a repeated label name makes Prometheus
@@ -59,7 +59,7 @@ function labels(attrs: Attributes, extra?: string): string {
   let used: Set<string> | undefined;
   for (const k in attrs) {
     let n = labelName(k);
-    if (n !== k || used || (n === 'le' && extra !== undefined)) {
+    if (n !== k || used || n === reserved) {
       if (!used) {
         used = new Set();
         for (const prev in attrs) {
@@ -67,7 +67,7 @@ function labels(attrs: Attributes, extra?: string): string {
           used.add(labelName(prev));
         }
       }
-      while (used.has(n) || (n === 'le' && extra !== undefined)) n = `exported_${n}`;
+      while (used.has(n) || n === reserved) n = `exported_${n}`;
       used.add(n);
     }
     if (s.length > 0) s += ',';
@@ -111,7 +111,8 @@ function points(name: string, m: MetricData): string {
   if (m.dataPointType === DataPointType.HISTOGRAM) {
     for (const p of m.dataPoints as DataPoint<Histogram>[]) {
       const h = p.value;
-      const base = labels(p.attributes);
+      // Bucket lines add their own `le`, so an attribute of that name must be renamed.
+      const base = labels(p.attributes, undefined, 'le');
       const lbl = base.length ? `{${base}}` : '';
       if (h.count != null) out.push(`${name}_count${lbl} ${valueString(h.count)}\n`);
       if (h.sum != null) out.push(`${name}_sum${lbl} ${valueString(h.sum)}\n`);

@@ -373,6 +373,7 @@ export function parseExposition(text: string, limits: ExpositionLimits = {}): Ex
             continue;
           }
           if (nc !== 61) throw new ExpositionParseError(lineNo, 'unexpected end of metric name');
+          if (qv === '') throw new ExpositionParseError(lineNo, 'invalid label name ""');
           lname = qv;
           if (lname.length > maxLabelName) throw new ExpositionLimitError(lineNo, 'label_name', `label name of ${lname.length} characters exceeds the limit of ${maxLabelName}`);
         } else {
@@ -449,6 +450,9 @@ export function parseExposition(text: string, limits: ExpositionLimits = {}): Ex
       while (i < lineEnd && text.charCodeAt(i) !== 32 && text.charCodeAt(i) !== 9) i++;
       const tText = text.slice(ts, i);
       if (!/^[+-]?\d+$/.test(tText)) throw new ExpositionParseError(lineNo, `expected integer as timestamp, got "${tText}"`);
+      // expfmt reads timestamps as int64; anything outside that range is an error there too.
+      const big = BigInt(tText);
+      if (big > 9223372036854775807n || big < -9223372036854775808n) throw new ExpositionParseError(lineNo, `timestamp "${tText.slice(0, 40)}" is outside int64`);
       timestampMs = Number(tText);
       while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
       if (i < lineEnd) throw new ExpositionParseError(lineNo, 'spurious string after timestamp');
