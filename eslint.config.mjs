@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', 'deploy/**', '.tsmetrics-tmp/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', 'deploy/**/*.js', 'deploy/**/*.mjs', 'dist-sea/**', '.tsmetrics-tmp/**'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

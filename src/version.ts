@@ -1,6 +1,10 @@
 import { readFileSync } from 'node:fs';
 
+/** Compiled in by the single-file build (deploy/sea/build.ts), where there is no package.json. */
+declare const __TSMETRICS_VERSION__: string | undefined;
+
 function readVersion(): string {
+  if (typeof __TSMETRICS_VERSION__ === 'string') return __TSMETRICS_VERSION__;
   // Works from src/ (run from source) and from dist/src/ (installed build).
   for (const rel of ['../package.json', '../../package.json']) {
     try {
