@@ -12,7 +12,7 @@ import type { ErrorKind } from '../../src/telemetry/self.ts';
 import { globMatcher } from '../../src/util/glob.ts';
 import { USER_AGENT, VERSION } from '../../src/version.ts';
 import { convertFamilies, StartTimeTracker, type ConvertReport } from '../device_metrics/convert.ts';
-import { DEFAULT_EXPOSITION_LIMITS, parseExposition, type ExpositionFamily } from '../device_metrics/exposition.ts';
+import { DEFAULT_EXPOSITION_LIMITS, ExpositionLimitError, ExpositionParseError, parseExposition, type ExpositionFamily } from '../device_metrics/exposition.ts';
 import { FamilyRegistry } from '../device_metrics/families.ts';
 import { ScrapeError, classify, fetchMetrics } from '../device_metrics/fetch.ts';
 import { MAX_CLIENT_METRIC_SAMPLES, selectClientMetrics } from './clientmetrics.ts';
@@ -34,8 +34,8 @@ interface Part {
 function failureKind(err: unknown): ErrorKind {
   if (err instanceof StatusDecodeError) return err.kind;
   if (err instanceof ScrapeError) return err.kind;
-  if (err instanceof Error && err.name === 'ExpositionLimitError') return 'too_large';
-  if (err instanceof Error && err.name === 'ExpositionParseError') return 'parse';
+  if (err instanceof ExpositionLimitError) return err.limit === 'samples' ? 'too_large' : 'limit';
+  if (err instanceof ExpositionParseError) return 'parse';
   return classify(err).kind;
 }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { LocalApiSimulator } from './localapi.ts';
 import { defaultFields, finishDevice, isEphemeralIndex, makeDevice, renderClientMetrics, TEMPLATE_COUNT, type ApiDevice, type SimDevice, type TailnetOptions } from './model.ts';
 
 /** A misbehaviour a simulated device or the API can be told to show. */
@@ -45,6 +46,11 @@ export interface SimulatorOptions extends TailnetOptions {
   now?: () => number;
   /** Address the API binds (loopback). */
   host?: string;
+  /**
+   * Also serve a LocalAPI on a unix socket whose peers are these devices (see localapi.ts);
+   * `env()` then points the local_tailscaled receiver at it (demo mode).
+   */
+  localApi?: boolean;
 }
 
 interface DeviceServer {
@@ -108,6 +114,8 @@ export class TailnetSimulator {
   private _removed = new Set<string>();
   private _explicit: ApiDevice[] | undefined;
   apiUrl = '';
+  /** The LocalAPI socket server, with `localApi: true`, once started. */
+  localApi: LocalApiSimulator | undefined;
 
   constructor(opts: SimulatorOptions = {}) {
     this._opts = opts;
@@ -214,6 +222,10 @@ export class TailnetSimulator {
     const a = this._api.address() as AddressInfo;
     this.apiUrl = `http://${a.address}:${a.port}`;
     if (this._opts.deviceServers !== false) await this._startDevices();
+    if (this._opts.localApi) {
+      this.localApi = new LocalApiSimulator({ tailnet: this, now: this._now });
+      await this.localApi.start();
+    }
   }
 
   private async _startDevices(): Promise<void> {
@@ -451,6 +463,7 @@ export class TailnetSimulator {
   }
 
   async stop(): Promise<void> {
+    await this.localApi?.stop();
     for (const s of this._apiSockets) s.destroy();
     await new Promise<void>((resolve) => (this._api ? this._api.close(() => resolve()) : resolve()));
     await this._closeDevices();
@@ -464,6 +477,7 @@ export class TailnetSimulator {
       TAILNET_NAME: this.tailnet,
       CLIENT_METRICS_PORT: String(this._devicePort),
       CLIENT_METRICS_ALLOWED_CIDRS: '127.0.0.0/8',
+      ...(this.localApi ? { TS_LOCALAPI_SOCKET: this.localApi.socketPath } : {}),
     };
   }
 }
