@@ -1,15 +1,17 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { defaultRegistry } from '../src/components.ts';
 import { resolveConfig } from '../src/config/service.ts';
+import { parse as parseYaml } from 'yaml';
+import { startTsmetrics } from '../src/app.ts';
 import { PipelineService } from '../src/pipeline/service.ts';
 import { LocalApiSimulator, type LocalApiSimulatorOptions } from '../src/simulator/localapi.ts';
 import { TailnetSimulator } from '../src/simulator/simulator.ts';
 import { derivePath, healthCode, decodeStatus } from '../receivers/local_tailscaled/status.ts';
 import type { ExpositionFamily } from '../receivers/device_metrics/exposition.ts';
-import { families, fixture, memoryLogger, renderPrometheus, waitFor } from './helpers/index.ts';
+import { families, fixture, http, memoryLogger, renderPrometheus, waitFor } from './helpers/index.ts';
 import { OtlpReceiver } from './helpers/otlp-receiver.ts';
 
 // The fixture is the status of Linux node "workstation" with nine peers, one per case of the
@@ -425,4 +427,34 @@ test('the LocalAPI simulator follows the simulated tailnet: paths change, handsh
   assert.ok(resets > 0, 'a WireGuard peer was recreated and its counter restarted');
   assert.ok(agedHandshakes > 0, 'an idle peer’s handshake stays put while time passes');
   assert.ok(offlineButApiOnline.size > 0, 'a peer dropped offline');
+});
+
+test('demo wiring: TailnetSimulator({ localApi: true }) feeds the env-built pipeline every metric the Connectivity dashboard and alerts use', async (t) => {
+  const sim = new TailnetSimulator({ devices: 12, ephemeralLifetimeMs: 120_000, flakyDeviceIndex: 6, localApi: true });
+  await sim.start();
+  const socket = sim.localApi?.socketPath ?? '';
+  t.after(async () => {
+    await sim.stop();
+    assert.equal(existsSync(dirname(socket)), false, 'the simulator removed its socket directory');
+  });
+  assert.equal(sim.env().TS_LOCALAPI_SOCKET, socket);
+  const running = await startTsmetrics({ env: { ...sim.env(), LOG_LEVEL: 'error' }, port: 0, write: () => undefined });
+  t.after(() => running.stop());
+  await waitFor(async () => (await http(`${running.url}/ready`)).status === 200);
+  const page = families((await http(`${running.url}/metrics`)).body);
+  const produced = new Set([...page.values()].flatMap((f) => f.samples.map((s) => s.name)));
+  const names = (expr: string): string[] => [...expr.replace(/"(?:[^"\\]|\\.)*"/g, '""').matchAll(/\b((?:tailscale|tailscaled|tsmetrics)_[a-zA-Z0-9_]+)\b/g)].map((m) => m[1] as string);
+  const dash = JSON.parse(readFileSync(new URL('../deploy/grafana/tsmetrics-connectivity.json', import.meta.url), 'utf8')) as { uid: string; panels: Array<{ targets?: Array<{ expr: string }> }>; templating: { list: Array<{ query?: unknown }> } };
+  assert.equal(dash.uid, 'tsmetrics-connectivity');
+  const used = new Set<string>();
+  for (const p of dash.panels) for (const x of p.targets ?? []) for (const nm of names(x.expr)) used.add(nm);
+  for (const v of dash.templating.list) if (typeof v.query === 'string') for (const nm of names(v.query)) used.add(nm);
+  const rules = parseYaml(readFileSync(new URL('../deploy/prometheus/alerts.yaml', import.meta.url), 'utf8')) as { groups: Array<{ name: string; rules: Array<{ expr: string }> }> };
+  for (const r of rules.groups.find((g) => g.name === 'tailscale-connectivity')?.rules ?? []) for (const nm of names(r.expr)) used.add(nm);
+  assert.ok(used.size >= 15, `${used.size} names`);
+  assert.deepEqual([...used].filter((nm) => !produced.has(nm)), [], 'used but not produced');
+  // Peers are the simulated devices, named by their API ids.
+  const ids = new Set(sim.apiDevices().map((d) => d.id));
+  const peers = samples(page, 'tailscale_peer_info');
+  assert.ok(peers.length >= 9 && peers.every((s) => ids.has(s.labels.device_id as string)));
 });

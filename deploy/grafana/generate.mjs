@@ -1,4 +1,4 @@
-// Generates the two Grafana dashboards (run: node deploy/grafana/generate.mjs).
+// Generates the Grafana dashboards (run: node deploy/grafana/generate.mjs).
 // Kept as code so panels stay consistent; the JSON files are the shipped artifacts.
 import { writeFileSync } from 'node:fs';
 
@@ -31,10 +31,11 @@ function row(title) {
   grid.y += 8;
   return { id: nextId++, type: 'row', title, collapsed: false, gridPos: { x: 0, y: grid.y++, w: 24, h: 1 }, panels: [] };
 }
-function dashboard(uid, title, panels, { device = false, links }) {
+function dashboard(uid, title, panels, { device = false, links, deviceQuery = 'label_values(tailscale_device_info{job=~"$job"}, device_name)', deviceLabel = 'Device', extraVars = [] }) {
   const vars = [{ name: 'datasource', type: 'datasource', query: 'prometheus', label: 'Data source', current: {}, hide: 0 }];
   vars.push({ name: 'job', type: 'query', datasource: DS, query: 'label_values(tsmetrics_source_up, job)', refresh: 2, includeAll: true, allValue: '.*', multi: false, current: {}, label: 'Job' });
-  vars.push({ name: 'device', type: 'query', datasource: DS, query: 'label_values(tailscale_device_info{job=~"$job"}, device_name)', refresh: 2, includeAll: !device, multi: !device, allValue: '.*', current: {}, label: 'Device' });
+  vars.push(...extraVars);
+  vars.push({ name: 'device', type: 'query', datasource: DS, query: deviceQuery, refresh: 2, includeAll: !device, multi: !device, allValue: '.*', current: {}, label: deviceLabel });
   return {
     uid,
     title,
@@ -141,6 +142,78 @@ const detailsDash = dashboard('tsmetrics-device-details', 'Tailscale / Device De
   links: [{ type: 'dashboards', title: 'Overview', url: '/d/tsmetrics-overview', asDropdown: false, includeVars: true, keepTime: true, tags: [] }],
 });
 
+// ---- Connectivity (local_tailscaled: each node's view of its peers) ----
+nextId = 1;
+grid.x = 0;
+grid.y = 0;
+// Node series carry observer_*; peer series add the peer's device_id/device_name.
+const n = 'job=~"$job",observer_name=~"$observer"';
+const pr = `${n},device_name=~"$device"`;
+// A table whose columns get units; queries are merged on their common labels.
+function peerTable(title, targets, columns, w = 24, h = 10) {
+  const t = table(title, targets, w, h, [
+    { id: 'merge', options: {} },
+    { id: 'organize', options: { excludeByName: { Time: true }, renameByName: Object.fromEntries(columns.map(([ref, name]) => [`Value #${ref}`, name])) } },
+  ]);
+  t.fieldConfig.overrides = columns.filter(([, , unit]) => unit).map(([, name, unit]) => ({ matcher: { id: 'byName', options: name }, properties: [{ id: 'unit', value: unit }] }));
+  return t;
+}
+const connectivity = [
+  stat('Nodes not Running', `count(tailscale_node_backend_state{${n},state="Running"} == 0) or vector(0)`, 'short', 4, [{ color: 'green', value: null }, { color: 'red', value: 1 }]),
+  stat('Peers', `sum(tailscale_node_peers{${n}})`),
+  stat('Online peers', `sum(tailscale_node_peers{${n},online="true"})`),
+  stat('Direct', `sum(tailscale_node_peers_by_path{${n},path="direct"})`),
+  stat('Relayed (DERP)', `sum(tailscale_node_peers_by_path{${n},path="derp"})`, 'short', 4, [{ color: 'green', value: null }, { color: 'orange', value: 1 }]),
+  stat('Peer relay', `sum(tailscale_node_peers_by_path{${n},path="peer_relay"})`),
+  stat('Idle', `sum(tailscale_node_peers_by_path{${n},path="idle"})`),
+  stat('Offline', `sum(tailscale_node_peers_by_path{${n},path="offline"})`),
+  stat('Stale handshakes (active peers)', `count((time() - tailscale_peer_last_handshake_timestamp{${pr}} > 300) and on (observer_id, device_id) (tailscale_peer_active{${pr}} == 1)) or vector(0)`, 'short', 4, [{ color: 'green', value: null }, { color: 'red', value: 1 }]),
+  stat('Peer keys expiring < 7d', `count(min by (device_id) (tailscale_peer_key_expiry_timestamp{${pr}}) < time() + 7 * 86400) or vector(0)`, 'short', 4, [{ color: 'green', value: null }, { color: 'orange', value: 1 }]),
+  stat('Health warnings', `sum(tailscale_node_health_warnings{${n}}) or vector(0)`, 'short', 4, [{ color: 'green', value: null }, { color: 'orange', value: 1 }]),
+  stat('LocalAPI source up', `min(tsmetrics_source_up{job=~"$job",source=~"local_tailscaled.*"})`, 'short', 4, [{ color: 'red', value: null }, { color: 'green', value: 1 }]),
+  row('Paths over time'),
+  ts('Peers by path', [target(`sum by (path) (tailscale_node_peers_by_path{${n}})`, '{{path}}')]),
+  ts('Peers online / offline', [target(`sum by (online) (tailscale_node_peers{${n}})`, 'online={{online}}')]),
+  ts('Relayed peers by DERP region', [target(`count by (derp_region) (tailscale_peer_path{${pr},path="derp"})`, '{{derp_region}}')]),
+  ts('Direct share of peers with a path', [target(`100 * sum(tailscale_node_peers_by_path{${n},path="direct"}) / clamp_min(sum(tailscale_node_peers_by_path{${n},path=~"direct|derp|peer_relay"}), 1)`, 'direct %')], 'percent'),
+  row('Peers'),
+  peerTable(
+    'Peer table',
+    [
+      target(`max by (observer_name, device_name, path, derp_region, family) (tailscale_peer_path{${pr}})`),
+      target(`max by (observer_name, device_name) (time() - tailscale_peer_last_handshake_timestamp{${pr}})`),
+      target(`sum by (observer_name, device_name) (rate(tailscale_peer_received_bytes_total{${pr}}[5m]))`),
+      target(`sum by (observer_name, device_name) (rate(tailscale_peer_sent_bytes_total{${pr}}[5m]))`),
+      target(`max by (observer_name, device_name) (tailscale_peer_online{${pr}})`),
+    ],
+    [['A', 'Path'], ['B', 'Last handshake age', 's'], ['C', 'Received', 'Bps'], ['D', 'Sent', 'Bps'], ['E', 'Online']],
+  ),
+  peerTable(
+    'Peers relayed through DERP the longest (share of the last hour)',
+    [target(`topk(20, sum by (observer_name, device_name, derp_region) (count_over_time(tailscale_peer_path{${pr},path="derp"}[1h])) / on (observer_name, device_name) group_left () sum by (observer_name, device_name) (count_over_time(tailscale_peer_path{${pr}}[1h])))`)],
+    [['A', 'Share relayed', 'percentunit']],
+    12,
+    8,
+  ),
+  peerTable('Peer key expiry', [target(`min by (device_name) (tailscale_peer_key_expiry_timestamp{${pr}}) * 1000`)], [['A', 'Expires', 'dateTimeFromNow']], 12, 8),
+  ts('Last handshake age', [target(`time() - tailscale_peer_last_handshake_timestamp{${pr}}`, '{{observer_name}} → {{device_name}}')], 's'),
+  ts('Traffic by peer (top 10)', [target(`topk(10, sum by (observer_name, device_name) (rate(tailscale_peer_received_bytes_total{${pr}}[5m]) + on (observer_id, device_id) group_left () rate(tailscale_peer_sent_bytes_total{${pr}}[5m])))`, '{{observer_name}} → {{device_name}}')], 'Bps'),
+  row('Nodes'),
+  peerTable('Nodes', [target(`tailscale_node_info{${n}}`), target(`max by (observer_name, state) (tailscale_node_backend_state{${n}} == 1)`)], [['A', 'Info'], ['B', 'State']], 12, 8),
+  peerTable('Health warnings', [target(`tailscale_node_health_warnings{${n}}`)], [['A', 'Count']], 12, 8),
+  ts('Peers over max_peers / malformed', [target(`sum by (observer_name) (tsmetrics_localapi_peers_over_limit{${n}})`, 'over limit {{observer_name}}'), target(`sum by (observer_name) (tsmetrics_localapi_peers_malformed{${n}})`, 'malformed {{observer_name}}')], 'short', 24),
+];
+const connectivityDash = dashboard('tsmetrics-connectivity', 'Tailscale / Connectivity', connectivity, {
+  deviceQuery: 'label_values(tailscale_peer_info{job=~"$job",observer_name=~"$observer"}, device_name)',
+  deviceLabel: 'Peer',
+  extraVars: [{ name: 'observer', type: 'query', datasource: DS, query: 'label_values(tailscale_node_info{job=~"$job"}, observer_name)', refresh: 2, includeAll: true, multi: true, allValue: '.*', current: {}, label: 'Seen from' }],
+  links: [
+    { type: 'dashboards', title: 'Overview', url: '/d/tsmetrics-overview', asDropdown: false, includeVars: false, keepTime: true, tags: [] },
+    { type: 'dashboards', title: 'Device details', url: '/d/tsmetrics-device-details', asDropdown: false, includeVars: false, keepTime: true, tags: [] },
+  ],
+});
+
 const here = new URL('.', import.meta.url);
 writeFileSync(new URL('tsmetrics-overview.json', here), JSON.stringify(overviewDash, null, 2) + '\n');
 writeFileSync(new URL('tsmetrics-device-details.json', here), JSON.stringify(detailsDash, null, 2) + '\n');
+writeFileSync(new URL('tsmetrics-connectivity.json', here), JSON.stringify(connectivityDash, null, 2) + '\n');
