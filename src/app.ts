@@ -5,7 +5,7 @@ import { envToRawConfig, hasNoCredentials, readEnv } from './config/env.ts';
 import { redactedConfig, resolveConfig, type RawServiceConfig, type ServiceConfig } from './config/service.ts';
 import { loadYamlConfig } from './config/yaml.ts';
 import { createLogger, Redactor, type Logger } from './log/logger.ts';
-import { PipelineService } from './pipeline/service.ts';
+import { PAST_DEADLINE_GRACE_MS, PipelineService, type ShutdownReport } from './pipeline/service.ts';
 import { HttpServer } from './server/http.ts';
 import { TailnetSimulator } from './simulator/simulator.ts';
 import { VERSION } from './version.ts';
@@ -14,6 +14,7 @@ import { ConfigError, errorMessage } from './errors.ts';
 import { defaultTailscalePath, freePort, TailscaledSupervisor, which } from './tsnet/supervisor.ts';
 import type { ResolvedComponent } from './config/service.ts';
 import { SelfEndpoints } from './component/types.ts';
+import { listenable, settlesBy } from './util/abort.ts';
 
 /** Points every device_metrics receiver without its own proxy at the tsnet node's proxy. */
 function withProxy(config: ServiceConfig, proxyUrl: string): ServiceConfig {
@@ -75,7 +76,12 @@ export interface Running {
   readonly simulator: TailnetSimulator | undefined;
   readonly config: ServiceConfig;
   readonly logger: Logger;
-  stop(deadline?: AbortSignal): Promise<void>;
+  /**
+   * Stops the pipeline, the tsnet node, the HTTP server and the simulator within `deadline`
+   * (default `service.shutdown_timeout`), logging one line that names whatever the deadline cut
+   * off. Idempotent. Resolves with what was cut off and which steps failed; it never rejects.
+   */
+  stop(deadline?: AbortSignal): Promise<ShutdownReport>;
 }
 
 /** Builds and starts everything the CLI runs (also used by end-to-end tests). */
@@ -179,7 +185,28 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
       hint: 'set TS_API_KEY or OAUTH_CLIENT_ID/OAUTH_CLIENT_SECRET to watch a real tailnet',
     });
   }
-  let stopped: Promise<void> | undefined;
+  let stopped: Promise<ShutdownReport> | undefined;
+  const stopAll = async (deadline: AbortSignal): Promise<ShutdownReport> => {
+    const report = await service.shutdownWithReport(deadline);
+    const cutOff = [...report.cutOff];
+    const failed = [...report.failed];
+    const step = async (id: string, work: () => Promise<void>): Promise<void> => {
+      try {
+        if (!(await settlesBy(work(), deadline, PAST_DEADLINE_GRACE_MS))) cutOff.push(`${id}: did not stop by the deadline`);
+      } catch (err) {
+        failed.push(`${id}: ${errorMessage(err)}`);
+        logger.warn('shutdown step failed', { step: id, error: errorMessage(err) });
+      }
+    };
+    // The supervisor and the server only listen for the deadline's abort event, which never comes
+    // when the pipeline already used the time up; listenable() makes a fired deadline count.
+    if (supervisor) await step('tsnet', () => supervisor.stop(listenable(deadline)));
+    await step('http', () => server.close(listenable(deadline)));
+    if (simulator) await step('simulator', () => simulator.stop());
+    if (cutOff.length) logger.warn(`shutdown cut off: ${cutOff.join('; ')}`);
+    logger.info('tsmetrics stopped', failed.length ? { failed: failed.join('; ') } : {});
+    return { cutOff, failed };
+  };
   return {
     service,
     supervisor,
@@ -190,13 +217,7 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
     config,
     logger,
     stop(deadline = AbortSignal.timeout(config.service.shutdown_timeout)) {
-      stopped ??= (async () => {
-        await service.shutdown(deadline);
-        await supervisor?.stop(deadline);
-        await server.close(deadline);
-        await simulator?.stop();
-        logger.info('tsmetrics stopped');
-      })();
+      stopped ??= stopAll(deadline);
       return stopped;
     },
   };

@@ -17,7 +17,7 @@ export const configSchema = defineSchema<OtlpExporterConfig>(
     protocol: { doc: 'http/protobuf or http/json.', format: ['http/protobuf', 'http/json'], default: 'http/protobuf' },
     headers: { doc: 'Headers sent with every request (secrets are redacted in output).', format: 'string_map', default: {}, sensitive: true },
     compression: { doc: 'gzip or none.', format: ['gzip', 'none'], default: 'none' },
-    timeout: { doc: 'Deadline of one export including retries.', format: 'positive_duration', default: 10_000 },
+    timeout: { doc: 'Deadline of one export including retries and the whole response.', format: 'positive_duration', default: 10_000 },
     interval: { doc: 'Send queued batches on this interval (0 = as each cycle completes).', format: 'duration', default: 0 },
     max_queue_batches: { doc: 'Batches waiting while the endpoint is slow or down; the oldest are dropped (and counted) beyond this.', format: 'nat', default: 16 },
     resource_attributes: { doc: 'Extra resource attributes (service.namespace, deployment.environment, …).', format: 'string_map', default: {} },

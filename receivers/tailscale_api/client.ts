@@ -4,6 +4,7 @@ import type { Clock } from '../../src/component/types.ts';
 import type { ErrorKind } from '../../src/telemetry/self.ts';
 import type { TailscaleApiConfig } from './config.ts';
 import { BodyTooLargeError, readBodyLimited } from '../../src/util/body.ts';
+import { nopLogger, OnceLogger, Redactor, type Logger } from '../../src/log/logger.ts';
 
 /** A failed API call, classified by the bounded error kinds the self-metrics use. */
 export class ApiCallError extends TsmetricsError {
@@ -12,7 +13,7 @@ export class ApiCallError extends TsmetricsError {
   /** ms to wait before the next call (from `Retry-After`), when the API asked for it. */
   readonly retryAfterMs: number | undefined;
   constructor(kind: ErrorKind, message: string, opts: { status?: number; retryAfterMs?: number; cause?: unknown } = {}) {
-    super(kind === 'auth' ? ErrorCode.API_AUTH : kind === 'network' ? ErrorCode.API_NETWORK : kind === 'decode' ? ErrorCode.API_DECODE : ErrorCode.API_HTTP, message, { cause: opts.cause });
+    super(kind === 'auth' ? ErrorCode.API_AUTH : kind === 'network' ? ErrorCode.API_NETWORK : kind === 'decode' || kind === 'too_large' ? ErrorCode.API_DECODE : ErrorCode.API_HTTP, message, { cause: opts.cause });
     this.name = 'ApiCallError';
     this.kind = kind;
     this.status = opts.status;
@@ -34,14 +35,21 @@ export function parseRetryAfter(value: string | string[] | undefined, nowMs: num
   return Math.max(0, date - nowMs);
 }
 
-function apiMessage(body: string): string {
+/** Scrubbing looks this far into an error body; the message keeps far less of it. */
+const SCRUB_WINDOW = 4096;
+
+/**
+ * The API's error message, scrubbed of secrets before it is shortened: shortening first could
+ * cut a secret in two and leave a part the redactor no longer recognises.
+ */
+function apiMessage(body: string, scrub: (text: string) => string): string {
   try {
     const j = JSON.parse(body) as { message?: unknown };
-    if (typeof j.message === 'string') return j.message.slice(0, 200);
+    if (typeof j.message === 'string') return scrub(j.message.slice(0, SCRUB_WINDOW)).slice(0, 200);
   } catch {
     // not JSON; fall through
   }
-  return body.slice(0, 120).replace(/\s+/g, ' ');
+  return scrub(body.slice(0, SCRUB_WINDOW)).slice(0, 120).replace(/\s+/g, ' ');
 }
 
 export interface ApiClientOptions {
@@ -51,6 +59,13 @@ export interface ApiClientOptions {
   userAgent: string;
   /** Random source for jitter (tests pass a fixed one). */
   random?: () => number;
+  /**
+   * The process's secret registry: the credentials, their wire forms and every access token are
+   * added the moment they are known, so no printout can carry them.
+   */
+  secrets?: Redactor;
+  /** Says (once per episode) when a Retry-After was cut to `max_retry_after`. */
+  logger?: Logger;
 }
 
 /**
@@ -65,6 +80,10 @@ export class TailscaleApiClient {
   private _token: { value: string; renewAtMs: number } | undefined;
   /** The API told us (Retry-After) not to call before this time. */
   private _notBeforeMs = 0;
+  private readonly _secrets: Redactor;
+  private readonly _once: OnceLogger;
+  /** The `Authorization` value of API-key auth. */
+  private readonly _basic: string | undefined;
   requests = 0;
 
   constructor(o: ApiClientOptions) {
@@ -72,6 +91,34 @@ export class TailscaleApiClient {
     const u = new URL(o.config.api_url);
     this._origin = u.origin;
     this._basePath = u.pathname.replace(/\/+$/, '');
+    this._secrets = o.secrets ?? new Redactor();
+    this._once = new OnceLogger(o.logger ?? nopLogger);
+    const c = o.config;
+    if (c.api_key) {
+      const b64 = Buffer.from(`${c.api_key}:`).toString('base64');
+      this._basic = `Basic ${b64}`;
+      this._secrets.add(c.api_key);
+      this._secrets.add(b64);
+    }
+    if (c.oauth_client_secret) {
+      // The secret travels form-encoded, so an echo of the request body shows it in that form.
+      this._secrets.add(c.oauth_client_secret);
+      this._secrets.add(encodeURIComponent(c.oauth_client_secret));
+      this._secrets.add(new URLSearchParams({ s: c.oauth_client_secret }).toString().slice(2));
+    }
+  }
+
+  private _scrub = (text: string): string => this._secrets.scrub(text);
+
+  /** `Retry-After` bounded by `max_retry_after`: an API (or a proxy) must not stop polling for days. */
+  private _boundedRetryAfter(ms: number): number {
+    const cap = this._o.config.max_retry_after;
+    if (ms <= cap) return ms;
+    this._once.fail('retry_after', 'capped', 'Tailscale API asked to wait longer than max_retry_after (Retry-After); waiting max_retry_after instead', {
+      retry_after_s: Number.isFinite(ms) ? Math.round(ms / 1000) : String(ms),
+      max_retry_after_s: cap / 1000,
+    });
+    return cap;
   }
 
   /** `GET /api/v2/tailnet/{tailnet}/devices?fields=all`, retried within `deadlineMs`. */
@@ -92,14 +139,17 @@ export class TailscaleApiClient {
         await sleep(wait, signal);
       }
       try {
-        return await call();
+        const body = await call();
+        this._once.ok('retry_after');
+        return body;
       } catch (err) {
-        const e = err instanceof ApiCallError ? err : new ApiCallError('network', errorMessage(err), { cause: err });
+        const e = err instanceof ApiCallError ? err : new ApiCallError('network', this._scrub(errorMessage(err)), { cause: err });
         if (signal.aborted || !e.retryable || attempt >= this._o.config.max_retries) throw e;
         const backoff = Math.min(10_000, 500 * 2 ** attempt);
         const jittered = backoff * (0.75 + random() * 0.5);
-        const wait = e.retryAfterMs ?? jittered;
-        if (e.retryAfterMs !== undefined) this._notBeforeMs = this._o.clock.now() + e.retryAfterMs;
+        const retryAfter = e.retryAfterMs === undefined ? undefined : this._boundedRetryAfter(e.retryAfterMs);
+        const wait = retryAfter ?? jittered;
+        if (retryAfter !== undefined) this._notBeforeMs = this._o.clock.now() + retryAfter;
         if (this._o.clock.now() + wait > deadlineMs) throw e;
         attempt++;
         await sleep(wait, signal);
@@ -108,10 +158,7 @@ export class TailscaleApiClient {
   }
 
   private async _authedGet(path: string, signal: AbortSignal): Promise<string> {
-    const c = this._o.config;
-    if (c.api_key) {
-      return this._get(path, `Basic ${Buffer.from(`${c.api_key}:`).toString('base64')}`, signal);
-    }
+    if (this._basic) return this._get(path, this._basic, signal);
     const token = await this._oauthToken(signal, false);
     try {
       return await this._get(path, `Bearer ${token}`, signal);
@@ -137,6 +184,7 @@ export class TailscaleApiClient {
       throw new ApiCallError('decode', 'OAuth token response is not JSON');
     }
     if (typeof parsed.access_token !== 'string' || !parsed.access_token) throw new ApiCallError('decode', 'OAuth token response has no access_token');
+    this._secrets.add(parsed.access_token);
     const lifetimeMs = (typeof parsed.expires_in === 'number' && parsed.expires_in > 0 ? parsed.expires_in : 3600) * 1000;
     // Renew well before expiry: at 90% of the lifetime, and at least a minute early.
     const margin = Math.max(Math.min(60_000, lifetimeMs / 2), lifetimeMs * 0.1);
@@ -164,15 +212,15 @@ export class TailscaleApiClient {
         bodyTimeout: c.timeout,
       });
     } catch (err) {
-      throw new ApiCallError('network', `request failed: ${errorMessage(err)}`, { cause: err });
+      throw new ApiCallError('network', this._scrub(`request failed: ${errorMessage(err)}`), { cause: err });
     }
     const text = await readBodyLimited(res.body, c.max_body_size).catch((err: unknown) => {
       if (err instanceof BodyTooLargeError) throw new ApiCallError('decode', err.message);
-      throw new ApiCallError('network', `reading the response failed: ${errorMessage(err)}`, { cause: err });
+      throw new ApiCallError('network', this._scrub(`reading the response failed: ${errorMessage(err)}`), { cause: err });
     });
     const status = res.statusCode;
     if (status >= 200 && status < 300) return text;
-    const msg = apiMessage(text);
+    const msg = apiMessage(text, this._scrub);
     if (status === 429) {
       const ra = parseRetryAfter(res.headers['retry-after'], this._o.clock.now());
       throw new ApiCallError('http_429', `API rate limit (429): ${msg}`, { status, ...(ra !== undefined ? { retryAfterMs: ra } : {}) });

@@ -11,6 +11,8 @@ export interface TailscaleApiConfig {
   timeout: number;
   max_body_size: number;
   max_retries: number;
+  max_retry_after: number;
+  max_devices: number;
   include_user_email: boolean;
   tailnet_label: string;
   label_max_length: number;
@@ -29,6 +31,8 @@ export const configSchema = defineSchema<TailscaleApiConfig>(
     timeout: { doc: 'Timeout of one HTTP request (connect, headers and body).', format: 'positive_duration', default: 10_000 },
     max_body_size: { doc: 'Largest device-list body accepted, bytes.', format: 'nat', default: 64 * 1024 * 1024 },
     max_retries: { doc: 'Retries of a failed list call within one interval.', format: 'nat', default: 4 },
+    max_retry_after: { doc: 'Longest wait a Retry-After header can impose; longer requests are cut to this (and logged once).', format: 'positive_duration', default: 5 * 60_000 },
+    max_devices: { doc: 'Most devices a list may hold; a longer list is rejected (too_large) and the last good inventory kept.', format: 'nat', default: 100_000 },
     include_user_email: { doc: 'Emit tailscale_device_user{user_email} (turn off for privacy).', format: Boolean, default: true },
     tailnet_label: { doc: 'Value of a `tailnet` label on every series (set it when scraping several tailnets).', format: String, default: '' },
     label_max_length: { doc: 'Label values are cut to this many characters.', format: 'nat', default: 128 },
@@ -41,6 +45,7 @@ export const configSchema = defineSchema<TailscaleApiConfig>(
     if (!c.api_key && !c.oauth_client_id && !c.oauth_client_secret) p.push({ path: 'api_key', message: 'missing credential: set api_key, or oauth_client_id and oauth_client_secret' });
     if (c.oauth_client_id && !c.oauth_client_secret) p.push({ path: 'oauth_client_secret', message: 'missing credential: required with oauth_client_id' });
     if (!c.oauth_client_id && c.oauth_client_secret) p.push({ path: 'oauth_client_id', message: 'missing credential: required with oauth_client_secret' });
+    if (c.max_devices < 1) p.push({ path: 'max_devices', message: 'must be at least 1' });
     if (!c.tailnet) p.push({ path: 'tailnet', message: 'must be set ("-" for the credential’s own tailnet)' });
     return p;
   },

@@ -35,12 +35,21 @@ export interface ApiDeviceRecord {
   };
 }
 
-/** The API answered with something that is not a device list. */
+/** The API answered with something that is not a device list, or with too long a list. */
 export class ApiDecodeError extends TsmetricsError {
-  constructor(message: string) {
+  /** `too_large` when the list holds more devices than allowed, else `decode`. */
+  readonly kind: 'decode' | 'too_large';
+  constructor(message: string, kind: 'decode' | 'too_large' = 'decode') {
     super(ErrorCode.API_DECODE, message);
     this.name = 'ApiDecodeError';
+    this.kind = kind;
   }
+}
+
+/** The position part of a JSON.parse error, without the quoted input V8 puts in its message. */
+function jsonErrorWhere(err: unknown): string {
+  const m = /at position \d+(?: \(line \d+ column \d+\))?/.exec(err instanceof Error ? err.message : '');
+  return m ? m[0] : /end of JSON input/.test(err instanceof Error ? err.message : '') ? 'unexpected end of input' : 'unexpected token';
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -116,16 +125,19 @@ export function decodeDevice(raw: unknown): ApiDeviceRecord | undefined {
 
 /**
  * Decodes the `GET …/devices` body. Throws `ApiDecodeError` when the body is not JSON or has no
- * `devices` list; devices without an id are skipped and counted in `skipped`.
+ * `devices` list, and (kind `too_large`) when the list holds more than `maxDevices` entries,
+ * before any of them is decoded; devices without an id are skipped and counted in `skipped`.
  */
-export function decodeDeviceList(text: string): { devices: ApiDeviceRecord[]; skipped: number } {
+export function decodeDeviceList(text: string, maxDevices = Infinity): { devices: ApiDeviceRecord[]; skipped: number } {
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch (err) {
-    throw new ApiDecodeError(`device list is not valid JSON: ${(err as Error).message.slice(0, 120)}`);
+    // The parser quotes the input; an API that echoes a credential would put it in our logs.
+    throw new ApiDecodeError(`device list is not valid JSON (${jsonErrorWhere(err)})`);
   }
   if (!isObj(data) || !Array.isArray(data.devices)) throw new ApiDecodeError('device list has no "devices" array');
+  if (data.devices.length > maxDevices) throw new ApiDecodeError(`device list has ${data.devices.length} entries, more than max_devices (${maxDevices})`, 'too_large');
   const devices: ApiDeviceRecord[] = [];
   let skipped = 0;
   const seen = new Set<string>();

@@ -19,13 +19,15 @@ import { buildApiBatch, isOnline } from './metrics.ts';
  */
 export function createTailscaleApiReceiver(settings: Settings, config: TailscaleApiConfig, next: MetricsConsumer): Receiver {
   const id = settings.id.key;
-  const client = new TailscaleApiClient({ config, dispatcher: settings.dispatcher, clock: settings.clock, userAgent: USER_AGENT });
+  const client = new TailscaleApiClient({ config, dispatcher: settings.dispatcher, clock: settings.clock, userAgent: USER_AGENT, secrets: settings.secrets, logger: settings.logger });
   const once = new OnceLogger(settings.logger);
   const tailnet = config.tailnet_label || config.tailnet;
   const resource: Attributes = { 'service.name': 'tsmetrics', 'service.version': VERSION, 'tailscale.tailnet': tailnet };
   let lastGood: ResourceMetrics | undefined;
   const interner = new AttributeInterner();
   let lastDevices: readonly Device[] = [];
+  /** Whether any call ever succeeded, i.e. whether there is a last good inventory to serve. */
+  let everGood = false;
 
   const toDevice = (d: ApiDeviceRecord, nowMs: number): Device => ({
     id: d.id,
@@ -48,7 +50,7 @@ export function createTailscaleApiReceiver(settings: Settings, config: Tailscale
     const deadline = start + Math.max(1000, config.interval * 0.9);
     try {
       const body = await client.listDevices(signal, deadline);
-      const { devices, skipped } = decodeDeviceList(body);
+      const { devices, skipped } = decodeDeviceList(body, config.max_devices);
       if (skipped) {
         settings.telemetry.error(id, 'decode', skipped);
         once.fail('skipped', String(skipped), 'device list had entries without a usable id; they were skipped', { skipped });
@@ -56,6 +58,7 @@ export function createTailscaleApiReceiver(settings: Settings, config: Tailscale
       const now = settings.clock.now();
       lastDevices = devices.map((d) => toDevice(d, now));
       settings.inventory.publish({ source: id, tailnet, devices: lastDevices, fetchedMs: now, fresh: true });
+      everGood = true;
       lastGood = !config.emit_metrics ? undefined : buildApiBatch(devices, {
         nowMs: now,
         includeUserEmail: config.include_user_email,
@@ -69,13 +72,16 @@ export function createTailscaleApiReceiver(settings: Settings, config: Tailscale
       return { batch: lastGood, ok: true, details: { devices_discovered: devices.length } };
     } catch (err) {
       if (signal.aborted) throw err;
-      const e = err instanceof ApiCallError ? err : err instanceof ApiDecodeError ? new ApiCallError('decode', err.message) : new ApiCallError('network', errorMessage(err));
+      const e = err instanceof ApiCallError ? err : err instanceof ApiDecodeError ? new ApiCallError(err.kind, err.message) : new ApiCallError('network', errorMessage(err));
+      // The message goes to /health and the logs; whatever produced it, no secret travels on.
+      const message = settings.secrets.scrub(e.message);
       settings.telemetry.error(id, e.kind);
-      once.fail('api', e.kind, 'Tailscale API call failed; serving the last good inventory', { kind: e.kind, error: e.message, devices: lastDevices.length });
+      const what = everGood ? 'serving the last good inventory' : 'no inventory yet (nothing is served until a call succeeds)';
+      once.fail('api', e.kind, `Tailscale API call failed; ${what}`, { kind: e.kind, error: message, devices: lastDevices.length });
       // Keep the last good inventory (marked stale) rather than turning an outage into zero devices.
       const prev = settings.inventory.get(id);
       if (prev) settings.inventory.publish({ ...prev, fresh: false });
-      return { batch: lastGood, ok: false, error: e.message, details: { devices_discovered: lastDevices.length } };
+      return { batch: lastGood, ok: false, error: message, details: { devices_discovered: lastDevices.length } };
     }
   };
 

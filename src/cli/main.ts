@@ -7,6 +7,7 @@ import { redactedConfig } from '../config/service.ts';
 import { envSchema } from '../config/env.ts';
 import { TailnetSimulator } from '../simulator/simulator.ts';
 import { VERSION } from '../version.ts';
+import { guardOutput } from '../log/logger.ts';
 
 const HELP = `tsmetrics ${VERSION} — Tailscale observability pipeline (Prometheus + OTLP)
 
@@ -28,34 +29,47 @@ function printConfigError(err: ConfigError): void {
   for (const p of err.problems) console.error(`tsmetrics: config error: ${p.source}: ${p.path}: ${p.message}`);
 }
 
+/**
+ * Waits for SIGTERM or SIGINT, then stops within `service.shutdown_timeout`. Exit code 0 when no
+ * shutdown step failed (work the deadline cut off is logged, not an error), 1 otherwise. A second
+ * signal exits at once, for an operator who will not wait.
+ */
 async function waitForSignal(running: Running): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
     const onSignal = (sig: string): void => {
-      if (stopping) return;
+      if (stopping) {
+        running.logger.warn('second signal: exiting without waiting for shutdown', { signal: sig });
+        resolve(1);
+        return;
+      }
       stopping = true;
       running.logger.info('shutting down', { signal: sig });
-      const deadline = AbortSignal.timeout(running.config.service.shutdown_timeout);
+      const timeout = running.config.service.shutdown_timeout;
+      // A backstop only: every step already gives up at the deadline.
       const hard = setTimeout(() => {
         running.logger.error('shutdown deadline passed; exiting');
         resolve(1);
-      }, running.config.service.shutdown_timeout + 1000);
+      }, timeout + 1000);
       hard.unref();
-      running.stop(deadline).then(
-        () => resolve(0),
+      running.stop(AbortSignal.timeout(timeout)).then(
+        (report) => resolve(report.failed.length ? 1 : 0),
         (err: unknown) => {
           running.logger.error('shutdown failed', { error: errorMessage(err) });
           resolve(1);
         },
       );
     };
-    process.once('SIGTERM', () => onSignal('SIGTERM'));
-    process.once('SIGINT', () => onSignal('SIGINT'));
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
+    process.on('SIGINT', () => onSignal('SIGINT'));
   });
 }
 
 /** The CLI. Returns the process exit code; the only place that decides it. */
 export async function main(argv: string[], env: Record<string, string | undefined> = process.env): Promise<number> {
+  // A reader that goes away (`tsmetrics components | head -2`) must cost output, not the process.
+  guardOutput(process.stdout);
+  guardOutput(process.stderr);
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -92,8 +106,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
         });
         if (values.once) {
           await running.service.collectNow();
-          await running.stop();
-          return 0;
+          return (await running.stop()).failed.length ? 1 : 0;
         }
         return await waitForSignal(running);
       }

@@ -61,31 +61,112 @@ function textValue(v: unknown): string {
   return JSON.stringify(x);
 }
 
+/** The parts of stdout/stderr the guarded writer uses. */
+export interface OutputStream {
+  write(chunk: string): boolean;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  readonly writableLength: number;
+  readonly destroyed: boolean;
+  readonly writable: boolean;
+}
+
+/**
+ * Unwritten bytes a stream may hold before lines are dropped. Pipes are asynchronous, so a reader
+ * that stops reading would otherwise grow the process's memory by every line logged.
+ */
+const MAX_PENDING_BYTES = 1024 * 1024;
+
+interface OutputState {
+  broken: boolean;
+  dropped: number;
+}
+const outputs = new WeakMap<OutputStream, OutputState>();
+
+/**
+ * Makes a closed or stalled reader harmless for `stream` (idempotent): a write error (EPIPE from
+ * `tsmetrics | head -2`) marks the stream broken instead of becoming an uncaught exception, and
+ * nothing is written to it again. Without this, the uncaught-exception handler logs, the log line
+ * fails, and the process spins.
+ */
+export function guardOutput(stream: OutputStream): void {
+  if (outputs.has(stream)) return;
+  const state: OutputState = { broken: false, dropped: 0 };
+  outputs.set(stream, state);
+  stream.on('error', () => {
+    state.broken = true;
+  });
+}
+
+/**
+ * A line writer for `stream` that never throws and never blocks on its reader: it stops for good
+ * once the stream broke, and drops lines (saying how many when it can write again) while more than
+ * 1 MiB is waiting for a slow reader.
+ */
+export function streamWriter(stream: OutputStream): (line: string) => void {
+  guardOutput(stream);
+  const state = outputs.get(stream) as OutputState;
+  return (line) => {
+    if (state.broken || stream.destroyed || !stream.writable) return;
+    if (stream.writableLength > MAX_PENDING_BYTES) {
+      state.dropped++;
+      return;
+    }
+    try {
+      if (state.dropped) {
+        stream.write(`${state.dropped} log lines dropped: the reader was not keeping up\n`);
+        state.dropped = 0;
+      }
+      stream.write(line + '\n');
+    } catch {
+      state.broken = true;
+    }
+  };
+}
+
+/** True while a line is being handed to a writer: a log call made from inside it is dropped. */
+let writing = false;
+
 /** Creates the process logger. */
 export function createLogger(opts: LoggerOptions = {}, bound: LogFields = {}): Logger {
   const level = opts.level ?? 'info';
   const format = opts.format ?? 'text';
-  const write = opts.write ?? ((line: string) => process.stderr.write(line + '\n'));
+  const write = opts.write ?? streamWriter(process.stderr);
   const now = opts.now ?? (() => new Date());
   const redactor = opts.redactor;
   const min = LEVEL_RANK[level];
 
-  const emit = (lvl: LogLevel, msg: string, fields?: LogFields): void => {
-    if (LEVEL_RANK[lvl] < min) return;
-    const all: LogFields = { ...bound, ...fields };
-    let line: string;
+  const format1 = (lvl: LogLevel, msg: string, all: LogFields): string => {
     if (format === 'json') {
       const obj: LogFields = { time: now().toISOString(), level: lvl, msg };
       for (const [k, v] of Object.entries(all)) obj[k] = fieldValue(v);
-      line = JSON.stringify(obj);
-    } else {
-      const parts = [now().toISOString(), lvl.toUpperCase().padEnd(5), msg];
-      for (const [k, v] of Object.entries(all)) parts.push(`${k}=${textValue(v)}`);
-      line = parts.join(' ');
+      return JSON.stringify(obj);
     }
-    // A log line is one line, whatever a device or API sent us.
-    line = line.replace(/[\r\n]+/g, ' ');
-    write(redactor ? redactor.scrub(line) : line);
+    const parts = [now().toISOString(), lvl.toUpperCase().padEnd(5), msg];
+    for (const [k, v] of Object.entries(all)) parts.push(`${k}=${textValue(v)}`);
+    return parts.join(' ');
+  };
+
+  // Logging never throws into the caller: it runs in error paths and in the uncaught-exception
+  // handler, where a throw would turn one failure into another.
+  const emit = (lvl: LogLevel, msg: string, fields?: LogFields): void => {
+    if (LEVEL_RANK[lvl] < min || writing) return;
+    writing = true;
+    try {
+      let line: string;
+      try {
+        line = format1(lvl, msg, { ...bound, ...fields });
+      } catch {
+        // A field that cannot be serialised (a cycle, a BigInt) costs the fields, not the event.
+        line = format1(lvl, msg, { ...bound, log_error: 'fields could not be serialised' });
+      }
+      // A log line is one line, whatever a device or API sent us.
+      line = line.replace(/[\r\n]+/g, ' ');
+      write(redactor ? redactor.scrub(line) : line);
+    } catch {
+      // The writer failed; there is nowhere left to say so.
+    } finally {
+      writing = false;
+    }
   };
 
   return {

@@ -2,6 +2,7 @@ import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { MetricsConsumer, Receiver, Settings } from '../component/types.ts';
 import { countPoints } from '../model/batch.ts';
 import { errorMessage } from '../errors.ts';
+import { beforeDeadline, type ShutdownReporter } from '../util/abort.ts';
 
 /** What one cycle of a scraping receiver produced. */
 export interface ScrapeResult {
@@ -30,13 +31,14 @@ export interface ScraperOptions {
  * cycles never overlap (the next one is scheduled when the previous one ends), a throwing scrape
  * is counted and contained, self-telemetry is recorded, and shutdown aborts the cycle in flight.
  */
-export function createScrapingReceiver(settings: Settings, opts: ScraperOptions, next: MetricsConsumer): Receiver {
+export function createScrapingReceiver(settings: Settings, opts: ScraperOptions, next: MetricsConsumer): Receiver & ShutdownReporter {
   const id = settings.id.key;
   const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let started = false;
   let stopped = false;
+  let cutOff: string | undefined;
   settings.telemetry.registerSource(id);
 
   const runCycle = async (): Promise<void> => {
@@ -104,10 +106,13 @@ export function createScrapingReceiver(settings: Settings, opts: ScraperOptions,
       if (timer) clearTimeout(timer);
       abort.abort();
       const inFlight = running;
-      if (inFlight) {
-        await Promise.race([inFlight, new Promise<void>((resolve) => deadline.addEventListener('abort', () => resolve(), { once: true }))]);
-      }
-      await opts.onShutdown?.();
+      // An aborted cycle delivers nothing new, so waiting for it past the deadline would only keep
+      // the process up.
+      if (inFlight && (await beforeDeadline(inFlight, deadline)).state === 'cut') cutOff = 'a collection cycle did not stop in time and was abandoned';
+      // Cleanup runs even when the deadline has passed: closing connections is what ends work that
+      // ignored the abort. It is not waited for beyond the deadline.
+      if (opts.onShutdown) await beforeDeadline(opts.onShutdown(), deadline);
     },
+    shutdownCutOff: () => cutOff,
   };
 }

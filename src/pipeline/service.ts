@@ -21,6 +21,26 @@ import { nopLogger, OnceLogger, Redactor, type Logger } from '../log/logger.ts';
 import { countPoints } from '../model/batch.ts';
 import { SelfTelemetry } from '../telemetry/self.ts';
 import { InventoryHub, type DeviceSelector } from './inventory.ts';
+import { settlesBy, shutdownCutOffOf } from '../util/abort.ts';
+
+/**
+ * How long receivers get to stop after they are aborted. An aborted receiver delivers nothing
+ * new, so time spent waiting for one is taken from the exporters' final flush.
+ */
+const RECEIVER_STOP_GRACE_MS = 1000;
+/**
+ * A component that honours its deadline finishes within a few microtasks of it; this much longer
+ * lets it report what it cut off before it is called stuck.
+ */
+export const PAST_DEADLINE_GRACE_MS = 200;
+
+/** What a shutdown left undone and what failed, one `id: what` entry each. */
+export interface ShutdownReport {
+  /** Work the deadline cut off, e.g. `otlp: 3 batches not sent`. */
+  readonly cutOff: readonly string[];
+  /** Steps that threw, e.g. `otlp: socket hang up`. */
+  readonly failed: readonly string[];
+}
 
 /** Options for building a service (everything a component gets is passed in here). */
 export interface ServiceOptions {
@@ -65,6 +85,7 @@ export class PipelineService {
   private readonly _ownsTelemetry: boolean;
   private readonly _once: OnceLogger;
   private _state: 'new' | 'started' | 'stopped' = 'new';
+  private _stopping: Promise<ShutdownReport> | undefined;
 
   constructor(registry: ComponentRegistry, config: ServiceConfig, opts: ServiceOptions = {}) {
     this.config = config;
@@ -201,24 +222,48 @@ export class PipelineService {
   }
 
   /**
-   * Stops receivers first, then processors, then exporters (which flush), within `deadline`.
-   * Idempotent and safe before start.
+   * Stops receivers first, then processors, then exporters (which flush), within `deadline`, and
+   * logs one line naming whatever the deadline cut off. Idempotent and safe before start; it
+   * settles by the deadline (plus a moment for components to report) and leaves no connection or
+   * timer of its own that keeps the process alive.
    */
   async shutdown(deadline: AbortSignal = AbortSignal.timeout(this.config.service.shutdown_timeout)): Promise<void> {
-    if (this._state === 'stopped') return;
+    const first = !this._stopping;
+    const report = await this.shutdownWithReport(deadline);
+    if (first && report.cutOff.length) this.logger.warn(`shutdown cut off: ${report.cutOff.join('; ')}`);
+  }
+
+  /**
+   * {@link shutdown} without the cut-off log line: returns what was cut off and what failed, so a
+   * host that stops more than the pipeline can name everything in one line.
+   */
+  shutdownWithReport(deadline: AbortSignal = AbortSignal.timeout(this.config.service.shutdown_timeout)): Promise<ShutdownReport> {
+    this._stopping ??= this._shutdown(deadline);
+    return this._stopping;
+  }
+
+  private async _shutdown(deadline: AbortSignal): Promise<ShutdownReport> {
     this._state = 'stopped';
-    const step = async (what: string, fn: () => Promise<void>): Promise<void> => {
+    const cutOff: string[] = [];
+    const failed: string[] = [];
+    const step = async (id: string, component: unknown, until: AbortSignal, fn: () => Promise<void>, reportCut = true): Promise<void> => {
       try {
-        await fn();
+        const done = await settlesBy(fn(), until, PAST_DEADLINE_GRACE_MS);
+        const own = done ? shutdownCutOffOf(component) : 'did not stop by the deadline';
+        if (own && reportCut) cutOff.push(`${id}: ${own}`);
       } catch (err) {
-        this.logger.warn('shutdown step failed', { step: what, error: errorMessage(err) });
+        failed.push(`${id}: ${errorMessage(err)}`);
+        this.logger.warn('shutdown step failed', { step: id, error: errorMessage(err) });
       }
     };
-    await Promise.all([...this.receivers].map(([id, r]) => step(id, () => r.shutdown(deadline))));
-    for (const p of this.pipelines) await Promise.all(p.processors.map(({ id, processor }) => step(id, () => processor.shutdown(deadline))));
-    await Promise.all([...this.exporters].map(([id, e]) => step(id, () => e.shutdown(deadline))));
-    if (this._ownsDispatcher) await step('dispatcher', () => this._dispatcher.destroy());
-    if (this._ownsTelemetry) await step('telemetry', () => this.telemetry.shutdown());
+    const receiversBy = AbortSignal.any([deadline, AbortSignal.timeout(RECEIVER_STOP_GRACE_MS)]);
+    await Promise.all([...this.receivers].map(([id, r]) => step(id, r, receiversBy, () => r.shutdown(receiversBy))));
+    for (const p of this.pipelines) await Promise.all(p.processors.map(({ id, processor }) => step(id, processor, deadline, () => processor.shutdown(deadline))));
+    await Promise.all([...this.exporters].map(([id, e]) => step(id, e, deadline, () => e.shutdown(deadline))));
+    // Closing connections and meters carries no data; it runs even past the deadline.
+    if (this._ownsDispatcher) await step('dispatcher', undefined, deadline, () => this._dispatcher.destroy(), false);
+    if (this._ownsTelemetry) await step('telemetry', undefined, deadline, () => this.telemetry.shutdown(), false);
+    return { cutOff, failed };
   }
 
   /**
