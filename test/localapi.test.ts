@@ -1,10 +1,10 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { defaultRegistry } from '../src/components.ts';
 import { resolveConfig } from '../src/config/service.ts';
-import { parse as parseYaml } from 'yaml';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { startTsmetrics } from '../src/app.ts';
 import { PipelineService } from '../src/pipeline/service.ts';
 import { LocalApiSimulator, type LocalApiSimulatorOptions } from '../src/simulator/localapi.ts';
@@ -457,4 +457,38 @@ test('demo wiring: TailnetSimulator({ localApi: true }) feeds the env-built pipe
   const ids = new Set(sim.apiDevices().map((d) => d.id));
   const peers = samples(page, 'tailscale_peer_info');
   assert.ok(peers.length >= 9 && peers.every((s) => ids.has(s.labels.device_id as string)));
+});
+
+test('the per-node DaemonSet: only local_tailscaled, the host socket read-only, hardened; its pipeline runs against a LocalAPI socket', async (t) => {
+  const docs = parseAllDocuments(readFileSync(new URL('../deploy/kubernetes-daemonset.yaml', import.meta.url), 'utf8')).map((d) => d.toJS() as Json);
+  const ds = docs.find((d) => d.kind === 'DaemonSet') as { spec: { template: { spec: Json & { containers: Json[]; volumes: Json[]; securityContext: Json } } } };
+  const cm = docs.find((d) => d.kind === 'ConfigMap') as { data: Record<string, string> };
+  const pod = ds.spec.template.spec;
+  const c = pod.containers[0] as Json & { securityContext: Json & { capabilities: { drop: string[] } }; volumeMounts: Json[]; args: string[] };
+  const pipelineYaml = parseYaml(cm.data['pipeline.yaml'] as string) as { receivers: Record<string, { socket_path: string }>; service: { pipelines: Record<string, { receivers: string[] }> } };
+  assert.deepEqual(Object.keys(pipelineYaml.receivers), ['local_tailscaled']);
+  assert.deepEqual(Object.values(pipelineYaml.service.pipelines).flatMap((p) => p.receivers), ['local_tailscaled']);
+  const socketDir = dirname(pipelineYaml.receivers.local_tailscaled?.socket_path ?? '');
+  const mount = c.volumeMounts.find((m) => m.mountPath === socketDir);
+  assert.equal(mount?.readOnly, true, 'the socket directory is mounted read-only');
+  assert.deepEqual((pod.volumes.find((v) => v.name === mount?.name) as { hostPath: Json }).hostPath, { path: '/var/run/tailscale', type: 'Directory' });
+  assert.equal(pod.securityContext.runAsNonRoot, true);
+  assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+  assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+  assert.deepEqual(c.securityContext.capabilities.drop, ['ALL']);
+  assert.deepEqual(c.args.slice(1), ['--config', '/etc/tsmetrics/pipeline.yaml']);
+
+  // The same pipeline, pointed at a LocalAPI socket and loopback, runs and serves the node's peers.
+  const la = await localApi(t, { statusBody: () => STATUS, userMetricsBody: () => USER_METRICS });
+  const dir = dirname(la.socketPath);
+  const file = `${dir}/pipeline.yaml`;
+  writeFileSync(file, cm.data['pipeline.yaml']?.replace('/var/run/tailscale/tailscaled.sock', la.socketPath).replace('address: 0.0.0.0', 'address: 127.0.0.1') ?? '');
+  const running = await startTsmetrics({ env: { ENV: 'production' }, configFile: file, port: 0, write: () => undefined });
+  t.after(() => running.stop());
+  for (const probe of [c.livenessProbe, c.readinessProbe] as Array<{ httpGet: { path: string } }>) {
+    await waitFor(async () => (await http(`${running.url}${probe.httpGet.path}`)).status === 200);
+  }
+  const page = families((await http(`${running.url}/metrics`)).body);
+  assert.equal(samples(page, 'tailscale_peer_info').length, 9);
+  assert.equal(one(page, 'tailscale_node_backend_state', { ...SELF, state: 'Running' }), 1);
 });
