@@ -1,16 +1,17 @@
 import type { AddressInfo } from 'node:net';
 import type { ComponentRegistry } from './component/registry.ts';
 import { defaultRegistry } from './components.ts';
-import { envToRawConfig, hasNoCredentials, readEnv } from './config/env.ts';
+import { envToRawConfig, hasNoCredentials, readEnv, variableForPath } from './config/env.ts';
 import { redactedConfig, resolveConfig, type RawServiceConfig, type ServiceConfig } from './config/service.ts';
-import { loadYamlConfig } from './config/yaml.ts';
+import { loadYamlConfig, type UnsetReference } from './config/yaml.ts';
 import { createLogger, Redactor, type Logger } from './log/logger.ts';
 import { PAST_DEADLINE_GRACE_MS, PipelineService, type ShutdownReport } from './pipeline/service.ts';
 import { HttpServer } from './server/http.ts';
 import { TailnetSimulator } from './simulator/simulator.ts';
 import { VERSION } from './version.ts';
-import { existsSync } from 'node:fs';
-import { ConfigError, errorMessage } from './errors.ts';
+import { existsSync, readFileSync } from 'node:fs';
+import { ConfigError, errorMessage, type ConfigProblem } from './errors.ts';
+import { applyServicePrecedence, unusedVariables, type ServiceFlags } from './config/precedence.ts';
 import { defaultTailscalePath, freePort, TailscaledSupervisor, which } from './tsnet/supervisor.ts';
 import type { ResolvedComponent } from './config/service.ts';
 import { SelfEndpoints } from './component/types.ts';
@@ -43,20 +44,71 @@ export function isDemo(env: Env, configFile: string | undefined): boolean {
 
 /**
  * Loads and validates the configuration: the YAML file when given (`--config` or CONFIG_FILE),
- * otherwise the environment. Throws `ConfigError` listing every problem.
+ * otherwise the environment. Service settings follow one precedence rule either way: flag >
+ * environment variable > file > default (see config/precedence.ts); `origins` says which one
+ * won for each, and `notes` lists set variables a pipeline file does not use. Throws
+ * `ConfigError` listing every problem, each named by the variable or file key the user set.
  */
-export function loadConfig(env: Env, opts: { configFile?: string; registry?: ComponentRegistry; extraEnv?: Env } = {}): ServiceConfig {
+export function loadConfig(env: Env, opts: { configFile?: string; registry?: ComponentRegistry; extraEnv?: Env; flags?: ServiceFlags } = {}): ServiceConfig {
   const registry = opts.registry ?? defaultRegistry();
   const merged = { ...env, ...opts.extraEnv };
   const e = readEnv(merged);
   const file = opts.configFile ?? (e.CONFIG_FILE || undefined);
-  if (file) return resolveConfig(loadYamlConfig(file, merged), registry, file);
-  return resolveConfig(envToRawConfig(e), registry, 'env');
+  if (file) {
+    const unset: UnsetReference[] = [];
+    const raw = loadYamlConfig(file, merged, unset);
+    const { service, origins } = applyServicePrecedence(raw.service, merged, e, opts.flags);
+    let cfg: ServiceConfig;
+    try {
+      cfg = resolveConfig({ ...raw, service }, registry, file);
+    } catch (err) {
+      throw err instanceof ConfigError ? explainUnset(err, unset) : err;
+    }
+    const notes = unusedVariables(readFileSync(file, 'utf8'), env).map((v) => `${v} is set but ${file} does not use it; write \${env:${v}} where it applies`);
+    return { ...cfg, origins, notes };
+  }
+  const raw = envToRawConfig(e);
+  const { service, origins } = applyServicePrecedence({}, merged, e, opts.flags);
+  try {
+    const cfg = resolveConfig({ ...raw, service: mergeService(raw.service, service) }, registry, 'env');
+    return { ...cfg, origins, notes: [] };
+  } catch (err) {
+    throw err instanceof ConfigError ? new ConfigError(err.problems.map((p) => envProblem(p))) : err;
+  }
+}
+
+/** Deep-merges the precedence result over the env-built service map. */
+function mergeService(base: unknown, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...((base ?? {}) as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' ? mergeService(b, v as Record<string, unknown>) : v;
+  }
+  return out;
+}
+
+/** A problem in the env-built pipeline, named by the variable the user set. */
+function envProblem(p: ConfigProblem): ConfigProblem {
+  const variable = variableForPath(p.path);
+  return variable ? { source: 'env', path: variable, message: p.message } : p;
+}
+
+/** Adds "(from ${env:X}, which is not set)" to problems at keys whose value came from an unset variable. */
+function explainUnset(err: ConfigError, unset: readonly UnsetReference[]): ConfigError {
+  if (unset.length === 0) return err;
+  return new ConfigError(
+    err.problems.map((p) => {
+      const u = unset.find((x) => p.path === x.path || p.path.startsWith(`${x.path}.`) || x.path.startsWith(`${p.path}.`));
+      return u ? { ...p, message: `${p.message} (the file writes \${env:${u.name}}, and ${u.name} is not set)` } : p;
+    }),
+  );
 }
 
 export interface RunOptions {
   env: Env;
   configFile?: string;
+  /** Service settings from the command line (highest precedence). */
+  flags?: ServiceFlags;
   registry?: ComponentRegistry;
   logger?: Logger;
   /** Override the HTTP port (tests use 0). */
@@ -101,7 +153,7 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
   }
   let config: ServiceConfig;
   try {
-    config = loadConfig(o.env, { ...(o.configFile ? { configFile: o.configFile } : {}), ...(o.registry ? { registry: o.registry } : {}), extraEnv });
+    config = loadConfig(o.env, { ...(o.configFile ? { configFile: o.configFile } : {}), ...(o.registry ? { registry: o.registry } : {}), ...(o.flags ? { flags: o.flags } : {}), extraEnv });
   } catch (err) {
     await simulator?.stop();
     throw err;

@@ -169,6 +169,41 @@ export function parseHeaderList(text: string): Record<string, string> {
 }
 
 /**
+ * Which variable a key of the environment-built pipeline comes from, so a problem found while
+ * validating that pipeline is reported by the name the user set (`OTEL_EXPORTER_OTLP_ENDPOINT`,
+ * not `exporters.otlp.endpoint`).
+ */
+const ENV_PATHS: ReadonlyArray<[RegExp, string]> = [
+  [/^exporters\.otlp\.endpoint$/, 'OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT'],
+  [/^exporters\.otlp\.headers/, 'OTEL_EXPORTER_OTLP_HEADERS'],
+  [/^exporters\.otlp\.timeout$/, 'OTEL_EXPORTER_OTLP_TIMEOUT'],
+  [/^exporters\.otlp\.interval$/, 'OTEL_METRIC_EXPORT_INTERVAL'],
+  [/^receivers\.tailscale_api\.api_url$/, 'TAILSCALE_API_URL'],
+  [/^receivers\.tailscale_api\.tailnet$/, 'TAILNET_NAME'],
+  [/^receivers\.tailscale_api\.interval$/, 'SCRAPE_INTERVAL'],
+  [/^receivers\.device_metrics\.interval$/, 'SCRAPE_INTERVAL'],
+  [/^receivers\.device_metrics\.port$/, 'CLIENT_METRICS_PORT'],
+  [/^receivers\.device_metrics\.timeout$/, 'CLIENT_METRICS_TIMEOUT'],
+  [/^receivers\.device_metrics\.allowed_cidrs/, 'CLIENT_METRICS_ALLOWED_CIDRS'],
+  [/^receivers\.device_metrics\.max_concurrent$/, 'MAX_CONCURRENT_SCRAPES'],
+  [/^receivers\.device_metrics\.scrape_tag$/, 'SCRAPE_TAG'],
+  [/^receivers\.device_metrics\.proxy_url$/, 'TS_PROXY_URL'],
+  [/^receivers\.device_metrics\.shard_/, 'SHARD_COUNT / SHARD_INDEX'],
+  [/^processors\.device_filter\.include_devices/, 'TARGET_DEVICES'],
+  [/^processors\.device_filter\.exclude_devices/, 'EXCLUDE_DEVICES'],
+  [/^processors\.device_filter\.required_tags/, 'DEVICE_TAGS'],
+  [/^service\.http\.address$/, 'BIND_HOST'],
+  [/^service\.http\.port$/, 'PORT'],
+  [/^service\.tsnet\.hostname$/, 'TSNET_HOSTNAME'],
+  [/^service\.tsnet\.state_dir$/, 'TSNET_STATE_DIR'],
+];
+
+/** The variable behind a key of the environment-built pipeline, if one is. */
+export function variableForPath(path: string): string | undefined {
+  return ENV_PATHS.find(([re]) => re.test(path))?.[1];
+}
+
+/**
  * Builds the default pipeline from the environment: API receiver + device-metrics receiver →
  * device_filter → relabel → staleness → Prometheus exporter (+ OTLP when an endpoint is set).
  */

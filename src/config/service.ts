@@ -53,6 +53,13 @@ export interface ServiceConfig {
   readonly service: ServiceSettings;
   /** Secret values found anywhere in the config (to be scrubbed from output). */
   readonly secrets: readonly string[];
+  /**
+   * Where each effective service setting came from (`service.http.port` → `env PORT`), by the
+   * rule flag > environment > file > default. Set by `loadConfig`.
+   */
+  readonly origins?: Readonly<Record<string, string>>;
+  /** Things the user should know, such as variables that are set but unused by the file. */
+  readonly notes?: readonly string[];
 }
 
 export const serviceSchema: ConfigSchema<ServiceSettings> = defineSchema<ServiceSettings>({
