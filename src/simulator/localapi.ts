@@ -26,7 +26,10 @@ export type LocalApiFault =
 export interface LocalApiSimulatorOptions {
   /** The tailnet whose devices become peers; without one, only the `*Body` options are served. */
   tailnet?: TailnetSimulator;
-  /** Which of the tailnet's devices is the node whose LocalAPI this is (default 1, a laptop). */
+  /**
+   * Which of the tailnet's devices is the node whose LocalAPI this is (default 1, an untagged
+   * laptop, so device_metrics never scrapes the same node's client metrics too).
+   */
   selfIndex?: number;
   /** Socket to listen on; default: `tailscaled.sock` in a fresh temp directory, removed by `stop()`. */
   socketPath?: string;
@@ -170,7 +173,8 @@ export class LocalApiSimulator {
       this._socketPath = join(this._dir, 'tailscaled.sock');
     }
     const tn = this._opts.tailnet;
-    this._self = tn?.devices[this._opts.selfIndex ?? 1] ?? tn?.devices[0];
+    const untagged = tn?.devices.find((d) => !(d.api.tags as string[] | undefined)?.includes('tag:exporter'));
+    this._self = tn?.devices[this._opts.selfIndex ?? 1] ?? untagged ?? tn?.devices[0];
     const server = createServer((req, res) => this._handle(req, res));
     server.on('connection', (s) => {
       this._sockets.add(s);
@@ -371,7 +375,10 @@ export class LocalApiSimulator {
         return;
       }
       case '/localapi/v0/usermetrics': {
-        const body = this._opts.userMetricsBody ? this._opts.userMetricsBody() : this._self ? renderClientMetrics(this._self, this._now(), this._startMs) : '';
+        // A self device that device_metrics also scrapes (tag:exporter) would have its client
+        // metrics on the page twice, so its usermetrics stay empty here.
+        const scraped = this._self?.servesMetrics === true && ((this._self.api.tags as string[] | undefined) ?? []).includes('tag:exporter');
+        const body = this._opts.userMetricsBody ? this._opts.userMetricsBody() : this._self && !scraped ? renderClientMetrics(this._self, this._now(), this._startMs) : '';
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(body);
         return;
       }
