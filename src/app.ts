@@ -236,6 +236,14 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
       metrics: `${url}/metrics`,
       hint: 'set TS_API_KEY or OAUTH_CLIENT_ID/OAUTH_CLIENT_SECRET to watch a real tailnet',
     });
+    const flaky = simulator?.devices[6]?.api.name;
+    if (flaky) {
+      logger.info('DEMO MODE: simulated faults, on purpose, so the error and backoff panels have data', {
+        flaky_device: flaky,
+        fault: 'answers HTTP 503 to every other scrape (its "device scrape failed" warnings are expected)',
+        churn: 'ephemeral devices are replaced every 2 minutes',
+      });
+    }
   }
   let stopped: Promise<ShutdownReport> | undefined;
   const stopAll = async (deadline: AbortSignal): Promise<ShutdownReport> => {
