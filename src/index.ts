@@ -4,7 +4,9 @@
  */
 // First: on a too-old Node.js this prints one line and exits before any dependency loads.
 import './runtime/node-check.ts';
-export { PipelineService, type ServiceOptions } from './pipeline/service.ts';
+export { PipelineService, type ServiceOptions, type ShutdownReport } from './pipeline/service.ts';
+export { untilAborted, beforeDeadline, type ShutdownReporter } from './util/abort.ts';
+export type { ServiceFlags, Origin } from './config/precedence.ts';
 export { createScrapingReceiver, type ScrapeResult, type ScraperOptions } from './pipeline/scraper.ts';
 export { InventoryHub, type Device, type DeviceSelector, type InventorySnapshot } from './pipeline/inventory.ts';
 export { ComponentRegistry } from './component/registry.ts';

@@ -215,7 +215,7 @@ export class TailscaleApiClient {
       throw new ApiCallError('network', this._scrub(`request failed: ${errorMessage(err)}`), { cause: err });
     }
     const text = await readBodyLimited(res.body, c.max_body_size).catch((err: unknown) => {
-      if (err instanceof BodyTooLargeError) throw new ApiCallError('decode', err.message);
+      if (err instanceof BodyTooLargeError) throw new ApiCallError('too_large', err.message);
       throw new ApiCallError('network', this._scrub(`reading the response failed: ${errorMessage(err)}`), { cause: err });
     });
     const status = res.statusCode;

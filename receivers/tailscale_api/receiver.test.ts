@@ -209,7 +209,7 @@ test('a body over the size limit is an error, not a crash', async (t) => {
   assert.match(st?.lastError ?? '', /exceeds the 2000-byte limit/);
   const self = await service.telemetry.collect();
   const errors = self.resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === 'tsmetrics_component_errors');
-  assert.equal(errors?.dataPoints.find((p) => p.attributes.error_type === 'decode')?.value, 1);
+  assert.equal(errors?.dataPoints.find((p) => p.attributes.error_type === 'too_large')?.value, 1);
 });
 
 test('snapshots replace each other: rename, upgrade and a removed route leave no old series', async (t) => {

@@ -6,6 +6,7 @@ import { formatDuration } from '../config/duration.ts';
 import { Redactor, type Logger } from '../log/logger.ts';
 import type { PipelineService } from '../pipeline/service.ts';
 import { errorMessage } from '../errors.ts';
+import { untilAborted } from '../util/abort.ts';
 
 /** Default of `service.http.write_timeout`: about a Prometheus scrape timeout. */
 const DEFAULT_WRITE_TIMEOUT_MS = 30_000;
@@ -299,10 +300,10 @@ export class HttpServer {
     if (!this._server.listening) return;
     const closed = new Promise<void>((resolve) => this._server.close(() => resolve()));
     this._server.closeIdleConnections();
-    const onAbort = (): void => this._server.closeAllConnections();
-    deadline.addEventListener('abort', onAbort, { once: true });
+    // A deadline that already fired (earlier steps used the time) drops the rest at once.
+    const cut = untilAborted(deadline).then(() => this._server.closeAllConnections());
+    await Promise.race([closed, cut]);
     await closed;
-    deadline.removeEventListener('abort', onAbort);
   }
 }
 

@@ -6,6 +6,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { Agent, type Dispatcher } from 'undici';
 import type { Logger } from '../log/logger.ts';
 import { errorMessage } from '../errors.ts';
+import { untilAborted } from '../util/abort.ts';
 
 /** Settings of tsnet mode (USE_TSNET=true, or `service.tsnet` in YAML). */
 export interface TsnetOptions {
@@ -238,10 +239,11 @@ export class TailscaledSupervisor {
     if (child && child.exitCode === null) {
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
       child.kill('SIGTERM');
-      const kill = (): void => void child.kill('SIGKILL');
-      deadline.addEventListener('abort', kill, { once: true });
+      // A deadline that already fired kills at once (untilAborted resolves immediately).
+      void untilAborted(deadline).then(() => {
+        if (child.exitCode === null) child.kill('SIGKILL');
+      });
       await exited;
-      deadline.removeEventListener('abort', kill);
     }
     await this._localApi?.close().catch(() => undefined);
   }
