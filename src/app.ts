@@ -146,7 +146,7 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
   const demo = isDemo(o.env, o.configFile);
   if (demo) {
     // One flaky device (desktop-07) shows what scrape errors and backoff look like.
-    simulator = new TailnetSimulator({ devices: e.DEMO_DEVICES, names: e.TEST_DEVICES.length ? e.TEST_DEVICES : undefined, ephemeralLifetimeMs: 120_000, flakyDeviceIndex: 6 });
+    simulator = new TailnetSimulator({ devices: e.DEMO_DEVICES, names: e.TEST_DEVICES.length ? e.TEST_DEVICES : undefined, ephemeralLifetimeMs: 120_000, flakyDeviceIndex: 6, localApi: true });
     await simulator.start();
     extraEnv = simulator.env();
     redactor.add(extraEnv.TS_API_KEY);

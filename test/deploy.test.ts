@@ -56,8 +56,10 @@ test('dashboards: UIDs, $datasource and device variables, cross-links, 30s refre
   const overview = JSON.parse(readFileSync(join(DEPLOY, 'grafana/tsmetrics-overview.json'), 'utf8'));
   const details = JSON.parse(readFileSync(join(DEPLOY, 'grafana/tsmetrics-device-details.json'), 'utf8'));
   assert.equal(overview.uid, 'tsmetrics-overview');
+  const connectivity = JSON.parse(readFileSync(join(DEPLOY, 'grafana/tsmetrics-connectivity.json'), 'utf8'));
   assert.equal(details.uid, 'tsmetrics-device-details');
-  for (const [d, other] of [[overview, 'tsmetrics-device-details'], [details, 'tsmetrics-overview']]) {
+  assert.equal(connectivity.uid, 'tsmetrics-connectivity');
+  for (const [d, other] of [[overview, 'tsmetrics-device-details'], [details, 'tsmetrics-overview'], [connectivity, 'tsmetrics-overview']]) {
     assert.equal(d.refresh, '30s');
     const names = d.templating.list.map((v: { name: string }) => v.name);
     assert.ok(names.includes('datasource') && names.includes('device'));
@@ -79,7 +81,7 @@ test('every metric name used by the dashboards and alert rules is produced by th
   const body = (await http(`${running.url}/metrics`)).body;
   const produced = new Set(parseExposition(body).flatMap((f) => f.samples.map((s) => s.name)));
   const used = new Map<string, string>();
-  for (const f of ['tsmetrics-overview.json', 'tsmetrics-device-details.json']) {
+  for (const f of ['tsmetrics-overview.json', 'tsmetrics-device-details.json', 'tsmetrics-connectivity.json']) {
     for (const e of dashboardExprs(JSON.parse(readFileSync(join(DEPLOY, 'grafana', f), 'utf8')))) for (const n of metricNames(e)) used.set(n, f);
   }
   const rules = parseYaml(readFileSync(join(DEPLOY, 'prometheus/alerts.yaml'), 'utf8')) as { groups: Array<{ rules: Array<{ expr: string }> }> };
@@ -121,7 +123,7 @@ test('Helm: every .Values reference exists in values.yaml and every value is use
 });
 
 test('Kubernetes assets: probes on the served port and paths; non-root, read-only root, no capabilities', async (t) => {
-  const docs = [join(DEPLOY, 'kubernetes.yaml'), join(DEPLOY, 'kubernetes-sharded.yaml'), join(DEPLOY, 'kubernetes-sidecar.yaml'), join(DEPLOY, 'kustomize/base/deployment.yaml')].flatMap((f) => parseAllDocuments(readFileSync(f, 'utf8')).map((d) => d.toJS()));
+  const docs = [join(DEPLOY, 'kubernetes.yaml'), join(DEPLOY, 'kubernetes-sharded.yaml'), join(DEPLOY, 'kubernetes-sidecar.yaml'), join(DEPLOY, 'kubernetes-daemonset.yaml'), join(DEPLOY, 'kustomize/base/deployment.yaml')].flatMap((f) => parseAllDocuments(readFileSync(f, 'utf8')).map((d) => d.toJS()));
   const workloads = docs.filter((d) => ['Deployment', 'StatefulSet'].includes(d?.kind) && d.metadata.name.startsWith('tsmetrics'));
   assert.equal(workloads.length, 4);
   const running = await startTsmetrics({ env: { LOG_LEVEL: 'error' }, port: 0, write: () => undefined });
