@@ -199,18 +199,24 @@ test('an exception inside a component is contained and counted; the other pipeli
   assert.equal(lines.filter((l) => l.includes('processor failed')).length, 1, 'logged once');
 });
 
-test('SIGTERM during operation: the process flushes OTLP and exits 0 within its shutdown deadline', { timeout: 60_000 }, async () => {
+test('SIGTERM during operation: the process flushes OTLP and exits 0 within its shutdown deadline', { timeout: 60_000 }, async (t) => {
   const rx = new OtlpReceiver();
   await rx.start();
+  // Cleanup runs pass or fail: a leaked server or child would keep this test file alive.
+  t.after(async () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await rx.stop();
+  });
   const child = spawn(process.execPath, [join(ROOT, 'src/cli/main.ts'), 'run'], {
     env: { PATH: process.env.PATH ?? '', PORT: '0', LOG_FORMAT: 'json', LOG_LEVEL: 'debug', SCRAPE_INTERVAL: '1h', OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: rx.url, OTEL_METRIC_EXPORT_INTERVAL: '60000' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let log = '';
   child.stderr.on('data', (c: Buffer) => (log += c.toString()));
-  // Wait until both receivers have delivered a batch (they are queued for the 60 s push interval).
+  // Wait until the demo's three receivers (API, devices, the simulated LocalAPI) have delivered
+  // a batch each (they are queued for the 60 s push interval).
   const t0 = Date.now();
-  while ((log.match(/collection cycle done/g) ?? []).length < 2) {
+  while ((log.match(/collection cycle done/g) ?? []).length < 3) {
     if (Date.now() - t0 > 30_000) throw new Error(`no cycle: ${log}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -220,6 +226,5 @@ test('SIGTERM during operation: the process flushes OTLP and exits 0 within its 
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   assert.equal(code, 0);
   assert.ok(Date.now() - stopAt < 12_000, 'within the 10 s shutdown deadline');
-  assert.equal(rx.requests.length, 2, 'the queued batches were flushed on shutdown');
-  await rx.stop();
+  assert.equal(rx.requests.length, 3, 'the queued batches were flushed on shutdown');
 });
