@@ -1,6 +1,6 @@
 import convict from 'convict';
 import { ConfigError, type ConfigProblem } from '../errors.ts';
-import { addConfigFormats, splitList } from './schema.ts';
+import { addConfigFormats, splitList, type SettingSchema } from './schema.ts';
 import type { RawServiceConfig } from './service.ts';
 
 /** Environment variables tsmetrics reads (the seed's names and meanings, plus additions). */
@@ -76,12 +76,13 @@ convict.addFormats({
   },
 });
 
-const s = (env: string, doc: string, dflt = ''): convict.SchemaObj<string> => ({ env, doc, format: String, default: dflt });
-const secret = (env: string, doc: string): convict.SchemaObj<string> => ({ env, doc, format: 'secret', default: '', sensitive: true });
-const list = (env: string, doc: string, dflt: string[] = []): convict.SchemaObj<string[]> => ({ env, doc, format: 'string_list', default: dflt });
+const s = (env: string, doc: string, dflt = ''): SettingSchema<string> => ({ env, doc, format: String, default: dflt });
+const secret = (env: string, doc: string): SettingSchema<string> => ({ env, doc, format: 'secret', default: '', sensitive: true });
+const list = (env: string, doc: string, dflt: string[] = []): SettingSchema<string[]> => ({ env, doc, format: 'string_list', default: dflt });
 
 /** The environment schema; its docs are the README's configuration reference. */
-export const envSchema: convict.Schema<EnvSettings> = {
+// Typed with our own SettingSchema so the published declarations do not need @types/convict.
+export const envSchema: { [K in keyof EnvSettings]: SettingSchema<EnvSettings[K]> } = {
   OAUTH_CLIENT_ID: s('OAUTH_CLIENT_ID', 'Tailscale OAuth client ID (client-credentials flow).'),
   OAUTH_CLIENT_SECRET: secret('OAUTH_CLIENT_SECRET', 'Tailscale OAuth client secret.'),
   OAUTH_TOKEN: secret('OAUTH_TOKEN', 'Alias of TS_API_KEY (the seed’s static token).'),
@@ -134,7 +135,7 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): EnvS
   const clean: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined && Object.hasOwn(envSchema, k) && v !== '') clean[k] = v;
   try {
-    const conf = convict(envSchema, { env: clean, args: [] });
+    const conf = convict(envSchema as convict.Schema<EnvSettings>, { env: clean, args: [] });
     conf.validate({ allowed: 'warn' });
     return conf.getProperties() as EnvSettings;
   } catch (err) {
