@@ -146,7 +146,8 @@ test('the server bounds header size, request time and connections; unknown paths
   const smallPort = Number(new URL(small).port);
   const held = [connect(smallPort, '127.0.0.1'), connect(smallPort, '127.0.0.1')];
   t.after(() => held.forEach((s) => s.destroy()));
-  await new Promise((r) => setTimeout(r, 100));
+  // Both held connections are established (and counted by the server) before the third dials.
+  await Promise.all(held.map((h) => new Promise<void>((r) => h.once('connect', () => r()))));
   const third = await new Promise<string>((resolve) => {
     const s = connect(smallPort, '127.0.0.1', () => s.write('GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
     let data = '';

@@ -1,13 +1,14 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { TailnetSimulator, type SimulatorOptions } from '../../src/simulator/simulator.ts';
+import type { Clock } from '../../src/component/types.ts';
 import type { PrometheusExporterComponent } from '../../exporters/prometheus/prometheus.ts';
 import { hrTimeToMs } from '../../src/model/batch.ts';
-import { buildService, families, fixture, fixtureDevices, memoryLogger, sampleValue } from '../../test/helpers/index.ts';
+import { buildService, manualClock, families, fixture, fixtureDevices, memoryLogger, sampleValue } from '../../test/helpers/index.ts';
 import { recordingListener } from '../../test/helpers/listener.ts';
 import { parseExposition } from './exposition.ts';
 
-async function setup(t: TestContext, sim: SimulatorOptions, dm: Record<string, unknown> = {}, extra: { processors?: Record<string, unknown>; pipelineProcessors?: string[] } = {}) {
+async function setup(t: TestContext, sim: SimulatorOptions, dm: Record<string, unknown> = {}, extra: { processors?: Record<string, unknown>; pipelineProcessors?: string[]; clock?: Clock } = {}) {
   const s = new TailnetSimulator(sim);
   await s.start();
   const { logger, lines } = memoryLogger();
@@ -21,7 +22,7 @@ async function setup(t: TestContext, sim: SimulatorOptions, dm: Record<string, u
       exporters: { prometheus: {} },
       service: { pipelines: { metrics: { receivers: ['tailscale_api', 'device_metrics'], processors: extra.pipelineProcessors ?? [], exporters: ['prometheus'] } } },
     },
-    { logger },
+    { logger, ...(extra.clock ? { clock: extra.clock } : {}) },
   );
   t.after(async () => {
     await service.shutdown(AbortSignal.timeout(2000));
@@ -68,7 +69,8 @@ test('every family and label set of both tailscaled fixtures arrives with the ri
 });
 
 test('counters are monotonic sums whose start time is first-seen and resets when the value drops', async (t) => {
-  const { sim, service, exporter } = await setup(t, { devices_json: loopbackFixture() });
+  const clock = manualClock();
+  const { sim, service, exporter } = await setup(t, { devices_json: loopbackFixture() }, {}, { clock });
   const gw = '4815927360519382';
   const body = (v: number) => `# TYPE tailscaled_c_total counter\ntailscaled_c_total ${v}\n# TYPE tailscaled_g gauge\ntailscaled_g ${v}\n`;
   const point = () => {
@@ -83,13 +85,13 @@ test('counters are monotonic sums whose start time is first-seen and resets when
   await service.collectNow();
   const p1 = point();
   assert.equal(p1.start, p1.end, 'first sighting: start == time (a true reset point)');
-  await new Promise((r) => setTimeout(r, 20));
+  clock.advance(20);
   sim.setDeviceFault(gw, { kind: 'body', body: body(150) });
   await service.collectNow();
   const p2 = point();
   assert.equal(p2.start, p1.start, 'growing counter keeps its start time');
   assert.ok(p2.end > p1.end);
-  await new Promise((r) => setTimeout(r, 20));
+  clock.advance(20);
   sim.setDeviceFault(gw, { kind: 'body', body: body(5) });
   await service.collectNow();
   const p3 = point();

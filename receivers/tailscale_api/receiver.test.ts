@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { TailnetSimulator } from '../../src/simulator/simulator.ts';
 import type { PrometheusExporterComponent } from '../../exporters/prometheus/prometheus.ts';
 import type { PipelineService } from '../../src/pipeline/service.ts';
-import { buildService, families, fixtureDevices, memoryLogger, renderPrometheus, sampleValue } from '../../test/helpers/index.ts';
+import { buildService, manualClock, families, fixtureDevices, memoryLogger, renderPrometheus, sampleValue } from '../../test/helpers/index.ts';
 
 async function setup(t: TestContext, opts: { api?: Record<string, unknown>; sim?: ConstructorParameters<typeof TailnetSimulator>[0] } = {}) {
   const sim = new TailnetSimulator({ devices_json: fixtureDevices(), deviceServers: false, ...opts.sim });
@@ -121,13 +121,18 @@ test('the inventory is published for the rest of the process', async (t) => {
 });
 
 test('OAuth: the token is cached, renewed before it expires, and a 401 triggers one re-auth', async (t) => {
-  const sim = new TailnetSimulator({ devices_json: fixtureDevices(), deviceServers: false, tokenLifetimeS: 2 });
+  // Both sides read the same hand-moved clock, so the renewal point is reached without waiting.
+  const clock = manualClock();
+  const sim = new TailnetSimulator({ devices_json: fixtureDevices(), deviceServers: false, tokenLifetimeS: 2, now: clock.now });
   await sim.start();
-  const svc = buildService({
-    receivers: { tailscale_api: { api_url: sim.apiUrl, oauth_client_id: sim.oauthClients[0]?.id, oauth_client_secret: sim.oauthClients[0]?.secret, interval: '1h' } },
-    exporters: { prometheus: {} },
-    service: { pipelines: { metrics: { receivers: ['tailscale_api'], exporters: ['prometheus'] } } },
-  });
+  const svc = buildService(
+    {
+      receivers: { tailscale_api: { api_url: sim.apiUrl, oauth_client_id: sim.oauthClients[0]?.id, oauth_client_secret: sim.oauthClients[0]?.secret, interval: '1h' } },
+      exporters: { prometheus: {} },
+      service: { pipelines: { metrics: { receivers: ['tailscale_api'], exporters: ['prometheus'] } } },
+    },
+    { clock },
+  );
   t.after(async () => {
     await svc.shutdown(AbortSignal.timeout(1000));
     await sim.stop();
@@ -135,7 +140,7 @@ test('OAuth: the token is cached, renewed before it expires, and a 401 triggers 
   await svc.collectNow();
   await svc.collectNow();
   assert.equal(sim.stats.tokensIssued, 1, 'the token is reused while valid');
-  await new Promise((r) => setTimeout(r, 1100)); // past the renewal point (half of a 2 s lifetime)
+  clock.advance(1100); // past the renewal point (half of a 2 s lifetime)
   await svc.collectNow();
   assert.equal(sim.stats.tokensIssued, 2, 'renewed before expires_in ran out');
   sim.expireTokens(); // revoked server-side: the cached token now gets 401

@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../../src/log/logger.ts';
 import { PipelineService } from '../../src/pipeline/service.ts';
 import { parseExposition, type ExpositionFamily } from '../../receivers/device_metrics/exposition.ts';
 import type { ComponentRegistry } from '../../src/component/registry.ts';
+import type { Clock } from '../../src/component/types.ts';
 import type { PrometheusExporterComponent } from '../../exporters/prometheus/prometheus.ts';
 
 export const FIXTURES = new URL('../fixtures/', import.meta.url);
@@ -83,10 +84,21 @@ export async function renderPrometheus(service: PipelineService, id = 'prometheu
 }
 
 /** Builds a pipeline service from a raw (YAML-shaped) config. */
-export function buildService(raw: RawServiceConfig, opts: { logger?: Logger; registry?: ComponentRegistry } = {}): PipelineService {
+export function buildService(raw: RawServiceConfig, opts: { logger?: Logger; registry?: ComponentRegistry; clock?: Clock } = {}): PipelineService {
   const registry = opts.registry ?? defaultRegistry();
   const config = resolveConfig(raw, registry, 'test');
-  return new PipelineService(registry, config, { logger: opts.logger ?? memoryLogger().logger });
+  return new PipelineService(registry, config, { logger: opts.logger ?? memoryLogger().logger, ...(opts.clock ? { clock: opts.clock } : {}) });
+}
+
+/** A clock the test moves by hand (components and the simulator read time only through it). */
+export function manualClock(startMs = Date.now()): Clock & { advance(ms: number): void } {
+  let t = startMs;
+  return {
+    now: () => t,
+    advance(ms: number) {
+      t += ms;
+    },
+  };
 }
 
 /** The 15 client-metric families of the fixture with their types. */
