@@ -8,6 +8,7 @@ import { createLogger, Redactor, type Logger } from './log/logger.ts';
 import { PAST_DEADLINE_GRACE_MS, PipelineService, type ShutdownReport } from './pipeline/service.ts';
 import { HttpServer } from './server/http.ts';
 import { TailnetSimulator } from './simulator/simulator.ts';
+import { startHeadscaleSimulator, type HeadscaleSimulator } from './simulator/headscale.ts';
 import { VERSION } from './version.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { ConfigError, errorMessage, type ConfigProblem } from './errors.ts';
@@ -126,6 +127,8 @@ export interface Running {
   readonly address: AddressInfo;
   readonly url: string;
   readonly simulator: TailnetSimulator | undefined;
+  /** The simulated Headscale server in front of `simulator` (demo mode with DEMO_HEADSCALE). */
+  readonly headscale: HeadscaleSimulator | undefined;
   readonly config: ServiceConfig;
   readonly logger: Logger;
   /**
@@ -140,21 +143,29 @@ export interface Running {
 export async function startTsmetrics(o: RunOptions): Promise<Running> {
   const e = readEnv(o.env);
   const redactor = new Redactor();
-  for (const v of [e.OAUTH_CLIENT_SECRET, e.TS_API_KEY, e.OAUTH_TOKEN, e.TS_AUTHKEY, e.METRICS_TOKEN, e.OTEL_EXPORTER_OTLP_HEADERS]) redactor.add(v);
+  for (const v of [e.OAUTH_CLIENT_SECRET, e.TS_API_KEY, e.OAUTH_TOKEN, e.TS_AUTHKEY, e.METRICS_TOKEN, e.OTEL_EXPORTER_OTLP_HEADERS, e.HEADSCALE_API_KEY]) redactor.add(v);
   let simulator: TailnetSimulator | undefined;
+  let headscale: HeadscaleSimulator | undefined;
   let extraEnv: Record<string, string> = {};
   const demo = isDemo(o.env, o.configFile);
   if (demo) {
     // One flaky device (desktop-07) shows what scrape errors and backoff look like.
-    simulator = new TailnetSimulator({ devices: e.DEMO_DEVICES, names: e.TEST_DEVICES.length ? e.TEST_DEVICES : undefined, ephemeralLifetimeMs: 120_000, flakyDeviceIndex: 6, localApi: true });
+    simulator = new TailnetSimulator({ devices: e.DEMO_DEVICES, names: e.TEST_DEVICES.length ? e.TEST_DEVICES : undefined, ephemeralLifetimeMs: 120_000, flakyDeviceIndex: 6, localApi: !e.DEMO_HEADSCALE });
     await simulator.start();
     extraEnv = simulator.env();
     redactor.add(extraEnv.TS_API_KEY);
+    if (e.DEMO_HEADSCALE) {
+      // The same devices, watched as a Headscale tailnet: its variables replace the Tailscale API's.
+      headscale = await startHeadscaleSimulator(simulator);
+      extraEnv = headscale.env();
+      redactor.add(extraEnv.HEADSCALE_API_KEY);
+    }
   }
   let config: ServiceConfig;
   try {
     config = loadConfig(o.env, { ...(o.configFile ? { configFile: o.configFile } : {}), ...(o.registry ? { registry: o.registry } : {}), ...(o.flags ? { flags: o.flags } : {}), extraEnv });
   } catch (err) {
+    await headscale?.stop();
     await simulator?.stop();
     throw err;
   }
@@ -166,6 +177,7 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
   if (ts.enabled) {
     const tailscaled = ts.tailscaled_path || which('tailscaled');
     if (!tailscaled || !existsSync(tailscaled)) {
+      await headscale?.stop();
       await simulator?.stop();
       throw new ConfigError([{ source: config.source, path: 'TAILSCALED_PATH', message: `tailscaled not found${ts.tailscaled_path ? ` at ${ts.tailscaled_path}` : ' on PATH'}; install Tailscale or set TAILSCALED_PATH` }]);
     }
@@ -207,6 +219,7 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
     address = await server.listen();
   } catch (err) {
     await service.shutdown(AbortSignal.timeout(1000));
+    await headscale?.stop();
     await simulator?.stop();
     throw err;
   }
@@ -223,6 +236,7 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
       await supervisor.stop(AbortSignal.timeout(5000));
       await service.shutdown(AbortSignal.timeout(1000));
       await server.close(AbortSignal.timeout(1000));
+      await headscale?.stop();
       await simulator?.stop();
       throw err;
     }
@@ -232,7 +246,7 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
   if (demo) {
     logger.warn('DEMO MODE: no Tailscale credentials are set, so tsmetrics is watching a simulated tailnet on loopback', {
       devices: simulator?.devices.length,
-      api: simulator?.apiUrl,
+      api: headscale ? `${headscale.url} (Headscale)` : simulator?.apiUrl,
       metrics: `${url}/metrics`,
       hint: 'set TS_API_KEY or OAUTH_CLIENT_ID/OAUTH_CLIENT_SECRET to watch a real tailnet',
     });
@@ -262,6 +276,7 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
     // when the pipeline already used the time up; listenable() makes a fired deadline count.
     if (supervisor) await step('tsnet', () => supervisor.stop(listenable(deadline)));
     await step('http', () => server.close(listenable(deadline)));
+    if (headscale) await step('headscale simulator', () => headscale.stop());
     if (simulator) await step('simulator', () => simulator.stop());
     if (cutOff.length) logger.warn(`shutdown cut off: ${cutOff.join('; ')}`);
     logger.info('tsmetrics stopped', failed.length ? { failed: failed.join('; ') } : {});
@@ -274,6 +289,7 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
     address,
     url,
     simulator,
+    headscale,
     config,
     logger,
     stop(deadline = AbortSignal.timeout(config.service.shutdown_timeout)) {

@@ -2,6 +2,7 @@ import { ComponentRegistry } from './component/registry.ts';
 import { tailscaleApiReceiverFactory } from '../receivers/tailscale_api/index.ts';
 import { deviceMetricsReceiverFactory } from '../receivers/device_metrics/index.ts';
 import { localTailscaledReceiverFactory } from '../receivers/local_tailscaled/index.ts';
+import { headscaleReceiverFactory } from '../receivers/headscale/index.ts';
 import { deviceFilterProcessorFactory } from '../processors/device_filter/index.ts';
 import { relabelProcessorFactory } from '../processors/relabel/index.ts';
 import { stalenessProcessorFactory } from '../processors/staleness/index.ts';
@@ -13,6 +14,7 @@ export const builtinFactories = [
   tailscaleApiReceiverFactory,
   deviceMetricsReceiverFactory,
   localTailscaledReceiverFactory,
+  headscaleReceiverFactory,
   deviceFilterProcessorFactory,
   relabelProcessorFactory,
   stalenessProcessorFactory,

@@ -9,6 +9,7 @@ import { redactedConfig, type ServiceConfig } from '../config/service.ts';
 import { envSchema } from '../config/env.ts';
 import type { ServiceFlags } from '../config/precedence.ts';
 import { TailnetSimulator } from '../simulator/simulator.ts';
+import { startHeadscaleSimulator } from '../simulator/headscale.ts';
 import { VERSION } from '../version.ts';
 import { guardOutput } from '../log/logger.ts';
 
@@ -54,9 +55,9 @@ const COMMANDS: Record<string, Command> = {
   },
   simulate: {
     summary: 'run the built-in tailnet simulator on loopback and print the variables that point tsmetrics at it',
-    usage: 'tsmetrics simulate [--devices N] [--latency MS]',
-    options: { devices: { type: 'string' }, latency: { type: 'string' } },
-    help: '      --devices N         simulated devices (default 12)\n      --latency MS        delay before each simulated device answers (default 0)',
+    usage: 'tsmetrics simulate [--devices N] [--latency MS] [--headscale]',
+    options: { devices: { type: 'string' }, latency: { type: 'string' }, headscale: { type: 'boolean' } },
+    help: '      --devices N         simulated devices (default 12)\n      --latency MS        delay before each simulated device answers (default 0)\n      --headscale         serve the tailnet from a simulated Headscale server (API v1, the v2 subset, /metrics) and print its HEADSCALE_* variables',
   },
   healthcheck: {
     summary: 'exit 0 when a running tsmetrics answers /health (container HEALTHCHECK)',
@@ -290,13 +291,15 @@ export async function main(argv: string[], env: Record<string, string | undefine
         const latency = positiveInt('--latency', values.latency as string | undefined, 0, 0);
         const sim = new TailnetSimulator({ devices, deviceLatencyMs: latency });
         await sim.start();
-        process.stdout.write(`# tailnet simulator: ${devices} devices, API at ${sim.apiUrl} (Ctrl-C stops it)\n`);
-        for (const [k, v] of Object.entries(sim.env())) process.stdout.write(`export ${k}=${v}\n`);
-        process.stdout.write(`# OAuth client: OAUTH_CLIENT_ID=${sim.oauthClients[0]?.id} OAUTH_CLIENT_SECRET=${sim.oauthClients[0]?.secret}\n`);
+        const hs = values.headscale ? await startHeadscaleSimulator(sim) : undefined;
+        process.stdout.write(`# tailnet simulator: ${devices} devices, API at ${hs ? `${hs.url} (Headscale)` : sim.apiUrl} (Ctrl-C stops it)\n`);
+        for (const [k, v] of Object.entries(hs ? hs.env() : sim.env())) process.stdout.write(`export ${k}=${v}\n`);
+        if (!hs) process.stdout.write(`# OAuth client: OAUTH_CLIENT_ID=${sim.oauthClients[0]?.id} OAUTH_CLIENT_SECRET=${sim.oauthClients[0]?.secret}\n`);
         await new Promise<void>((resolve) => {
           process.once('SIGTERM', resolve);
           process.once('SIGINT', resolve);
         });
+        await hs?.stop();
         await sim.stop();
         return 0;
       }

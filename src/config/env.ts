@@ -50,6 +50,13 @@ export interface EnvSettings {
   TS_LOCALAPI_SOCKET: string;
   TSNET_SERVE: boolean;
   TSNET_STARTUP_TIMEOUT: number;
+  // Headscale (receivers/headscale)
+  HEADSCALE_URL: string;
+  HEADSCALE_API_KEY: string;
+  HEADSCALE_API_KEY_FILE: string;
+  HEADSCALE_METRICS_URL: string;
+  HEADSCALE_TAILNET: string;
+  DEMO_HEADSCALE: boolean;
 }
 
 addConfigFormats();
@@ -128,6 +135,13 @@ export const envSchema: { [K in keyof EnvSettings]: SettingSchema<EnvSettings[K]
   TSNET_SERVE: { env: 'TSNET_SERVE', doc: 'tsnet mode: offer the HTTP endpoints on the tailnet (tailscale serve).', format: 'bool_text', default: true },
   TSNET_STARTUP_TIMEOUT: { env: 'TSNET_STARTUP_TIMEOUT', doc: 'tsnet mode: how long to wait for the node to be Running.', format: 'positive_duration', default: 120_000 },
   SHARD_INDEX: { env: 'SHARD_INDEX', doc: 'This replica’s shard, 0 … SHARD_COUNT−1; only shard 0 exports the API metrics.', format: 'nat', default: 0 },
+  // Headscale (receivers/headscale)
+  HEADSCALE_URL: { env: 'HEADSCALE_URL', doc: 'Headscale server URL; watches its tailnet (headscale receiver), beside or instead of a Tailscale one.', format: 'url_or_empty', default: '' },
+  HEADSCALE_API_KEY: secret('HEADSCALE_API_KEY', 'Headscale API key (headscale apikeys create).'),
+  HEADSCALE_API_KEY_FILE: s('HEADSCALE_API_KEY_FILE', 'File holding the Headscale API key (re-read every cycle), instead of HEADSCALE_API_KEY.'),
+  HEADSCALE_METRICS_URL: { env: 'HEADSCALE_METRICS_URL', doc: 'Headscale’s own /metrics (metrics_listen_addr) to forward, e.g. http://127.0.0.1:9090/metrics.', format: 'url_or_empty', default: '' },
+  HEADSCALE_TAILNET: s('HEADSCALE_TAILNET', 'tailnet label of the Headscale series (default: none, or the server’s host when a Tailscale tailnet is watched too).'),
+  DEMO_HEADSCALE: { env: 'DEMO_HEADSCALE', doc: 'Demo mode: watch the simulated tailnet through a simulated Headscale server instead of the Tailscale API.', format: 'bool_text', default: false },
 };
 
 /** Reads and validates the environment; every bad variable is reported by name. */
@@ -148,9 +162,14 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): EnvS
   }
 }
 
-/** True when no Tailscale credential is configured at all (demo mode candidate). */
-export function hasNoCredentials(e: EnvSettings): boolean {
+/** True when no Tailscale credential is configured. */
+function hasNoTailscaleCredentials(e: EnvSettings): boolean {
   return !e.OAUTH_CLIENT_ID && !e.OAUTH_CLIENT_SECRET && !e.TS_API_KEY && !e.OAUTH_TOKEN;
+}
+
+/** True when neither a Tailscale credential nor a Headscale server is configured (demo mode candidate). */
+export function hasNoCredentials(e: EnvSettings): boolean {
+  return hasNoTailscaleCredentials(e) && !e.HEADSCALE_URL && !e.HEADSCALE_API_KEY && !e.HEADSCALE_API_KEY_FILE;
 }
 
 function bindAddress(e: EnvSettings): string {
@@ -183,6 +202,10 @@ const ENV_PATHS: ReadonlyArray<[RegExp, string]> = [
   [/^receivers\.tailscale_api\.tailnet$/, 'TAILNET_NAME'],
   [/^receivers\.tailscale_api\.interval$/, 'SCRAPE_INTERVAL'],
   [/^receivers\.device_metrics\.interval$/, 'SCRAPE_INTERVAL'],
+  [/^receivers\.headscale\.url$/, 'HEADSCALE_URL'],
+  [/^receivers\.headscale\.api_key(_file)?$/, 'HEADSCALE_API_KEY or HEADSCALE_API_KEY_FILE'],
+  [/^receivers\.headscale\.metrics_url$/, 'HEADSCALE_METRICS_URL'],
+  [/^receivers\.headscale\.interval$/, 'SCRAPE_INTERVAL'],
   [/^receivers\.device_metrics\.port$/, 'CLIENT_METRICS_PORT'],
   [/^receivers\.device_metrics\.timeout$/, 'CLIENT_METRICS_TIMEOUT'],
   [/^receivers\.device_metrics\.allowed_cidrs/, 'CLIENT_METRICS_ALLOWED_CIDRS'],
@@ -205,6 +228,34 @@ export function variableForPath(path: string): string | undefined {
 }
 
 /**
+ * The env pipeline's `headscale` receiver (HEADSCALE_URL and a key), or undefined when no
+ * Headscale server is set. Beside a Tailscale tailnet its series get a `tailnet` label (and the
+ * Tailscale ones one too), so the two tailnets never print the same series.
+ */
+function headscaleFromEnv(e: EnvSettings, problems: ConfigProblem[]): { headscale: Record<string, unknown>; tailscaleLabel: string } | undefined {
+  const key = e.HEADSCALE_API_KEY || e.HEADSCALE_API_KEY_FILE;
+  if (!e.HEADSCALE_URL) {
+    if (key) problems.push({ source: 'env', path: 'HEADSCALE_URL', message: 'must be set with HEADSCALE_API_KEY or HEADSCALE_API_KEY_FILE (the Headscale server URL)' });
+    return undefined;
+  }
+  if (e.HEADSCALE_API_KEY && e.HEADSCALE_API_KEY_FILE) problems.push({ source: 'env', path: 'HEADSCALE_API_KEY', message: 'set either HEADSCALE_API_KEY or HEADSCALE_API_KEY_FILE, not both' });
+  if (!key) problems.push({ source: 'env', path: 'HEADSCALE_API_KEY', message: 'missing credential: required with HEADSCALE_URL (or HEADSCALE_API_KEY_FILE)' });
+  const both = !hasNoTailscaleCredentials(e);
+  const label = e.HEADSCALE_TAILNET || (both && URL.canParse(e.HEADSCALE_URL) ? new URL(e.HEADSCALE_URL).host : '');
+  return {
+    headscale: {
+      url: e.HEADSCALE_URL,
+      ...(e.HEADSCALE_API_KEY_FILE ? { api_key_file: e.HEADSCALE_API_KEY_FILE } : { api_key: e.HEADSCALE_API_KEY }),
+      interval: `${e.SCRAPE_INTERVAL}ms`,
+      tailnet_label: label,
+      emit_metrics: e.SHARD_INDEX === 0,
+      ...(e.HEADSCALE_METRICS_URL ? { metrics_url: e.HEADSCALE_METRICS_URL } : {}),
+    },
+    tailscaleLabel: both ? (e.TAILNET_NAME !== '-' ? e.TAILNET_NAME : 'tailscale') : '',
+  };
+}
+
+/**
  * Builds the default pipeline from the environment: API receiver + device-metrics receiver →
  * device_filter → relabel → staleness → Prometheus exporter (+ OTLP when an endpoint is set).
  */
@@ -217,8 +268,10 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
   if (e.OAUTH_CLIENT_ID && !e.OAUTH_CLIENT_SECRET) problems.push({ source: 'env', path: 'OAUTH_CLIENT_SECRET', message: 'missing credential: required with OAUTH_CLIENT_ID' });
   if (e.OAUTH_CLIENT_SECRET && !e.OAUTH_CLIENT_ID) problems.push({ source: 'env', path: 'OAUTH_CLIENT_ID', message: 'missing credential: required with OAUTH_CLIENT_SECRET' });
   if (hasNoCredentials(e)) {
-    problems.push({ source: 'env', path: 'TS_API_KEY', message: 'missing credential: set TS_API_KEY, or OAUTH_CLIENT_ID and OAUTH_CLIENT_SECRET (or run without any for demo mode outside ENV=production)' });
+    problems.push({ source: 'env', path: 'TS_API_KEY', message: 'missing credential: set TS_API_KEY, or OAUTH_CLIENT_ID and OAUTH_CLIENT_SECRET, or HEADSCALE_URL and HEADSCALE_API_KEY (or run without any for demo mode outside ENV=production)' });
   }
+  const hs = headscaleFromEnv(e, problems);
+  const withTailscale = !hasNoTailscaleCredentials(e);
   if (e.USE_TSNET && e.TS_PROXY_URL) problems.push({ source: 'env', path: 'TS_PROXY_URL', message: 'set either USE_TSNET (supervise tailscaled) or TS_PROXY_URL (use a running one), not both' });
   if (e.SHARD_COUNT < 1) problems.push({ source: 'env', path: 'SHARD_COUNT', message: 'must be at least 1' });
   else if (e.SHARD_INDEX >= e.SHARD_COUNT) problems.push({ source: 'env', path: 'SHARD_INDEX', message: `must be below SHARD_COUNT (${e.SHARD_COUNT})` });
@@ -228,6 +281,7 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
   const interval = `${e.SCRAPE_INTERVAL}ms`;
   // With sharding every replica reads the inventory, but only shard 0 exports the API metrics.
   const api: Record<string, unknown> = { api_url: e.TAILSCALE_API_URL, tailnet: e.TAILNET_NAME, interval, emit_metrics: e.SHARD_INDEX === 0 };
+  if (hs?.tailscaleLabel) api.tailnet_label = hs.tailscaleLabel;
   if (apiKey) api.api_key = apiKey;
   else {
     api.oauth_client_id = e.OAUTH_CLIENT_ID;
@@ -248,7 +302,8 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
   }
   return {
     receivers: {
-      tailscale_api: api,
+      ...(withTailscale ? { tailscale_api: api } : {}),
+      ...(hs ? { headscale: hs.headscale } : {}),
       device_metrics: {
         interval,
         port: e.CLIENT_METRICS_PORT,
@@ -288,7 +343,7 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
       telemetry: { logs: { level: e.LOG_LEVEL, format: e.LOG_FORMAT } },
       pipelines: {
         metrics: {
-          receivers: ['tailscale_api', 'device_metrics', ...(e.USE_TSNET || e.TS_LOCALAPI_SOCKET ? ['local_tailscaled'] : [])],
+          receivers: [...(withTailscale ? ['tailscale_api'] : []), ...(hs ? ['headscale'] : []), 'device_metrics', ...(e.USE_TSNET || e.TS_LOCALAPI_SOCKET ? ['local_tailscaled'] : [])],
           processors: ['device_filter', 'relabel', 'staleness'],
           exporters: Object.keys(exporters),
         },
