@@ -50,9 +50,15 @@ export function apiTime(v: string | undefined): number | undefined {
   return t;
 }
 
-/** Online status: `connectedToControl` when the API sends it, else `lastSeen` within 10 minutes. */
+/**
+ * Online status: `connectedToControl` when the API sends it, else `lastSeen` within 10 minutes.
+ * Headscale's /api/v2 sends neither for a connected node (its `lastSeen` is only set while a node
+ * is offline), so a full record (it has `created`) without `lastSeen` counts as online; Tailscale
+ * always sends both, and a bare record stays "not known to be online".
+ */
 export function isOnline(d: ApiDeviceRecord, nowMs: number): boolean {
   if (d.connectedToControl !== undefined) return d.connectedToControl;
+  if (d.lastSeen === undefined && d.created !== undefined) return true;
   const seen = apiTime(d.lastSeen);
   return seen !== undefined && nowMs - seen < LAST_SEEN_ONLINE_MS;
 }

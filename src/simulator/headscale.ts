@@ -466,7 +466,10 @@ export class HeadscaleSimulator {
     }
   }
 
-  /** The 0.30 Tailscale-compatible subset: Bearer or Basic (key as the username). */
+  /**
+   * The 0.30 Tailscale-compatible subset, as far as its wire shapes are known: the device list,
+   * one device and its routes; Bearer or Basic (key as the username). Anything else is a 404.
+   */
   private _v2(req: IncomingMessage, res: ServerResponse, url: URL): void {
     const tsError = (status: number, message: string): void => this._json(res, status, { message, data: null, status });
     if (this.version !== '0.30') return this._json(res, 404, '404 page not found\n', 'text/plain; charset=utf-8');
@@ -480,10 +483,12 @@ export class HeadscaleSimulator {
       if (decodeURIComponent(list[1] as string) !== '-') return tsError(404, 'tailnet not found');
       return this._json(res, 200, this._bodies.devicesV2 ?? { devices: this._devicesV2(all) });
     }
-    const one = /^\/api\/v2\/device\/([^/]+)$/.exec(url.pathname);
+    const one = /^\/api\/v2\/device\/([^/]+)(\/routes)?$/.exec(url.pathname);
     if (one) {
-      const d = this._devicesV2(all).find((x) => x.id === one[1]);
-      return d ? this._json(res, 200, d) : tsError(404, 'device not found');
+      const d = this._devicesV2(true).find((x) => x.id === one[1]);
+      if (!d) return tsError(404, 'device not found');
+      if (one[2]) return this._json(res, 200, { advertisedRoutes: d.advertisedRoutes ?? [], enabledRoutes: d.enabledRoutes ?? [] });
+      return this._json(res, 200, all ? d : { ...d, advertisedRoutes: undefined, enabledRoutes: undefined });
     }
     return tsError(404, 'not found');
   }
