@@ -15,6 +15,7 @@ export const ErrorCode = {
   RELABEL_CONFIG: 'TSM_ERR_RELABEL_CONFIG',
   EXPORT: 'TSM_ERR_EXPORT',
   SHUTDOWN_TIMEOUT: 'TSM_ERR_SHUTDOWN_TIMEOUT',
+  SECRET_FILE: 'TSM_ERR_SECRET_FILE',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -47,7 +47,7 @@ export class ApiDecodeError extends TsmetricsError {
 }
 
 /** The position part of a JSON.parse error, without the quoted input V8 puts in its message. */
-function jsonErrorWhere(err: unknown): string {
+export function jsonErrorWhere(err: unknown): string {
   const m = /at position \d+(?: \(line \d+ column \d+\))?/.exec(err instanceof Error ? err.message : '');
   return m ? m[0] : /end of JSON input/.test(err instanceof Error ? err.message : '') ? 'unexpected end of input' : 'unexpected token';
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { LocalApiSimulator } from './localapi.ts';
+import { TailnetApiSimulator, type TailnetApiOptions } from './tailnet-api.ts';
 import { defaultFields, finishDevice, isEphemeralIndex, makeDevice, renderClientMetrics, TEMPLATE_COUNT, type ApiDevice, type SimDevice, type TailnetOptions } from './model.ts';
 
 /** A misbehaviour a simulated device or the API can be told to show. */
@@ -18,7 +19,7 @@ export type Fault =
   | { kind: 'truncated' }
   | { kind: 'delay'; ms: number };
 
-export interface SimulatorOptions extends TailnetOptions {
+export interface SimulatorOptions extends TailnetOptions, TailnetApiOptions {
   /** Latency before a device answers, ms (benchmarks use 25). */
   deviceLatencyMs?: number;
   /** Latency before the API answers, ms. */
@@ -116,15 +117,19 @@ export class TailnetSimulator {
   apiUrl = '';
   /** The LocalAPI socket server, with `localApi: true`, once started. */
   localApi: LocalApiSimulator | undefined;
+  /** Users, keys, DNS, settings, posture, Services, policy, log streams, webhooks, invites (tailnet-api.ts). */
+  readonly tailnetApi: TailnetApiSimulator;
 
   constructor(opts: SimulatorOptions = {}) {
     this._opts = opts;
     this._now = opts.now ?? Date.now;
     this._startMs = this._now() - 3_600_000;
-    this.apiKeys = opts.apiKeys ?? [`tskey-api-sim${randomBytes(12).toString('hex')}`];
+    // The real shape, tskey-api-<key id>-<secret>, so the keys API knows the simulator's own key.
+    this.apiKeys = opts.apiKeys ?? [`tskey-api-k${randomBytes(5).toString('hex')}CNTRL-sim${randomBytes(12).toString('hex')}`];
     this.oauthClients = opts.oauthClients ?? [{ id: `k${randomBytes(6).toString('hex')}CNTRL`, secret: `tskey-client-sim-${randomBytes(16).toString('hex')}` }];
     this.tailnet = opts.tailnet ?? 'example.com';
     this._explicit = opts.devices_json;
+    this.tailnetApi = new TailnetApiSimulator({ now: this._now, tailnet: this.tailnet, devices: () => this.apiDevices(), apiKeys: this.apiKeys, oauthClients: this.oauthClients }, opts);
     const seed = opts.seed ?? 1;
     const count = opts.names?.length ?? opts.devices ?? 12;
     for (let i = 0; i < count; i++) {
@@ -207,6 +212,7 @@ export class TailnetSimulator {
   /** Forgets every issued OAuth token (as if they all expired). */
   expireTokens(): void {
     this._tokens.clear();
+    this.tailnetApi.forget();
   }
 
   async start(): Promise<void> {
@@ -418,7 +424,17 @@ export class TailnetSimulator {
       const lifetime = this._opts.tokenLifetimeS ?? 3600;
       this._tokens.set(token, this._now() + lifetime * 1000);
       this.stats.tokensIssued++;
-      return send(res, 200, { access_token: token, token_type: 'Bearer', expires_in: lifetime, scope: 'devices:core:read devices:routes:read' });
+      return send(res, 200, { access_token: token, token_type: 'Bearer', expires_in: lifetime, scope: this.tailnetApi.grant(token, client.id, form.get('scope')) });
+    }
+    if (url.pathname === '/api/v2/oauth/token-exchange' && req.method === 'POST') {
+      // Workload identity federation: a federated identity's client id and its OIDC ID token.
+      const clientId = this.tailnetApi.exchange(new URLSearchParams(body));
+      if (!clientId) return send(res, 401, { message: 'API token invalid' });
+      const token = `tskey-api-sim${randomBytes(16).toString('hex')}`;
+      const lifetime = this._opts.tokenLifetimeS ?? 3600;
+      this._tokens.set(token, this._now() + lifetime * 1000);
+      this.stats.tokensIssued++;
+      return send(res, 200, { access_token: token, token_type: 'Bearer', expires_in: lifetime, scope: this.tailnetApi.grant(token, clientId) });
     }
     const fault = this._apiFaultQueue.shift() ?? this._apiFault;
     if (fault && this._applyFault(fault, res, () => JSON.stringify({ devices: this.apiDevices() }))) return;
@@ -426,6 +442,7 @@ export class TailnetSimulator {
     if (req.method !== 'GET') return send(res, 405, { message: 'method not allowed' });
     const list = /^\/api\/v2\/tailnet\/([^/]+)\/devices$/.exec(url.pathname);
     if (list) {
+      if (!this.tailnetApi.allows(req, 'devices:core:read')) return void this.tailnetApi.deny(res, 'devices');
       const tn = decodeURIComponent(list[1] as string);
       if (tn !== '-' && tn !== this.tailnet) return send(res, 404, { message: 'tailnet not found' });
       const all = url.searchParams.get('fields')?.split(',').includes('all') ?? false;
@@ -445,6 +462,7 @@ export class TailnetSimulator {
       const all = url.searchParams.get('fields')?.split(',').includes('all') ?? false;
       return send(res, 200, all ? d : defaultFields(d));
     }
+    if (this.tailnetApi.handle(req, url, res)) return;
     return send(res, 404, { message: 'not found' });
   }
 
