@@ -31,11 +31,11 @@ function row(title) {
   grid.y += 8;
   return { id: nextId++, type: 'row', title, collapsed: false, gridPos: { x: 0, y: grid.y++, w: 24, h: 1 }, panels: [] };
 }
-function dashboard(uid, title, panels, { device = false, links, deviceQuery = 'label_values(tailscale_device_info{job=~"$job"}, device_name)', deviceLabel = 'Device', extraVars = [] }) {
+function dashboard(uid, title, panels, { device = false, noDevice = false, links, deviceQuery = 'label_values(tailscale_device_info{job=~"$job"}, device_name)', deviceLabel = 'Device', extraVars = [] }) {
   const vars = [{ name: 'datasource', type: 'datasource', query: 'prometheus', label: 'Data source', current: {}, hide: 0 }];
   vars.push({ name: 'job', type: 'query', datasource: DS, query: 'label_values(tsmetrics_source_up, job)', refresh: 2, includeAll: true, allValue: '.*', multi: false, current: {}, label: 'Job' });
   vars.push(...extraVars);
-  vars.push({ name: 'device', type: 'query', datasource: DS, query: deviceQuery, refresh: 2, includeAll: !device, multi: !device, allValue: '.*', current: {}, label: deviceLabel });
+  if (!noDevice) vars.push({ name: 'device', type: 'query', datasource: DS, query: deviceQuery, refresh: 2, includeAll: !device, multi: !device, allValue: '.*', current: {}, label: deviceLabel });
   return {
     uid,
     title,
@@ -70,7 +70,7 @@ const overview = [
   stat('Unapproved routes', `count(tailscale_device_routes_unapproved{${sel}}) or vector(0)`),
   stat('Keys expiring < 7d', `count((tailscale_device_machine_key_expiry{${sel}} > 0) and (tailscale_device_machine_key_expiry{${sel}} - time() < 7 * 86400)) or vector(0)`, 'short', 4, [{ color: 'green', value: null }, { color: 'red', value: 1 }]),
   stat('Scraped devices up', `sum(tsmetrics_device_scrape_up{${sel}}) / count(tsmetrics_device_scrape_up{${sel}}) * 100`, 'percent'),
-  stat('API source up', `min(tsmetrics_source_up{job=~"$job",source=~"tailscale_api.*"})`, 'short', 4, [{ color: 'red', value: null }, { color: 'green', value: 1 }]),
+  stat('API source up', `min(tsmetrics_source_up{job=~"$job",source=~"tailscale_api.*|headscale.*"})`, 'short', 4, [{ color: 'red', value: null }, { color: 'green', value: 1 }]),
   row('Traffic'),
   ts('Traffic in / out (all devices)', [target(`sum(rate(tailscaled_inbound_bytes_total{${sel}}[5m]))`, 'in'), target(`-sum(rate(tailscaled_outbound_bytes_total{${sel}}[5m]))`, 'out')], 'Bps'),
   ts('Inbound traffic by path (direct vs DERP vs peer relay)', [target(`sum by (path) (rate(tailscaled_inbound_bytes_total{${sel}}[5m]))`, '{{path}}')], 'Bps'),
@@ -213,7 +213,68 @@ const connectivityDash = dashboard('tsmetrics-connectivity', 'Tailscale / Connec
   ],
 });
 
+// ---- Headscale (receivers/headscale: a self-hosted control server's keys, users and health) ----
+nextId = 1;
+grid.x = 0;
+grid.y = 0;
+const h = 'job=~"$job",tailnet=~"$tailnet"';
+// Keys that can still register a node: not expired, and reusable or not used yet.
+const usableKeys = `(headscale_preauth_key_expiry_timestamp_seconds{${h}} > time()) unless (headscale_preauth_key_used{${h}} == 1)`;
+const headscale = [
+  stat('Control server reachable', `min(tsmetrics_source_up{job=~"$job",source=~"headscale.*"})`, 'short', 3, [{ color: 'red', value: null }, { color: 'green', value: 1 }]),
+  stat('Database', `min(headscale_health_database_connectivity{${h}})`, 'short', 3, [{ color: 'red', value: null }, { color: 'green', value: 1 }]),
+  stat('Nodes', `sum(headscale_user_nodes{${h}})`, 'short', 3),
+  stat('Online nodes', `sum(headscale_user_nodes_online{${h}})`, 'short', 3),
+  stat('Users', `sum(headscale_users{${h}})`, 'short', 3),
+  stat('Usable pre-auth keys', `count(${usableKeys}) or vector(0)`, 'short', 3),
+  stat('Pre-auth keys expiring < 7d', `count((${usableKeys}) < time() + 7 * 86400) or vector(0)`, 'short', 3, [{ color: 'green', value: null }, { color: 'orange', value: 1 }]),
+  stat('API keys expiring < 7d', `count(headscale_api_key_expiry_timestamp_seconds{${h}} > time() < time() + 7 * 86400) or vector(0)`, 'short', 3, [{ color: 'green', value: null }, { color: 'red', value: 1 }]),
+  row('Nodes and users'),
+  ts('Online nodes by user', [target(`sum by (user_name) (headscale_user_nodes_online{${h}})`, '{{user_name}}')], 'short', 8),
+  ts('Nodes by registration method', [target(`count by (method) (headscale_node_register_method{${h}})`, '{{method}}')], 'short', 8),
+  ts('Collections read', [target(`min by (collection) (tsmetrics_headscale_collection_up{${h}})`, '{{collection}}')], 'short', 8),
+  peerTable('Nodes per user', [target(`sum by (user_name) (headscale_user_nodes{${h}})`), target(`sum by (user_name) (headscale_user_nodes_online{${h}})`)], [['A', 'Nodes'], ['B', 'Online']], 12, 8),
+  peerTable('Routes served now (HA primaries and exit routes)', [target(`max by (device_name, route) (headscale_node_routes_serving{${h}})`)], [['A', 'Serving']], 12, 8),
+  row('Keys'),
+  peerTable(
+    'Pre-auth keys',
+    [
+      target(`max by (key_id, user_name) (headscale_preauth_key_info{${h}})`),
+      target(`max by (key_id) (headscale_preauth_key_reusable{${h}})`),
+      target(`max by (key_id) (headscale_preauth_key_ephemeral{${h}})`),
+      target(`max by (key_id) (headscale_preauth_key_used{${h}})`),
+      target(`max by (key_id) (headscale_preauth_key_expiry_timestamp_seconds{${h}}) * 1000`),
+    ],
+    [['A', 'Key'], ['B', 'Reusable'], ['C', 'Ephemeral'], ['D', 'Used'], ['E', 'Expires', 'dateTimeFromNow']],
+    14,
+    9,
+  ),
+  peerTable(
+    'API keys',
+    [target(`max by (key_id, prefix) (headscale_api_key_expiry_timestamp_seconds{${h}}) * 1000`), target(`max by (key_id, prefix) (headscale_api_key_created_timestamp_seconds{${h}}) * 1000`)],
+    [['A', 'Expires', 'dateTimeFromNow'], ['B', 'Created', 'dateTimeFromNow']],
+    10,
+    9,
+  ),
+  row('Server (Headscale /metrics, with metrics_url)'),
+  ts('Map responses by type', [target(`sum by (response_type) (rate(headscale_mapresponse_generated_total{${h}}[5m]))`, '{{response_type}}')], 'ops', 8),
+  ts('Map sessions ended', [target(`sum by (reason) (rate(headscale_mapresponse_ended_total{${h}}[5m]))`, '{{reason}}')], 'ops', 8),
+  ts('NodeStore batch duration p99', [target(`histogram_quantile(0.99, sum by (le) (rate(headscale_nodestore_batch_duration_seconds_bucket{${h}}[5m])))`, 'p99')], 's', 8),
+  ts('NodeStore nodes and write queue', [target(`sum(headscale_nodestore_nodes{${h}})`, 'nodes'), target(`sum(headscale_nodestore_queue_depth{${h}})`, 'queue depth')], 'short', 8),
+  ts('Resident memory', [target(`process_resident_memory_bytes{${h}}`, 'rss')], 'bytes', 8),
+  ts('CPU and goroutines', [target(`rate(process_cpu_seconds_total{${h}}[5m])`, 'cpu'), target(`go_goroutines{${h}}`, 'goroutines')], 'short', 8),
+];
+const headscaleDash = dashboard('tsmetrics-headscale', 'Tailscale / Headscale', headscale, {
+  noDevice: true,
+  extraVars: [{ name: 'tailnet', type: 'query', datasource: DS, query: 'label_values(headscale_users{job=~"$job"}, tailnet)', refresh: 2, includeAll: true, multi: true, allValue: '.*', current: {}, label: 'Tailnet' }],
+  links: [
+    { type: 'dashboards', title: 'Overview', url: '/d/tsmetrics-overview', asDropdown: false, includeVars: false, keepTime: true, tags: [] },
+    { type: 'dashboards', title: 'Device details', url: '/d/tsmetrics-device-details', asDropdown: false, includeVars: false, keepTime: true, tags: [] },
+  ],
+});
+
 const here = new URL('.', import.meta.url);
 writeFileSync(new URL('tsmetrics-overview.json', here), JSON.stringify(overviewDash, null, 2) + '\n');
 writeFileSync(new URL('tsmetrics-device-details.json', here), JSON.stringify(detailsDash, null, 2) + '\n');
 writeFileSync(new URL('tsmetrics-connectivity.json', here), JSON.stringify(connectivityDash, null, 2) + '\n');
+writeFileSync(new URL('tsmetrics-headscale.json', here), JSON.stringify(headscaleDash, null, 2) + '\n');

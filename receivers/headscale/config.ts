@@ -1,4 +1,6 @@
 import { defineSchema } from '../../src/config/schema.ts';
+import { errorMessage } from '../../src/errors.ts';
+import { readKeyFileSync } from './client.ts';
 
 export interface HeadscaleConfig {
   url: string;
@@ -58,6 +60,14 @@ export const configSchema = defineSchema<HeadscaleConfig>(
     if (!c.url) p.push({ path: 'url', message: 'must be set (the Headscale server URL, e.g. https://headscale.example.com)' });
     if (c.api_key && c.api_key_file) p.push({ path: 'api_key', message: 'set either api_key or api_key_file, not both' });
     if (!c.api_key && !c.api_key_file) p.push({ path: 'api_key', message: 'missing credential: set api_key or api_key_file (headscale apikeys create)' });
+    if (c.api_key_file) {
+      // Read now, so a missing or empty file stops the start, naming the key (not its contents).
+      try {
+        readKeyFileSync(c.api_key_file);
+      } catch (err) {
+        p.push({ path: 'api_key_file', message: `cannot read the API key: ${errorMessage(err)}` });
+      }
+    }
     if (c.max_nodes < 1) p.push({ path: 'max_nodes', message: 'must be at least 1' });
     if (c.max_entries < 1) p.push({ path: 'max_entries', message: 'must be at least 1' });
     if (c.max_node_items < 1) p.push({ path: 'max_node_items', message: 'must be at least 1' });
