@@ -1,7 +1,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { MetricsConsumer, Receiver, Settings } from '../../src/component/types.ts';
-import { shutdownCutOffOf, type ShutdownReporter } from '../../src/util/abort.ts';
+import type { ShutdownReporter } from '../../src/util/abort.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { OnceLogger } from '../../src/log/logger.ts';
 import { AttributeInterner } from '../../src/model/intern.ts';
@@ -13,15 +13,16 @@ import type { TailscaleApiConfig } from './config.ts';
 import { ApiDecodeError, decodeDeviceList, type ApiDeviceRecord } from './decode.ts';
 import { buildApiBatch, isOnline } from './metrics.ts';
 import { COLLECTOR_NAMES, createCollector, resolveCollectors } from './collectors/index.ts';
-import { createCollectorReceiver } from './collectors/runner.ts';
+import { CollectorTask } from './collectors/runner.ts';
 
 /**
  * `tailscale_api`: collectors sharing one authenticated client (token, `Retry-After` state, body
- * limit, requests in flight), each on its own interval and reporting as its own source. `devices`
- * makes one `GET …/devices?fields=all` per interval, publishes the inventory for the
- * device-metrics receiver and the device filter, and emits `tailscale_device_*`; a failed call
- * keeps serving the last good snapshot (marked by `tsmetrics_source_up` = 0). The other
- * collectors start after the first inventory cycle, so joins (Service hosts) have devices.
+ * limit, requests in flight), each on its own interval and reporting as its own source, delivered
+ * together as one batch per tick. `devices` makes one `GET …/devices?fields=all` per interval,
+ * publishes the inventory for the device-metrics receiver and the device filter, and emits
+ * `tailscale_device_*`; a failed call keeps serving the last good snapshot (marked by
+ * `tsmetrics_source_up` = 0). The other collectors run after the inventory of their tick, so
+ * joins (Service hosts) see its devices.
  */
 export function createTailscaleApiReceiver(settings: Settings, config: TailscaleApiConfig, next: MetricsConsumer): Receiver & ShutdownReporter {
   const id = settings.id.key;
@@ -36,8 +37,7 @@ export function createTailscaleApiReceiver(settings: Settings, config: Tailscale
     onRequest: (collector) => requests.add(1, { component_id: id, collector }),
   });
   const collectorSettings = resolveCollectors(config.collectors, config.interval).settings;
-  let firstInventory: () => void = () => undefined;
-  const inventoryDone = new Promise<void>((resolve) => (firstInventory = resolve));
+
   const once = new OnceLogger(settings.logger);
   const tailnet = config.tailnet_label || config.tailnet;
   const resource: Attributes = { 'service.name': 'tsmetrics', 'service.version': VERSION, 'tailscale.tailnet': tailnet };
@@ -63,14 +63,6 @@ export function createTailscaleApiReceiver(settings: Settings, config: Tailscale
   });
 
   const scrapeDevices = async (signal: AbortSignal): Promise<ScrapeResult> => {
-    try {
-      return await scrape(signal);
-    } finally {
-      firstInventory();
-    }
-  };
-
-  const scrape = async (signal: AbortSignal): Promise<ScrapeResult> => {
     const start = settings.clock.now();
     // Retries must end before the next cycle is due.
     const deadline = start + Math.max(1000, config.interval * 0.9);
@@ -111,78 +103,78 @@ export function createTailscaleApiReceiver(settings: Settings, config: Tailscale
     }
   };
 
-  const parts: Array<Receiver & ShutdownReporter> = [];
   const devicesOn = collectorSettings.devices.enabled;
-  if (devicesOn) parts.push(createScrapingReceiver(settings, { interval: config.interval, scrape: scrapeDevices }, next));
-  else {
-    // Readiness and /health know receivers by id: without devices, the id reports whether any
-    // collector's latest cycle succeeded (the API is reachable with this credential).
-    settings.telemetry.registerSource(id);
-    firstInventory();
-  }
-  const latest = new Map<string, boolean>();
   const base: Attributes = config.tailnet_label ? { tailnet: config.tailnet_label } : {};
   const createdMs = settings.clock.now();
   // On shards other than 0 (emit_metrics false) only the inventory is read: the other
   // collectors' data would be the same on every replica.
+  const tasks: CollectorTask[] = [];
   for (const name of COLLECTOR_NAMES) {
     if (name === 'devices' || !collectorSettings[name].enabled || !config.emit_metrics) continue;
-    parts.push(
-      createCollectorReceiver(
-        {
-          parent: settings,
-          name,
-          collector: createCollector(name, createdMs),
-          config,
-          settings: collectorSettings[name],
-          client,
-          resource,
-          base,
-          devices: () => settings.inventory.get(id)?.devices ?? [],
-          beforeFirst: (signal) => untilAborted(inventoryDone, signal),
-          ...(devicesOn
-            ? {}
-            : {
-                onCycle: (ok: boolean) => {
-                  latest.set(name, ok);
-                  const now = settings.clock.now();
-                  settings.telemetry.cycle(id, { ok: [...latest.values()].some(Boolean), startMs: now, endMs: now });
-                },
-              }),
-        },
-        next,
-      ),
+    tasks.push(
+      new CollectorTask({
+        parent: settings,
+        name,
+        collector: createCollector(name, createdMs),
+        config,
+        settings: collectorSettings[name],
+        client,
+        resource,
+        base,
+        devices: () => settings.inventory.get(id)?.devices ?? [],
+      }),
     );
   }
-  const [first, ...rest] = parts;
-  return {
-    async start() {
-      for (const p of parts) await p.start();
-    },
-    async collectNow() {
-      // The inventory first, so collectors that join with it see this cycle's devices.
-      if (devicesOn) await first?.collectNow();
-      await Promise.all((devicesOn ? rest : parts).map((p) => p.collectNow()));
-    },
-    async shutdown(deadline: AbortSignal) {
-      await Promise.all(parts.map((p) => p.shutdown(deadline)));
-    },
-    shutdownCutOff: () => {
-      const cut = parts.map((p) => shutdownCutOffOf(p)).filter((c): c is string => c !== undefined);
-      return cut.length ? [...new Set(cut)].join('; ') : undefined;
-    },
-  };
-}
+  let runAll = false;
 
-/** Resolves with `p`, or when `signal` aborts (the collector then never starts). */
-function untilAborted(p: Promise<void>, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    void p.then(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    });
-  });
+  /**
+   * One tick of the receiver (every `interval`): devices, then every collector whose own interval
+   * is due. Collectors run in the background so a slow or retrying one never delays the
+   * inventory; what each last produced is delivered with the tick, as one batch from this
+   * receiver. `collectNow` waits for all of them instead.
+   */
+  const tick = async (signal: AbortSignal): Promise<ScrapeResult> => {
+    const r: ScrapeResult | undefined = devicesOn ? await scrapeDevices(signal) : undefined;
+    const now = settings.clock.now();
+    const due = tasks.filter((t) => runAll || t.due(now, config.interval / 2));
+    // Without devices nothing else is delivered, so the tick waits for its collectors; otherwise
+    // they start after this tick's inventory went out, and their data goes with the next tick.
+    if (runAll || !devicesOn) await Promise.all(due.map((t) => (runAll ? t.runNow() : t.run())));
+    else if (due.length) setImmediate(() => due.forEach((t) => void t.run()));
+    const parts = [r?.batch, ...tasks.map((t) => t.latest)].filter((b): b is ResourceMetrics => b !== undefined);
+    const batch = parts.length === 0 ? undefined : parts.length === 1 ? parts[0] : { resource: (parts[0] as ResourceMetrics).resource, scopeMetrics: parts.flatMap((b) => b.scopeMetrics) };
+    if (r) return { ...r, batch };
+    // Readiness and /health know receivers by id: without devices, the id says whether any
+    // collector's latest cycle succeeded (the API is reachable with this credential).
+    const ok = tasks.some((t) => t.lastOk === true);
+    return { batch, ok, ...(ok ? {} : { error: 'no collector has succeeded yet' }) };
+  };
+
+  const loop = createScrapingReceiver(
+    settings,
+    {
+      interval: config.interval,
+      scrape: tick,
+      onShutdown: async () => {
+        const deadline = AbortSignal.timeout(1000);
+        const stopped = await Promise.all(tasks.map((t) => t.stop(deadline)));
+        if (stopped.includes(false)) collectorsCut = 'a collector cycle did not stop in time and was abandoned';
+      },
+    },
+    next,
+  );
+  let collectorsCut: string | undefined;
+  return {
+    start: () => loop.start(),
+    async collectNow() {
+      runAll = true;
+      try {
+        await loop.collectNow();
+      } finally {
+        runAll = false;
+      }
+    },
+    shutdown: (deadline: AbortSignal) => loop.shutdown(deadline),
+    shutdownCutOff: () => loop.shutdownCutOff() ?? collectorsCut,
+  };
 }

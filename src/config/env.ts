@@ -2,6 +2,8 @@ import convict from 'convict';
 import { ConfigError, type ConfigProblem } from '../errors.ts';
 import { addConfigFormats, splitList, type SettingSchema } from './schema.ts';
 import type { RawServiceConfig } from './service.ts';
+import { applySecretFiles } from './secrets-file.ts';
+import { COLLECTOR_NAMES } from '../../receivers/tailscale_api/collectors/spec.ts';
 
 /** Environment variables tsmetrics reads (the seed's names and meanings, plus additions). */
 export interface EnvSettings {
@@ -57,6 +59,15 @@ export interface EnvSettings {
   HEADSCALE_METRICS_URL: string;
   HEADSCALE_TAILNET: string;
   DEMO_HEADSCALE: boolean;
+  // Secrets from files (secrets-file.ts) and the tailscale_api collectors
+  TS_API_KEY_FILE: string;
+  OAUTH_TOKEN_FILE: string;
+  OAUTH_CLIENT_SECRET_FILE: string;
+  OAUTH_ID_TOKEN_FILE: string;
+  METRICS_TOKEN_FILE: string;
+  TS_AUTHKEY_FILE: string;
+  OTEL_EXPORTER_OTLP_HEADERS_FILE: string;
+  TS_API_COLLECTORS: string[];
 }
 
 addConfigFormats();
@@ -142,12 +153,24 @@ export const envSchema: { [K in keyof EnvSettings]: SettingSchema<EnvSettings[K]
   HEADSCALE_METRICS_URL: { env: 'HEADSCALE_METRICS_URL', doc: 'Headscale’s own /metrics (metrics_listen_addr) to forward, e.g. http://127.0.0.1:9090/metrics.', format: 'url_or_empty', default: '' },
   HEADSCALE_TAILNET: s('HEADSCALE_TAILNET', 'tailnet label of the Headscale series (default: none, or the server’s host when a Tailscale tailnet is watched too).'),
   DEMO_HEADSCALE: { env: 'DEMO_HEADSCALE', doc: 'Demo mode: watch the simulated tailnet through a simulated Headscale server instead of the Tailscale API.', format: 'bool_text', default: false },
+  // Secrets from files (secrets-file.ts) and the tailscale_api collectors
+  TS_API_KEY_FILE: s('TS_API_KEY_FILE', 'File holding TS_API_KEY (read at start and again after a 401).'),
+  OAUTH_TOKEN_FILE: s('OAUTH_TOKEN_FILE', 'File holding OAUTH_TOKEN (alias of TS_API_KEY_FILE).'),
+  OAUTH_CLIENT_SECRET_FILE: s('OAUTH_CLIENT_SECRET_FILE', 'File holding OAUTH_CLIENT_SECRET (read at start and on every token renewal).'),
+  OAUTH_ID_TOKEN_FILE: s('OAUTH_ID_TOKEN_FILE', 'Workload identity federation: file holding an OIDC ID token (e.g. a projected service-account token), exchanged with OAUTH_CLIENT_ID for an access token; read again on every renewal.'),
+  METRICS_TOKEN_FILE: s('METRICS_TOKEN_FILE', 'File holding METRICS_TOKEN (read at start).'),
+  TS_AUTHKEY_FILE: s('TS_AUTHKEY_FILE', 'File holding TS_AUTHKEY (read at start).'),
+  OTEL_EXPORTER_OTLP_HEADERS_FILE: s('OTEL_EXPORTER_OTLP_HEADERS_FILE', 'File holding OTEL_EXPORTER_OTLP_HEADERS (read at start).'),
+  TS_API_COLLECTORS: list('TS_API_COLLECTORS', 'tailscale_api collectors to run (devices, users, keys, dns, settings, posture, services, service_hosts, policy, log_streaming, webhooks, invites); all = every one.', ['all']),
 };
 
 /** Reads and validates the environment; every bad variable is reported by name. */
 export function readEnv(env: Readonly<Record<string, string | undefined>>): EnvSettings {
   const clean: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined && Object.hasOwn(envSchema, k) && v !== '') clean[k] = v;
+  // `<NAME>_FILE` fills `<NAME>`; an unreadable file stops the start here, named.
+  const fileProblems = applySecretFiles(clean);
+  if (fileProblems.length) throw new ConfigError(fileProblems);
   try {
     const conf = convict(envSchema as convict.Schema<EnvSettings>, { env: clean, args: [] });
     conf.validate({ allowed: 'warn' });
@@ -164,7 +187,7 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): EnvS
 
 /** True when no Tailscale credential is configured. */
 function hasNoTailscaleCredentials(e: EnvSettings): boolean {
-  return !e.OAUTH_CLIENT_ID && !e.OAUTH_CLIENT_SECRET && !e.TS_API_KEY && !e.OAUTH_TOKEN;
+  return !e.OAUTH_CLIENT_ID && !e.OAUTH_CLIENT_SECRET && !e.TS_API_KEY && !e.OAUTH_TOKEN && !e.OAUTH_ID_TOKEN_FILE;
 }
 
 /** True when neither a Tailscale credential nor a Headscale server is configured (demo mode candidate). */
@@ -201,6 +224,10 @@ const ENV_PATHS: ReadonlyArray<[RegExp, string]> = [
   [/^receivers\.tailscale_api\.api_url$/, 'TAILSCALE_API_URL'],
   [/^receivers\.tailscale_api\.tailnet$/, 'TAILNET_NAME'],
   [/^receivers\.tailscale_api\.interval$/, 'SCRAPE_INTERVAL'],
+  [/^receivers\.tailscale_api\.api_key_file$/, 'TS_API_KEY_FILE or OAUTH_TOKEN_FILE'],
+  [/^receivers\.tailscale_api\.oauth_client_secret_file$/, 'OAUTH_CLIENT_SECRET_FILE'],
+  [/^receivers\.tailscale_api\.oauth_id_token_file$/, 'OAUTH_ID_TOKEN_FILE'],
+  [/^receivers\.tailscale_api\.collectors/, 'TS_API_COLLECTORS'],
   [/^receivers\.device_metrics\.interval$/, 'SCRAPE_INTERVAL'],
   [/^receivers\.headscale\.url$/, 'HEADSCALE_URL'],
   [/^receivers\.headscale\.api_key$/, 'HEADSCALE_API_KEY'],
@@ -258,7 +285,7 @@ function headscaleFromEnv(e: EnvSettings, problems: ConfigProblem[]): { headscal
 
 /**
  * Builds the default pipeline from the environment: API receiver + device-metrics receiver →
- * device_filter → relabel → staleness → Prometheus exporter (+ OTLP when an endpoint is set).
+ * device_filter → staleness → relabel → Prometheus exporter (+ OTLP when an endpoint is set).
  */
 export function envToRawConfig(e: EnvSettings): RawServiceConfig {
   const problems: ConfigProblem[] = [];
@@ -266,7 +293,9 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
   if ((e.OAUTH_CLIENT_ID || e.OAUTH_CLIENT_SECRET) && apiKey) {
     problems.push({ source: 'env', path: 'OAUTH_CLIENT_ID', message: 'set either OAuth client credentials or TS_API_KEY/OAUTH_TOKEN, not both' });
   }
-  if (e.OAUTH_CLIENT_ID && !e.OAUTH_CLIENT_SECRET) problems.push({ source: 'env', path: 'OAUTH_CLIENT_SECRET', message: 'missing credential: required with OAUTH_CLIENT_ID' });
+  if (e.OAUTH_CLIENT_ID && !e.OAUTH_CLIENT_SECRET && !e.OAUTH_ID_TOKEN_FILE) problems.push({ source: 'env', path: 'OAUTH_CLIENT_SECRET', message: 'missing credential: required with OAUTH_CLIENT_ID' });
+  if (e.OAUTH_CLIENT_SECRET && e.OAUTH_ID_TOKEN_FILE) problems.push({ source: 'env', path: 'OAUTH_ID_TOKEN_FILE', message: 'set either OAUTH_CLIENT_SECRET (client credentials) or OAUTH_ID_TOKEN_FILE (workload identity), not both' });
+  if (e.OAUTH_ID_TOKEN_FILE && !e.OAUTH_CLIENT_ID) problems.push({ source: 'env', path: 'OAUTH_CLIENT_ID', message: 'missing credential: required with OAUTH_ID_TOKEN_FILE (the federated identity’s client id)' });
   if (e.OAUTH_CLIENT_SECRET && !e.OAUTH_CLIENT_ID) problems.push({ source: 'env', path: 'OAUTH_CLIENT_ID', message: 'missing credential: required with OAUTH_CLIENT_SECRET' });
   if (hasNoCredentials(e)) {
     problems.push({ source: 'env', path: 'TS_API_KEY', message: 'missing credential: set TS_API_KEY, or OAUTH_CLIENT_ID and OAUTH_CLIENT_SECRET, or HEADSCALE_URL and HEADSCALE_API_KEY (or run without any for demo mode outside ENV=production)' });
@@ -283,11 +312,18 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
   // With sharding every replica reads the inventory, but only shard 0 exports the API metrics.
   const api: Record<string, unknown> = { api_url: e.TAILSCALE_API_URL, tailnet: e.TAILNET_NAME, interval, emit_metrics: e.SHARD_INDEX === 0 };
   if (hs?.tailscaleLabel) api.tailnet_label = hs.tailscaleLabel;
-  if (apiKey) api.api_key = apiKey;
+  // Secrets from files go to the receiver as paths, so it can read them again when they rotate.
+  const keyFile = e.TS_API_KEY_FILE || (!e.TS_API_KEY ? e.OAUTH_TOKEN_FILE : '');
+  if (keyFile) api.api_key_file = keyFile;
+  else if (apiKey) api.api_key = apiKey;
   else {
     api.oauth_client_id = e.OAUTH_CLIENT_ID;
-    api.oauth_client_secret = e.OAUTH_CLIENT_SECRET;
+    if (e.OAUTH_ID_TOKEN_FILE) api.oauth_id_token_file = e.OAUTH_ID_TOKEN_FILE;
+    else if (e.OAUTH_CLIENT_SECRET_FILE) api.oauth_client_secret_file = e.OAUTH_CLIENT_SECRET_FILE;
+    else api.oauth_client_secret = e.OAUTH_CLIENT_SECRET;
   }
+  // Only the listed collectors run; an unknown name is reported by the receiver's validation.
+  if (!e.TS_API_COLLECTORS.includes('all')) api.collectors = Object.fromEntries([...new Set([...COLLECTOR_NAMES, ...e.TS_API_COLLECTORS])].map((c) => [c, e.TS_API_COLLECTORS.includes(c)]));
   const tag = e.SCRAPE_TAG.startsWith('tag:') ? e.SCRAPE_TAG : `tag:${e.SCRAPE_TAG}`;
   const exporters: Record<string, unknown> = { prometheus: {} };
   const endpoint = e.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT || e.OTEL_EXPORTER_OTLP_ENDPOINT;
@@ -345,7 +381,7 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
       pipelines: {
         metrics: {
           receivers: [...(withTailscale ? ['tailscale_api'] : []), ...(hs ? ['headscale'] : []), 'device_metrics', ...(e.USE_TSNET || e.TS_LOCALAPI_SOCKET ? ['local_tailscaled'] : [])],
-          processors: ['device_filter', 'relabel', 'staleness'],
+          processors: ['device_filter', 'staleness', 'relabel'],
           exporters: Object.keys(exporters),
         },
       },

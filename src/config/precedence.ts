@@ -112,9 +112,10 @@ export function applyServicePrecedence(fileService: unknown, env: Readonly<Recor
     if (flag !== undefined) {
       setPath(service, r.path, flag);
       origins[key] = `flag ${r.flagName as string}`;
-    } else if (isSet(env, r.variable)) {
+    } else if (isSet(env, r.variable) || (r.variable === 'METRICS_TOKEN' && isSet(env, 'METRICS_TOKEN_FILE'))) {
+      // METRICS_TOKEN_FILE counts as METRICS_TOKEN being set: readEnv filled `e` from the file.
       setPath(service, r.path, e[r.variable]);
-      origins[key] = `env ${r.variable}`;
+      origins[key] = isSet(env, r.variable) ? `env ${r.variable}` : `env ${r.variable}_FILE`;
     } else if (getPath(service, r.path) !== undefined && getPath(service, r.path) !== '') {
       origins[key] = 'file';
     } else if (r.variable === 'BIND_HOST' && ['production', 'prod'].includes(e.ENV.toLowerCase())) {

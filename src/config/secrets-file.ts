@@ -107,3 +107,39 @@ export function secretFileProblem(file: string): string | undefined {
     return err instanceof SecretFileError ? err.message : String(err);
   }
 }
+
+/** The service settings that may come from files (`service.http.metrics_token_file`, `service.tsnet.auth_key_file`). */
+interface FileBackedService {
+  readonly http: { readonly metrics_token: string; readonly metrics_token_file: string };
+  readonly tsnet: { readonly auth_key: string; readonly auth_key_file: string };
+}
+
+/**
+ * Reads `service.http.metrics_token_file` and `service.tsnet.auth_key_file` into the settings
+ * they stand for (read once, at start). Returns the filled settings (frozen like the input), the
+ * values read (for the redactor) and the problems, which name the key and the file.
+ */
+export function serviceSecretFiles<T extends FileBackedService>(svc: T, source: string): { service: T; secrets: string[]; problems: ConfigProblem[] } {
+  const problems: ConfigProblem[] = [];
+  const secrets: string[] = [];
+  const fill = (value: string, file: string, key: string, fileKey: string): string => {
+    if (!file) return value;
+    if (value) {
+      problems.push({ source, path: fileKey, message: `set either ${key} or ${fileKey}, not both` });
+      return value;
+    }
+    try {
+      const v = readSecretFile(file);
+      secrets.push(v);
+      return v;
+    } catch (err) {
+      problems.push({ source, path: fileKey, message: err instanceof SecretFileError ? err.message : String(err) });
+      return value;
+    }
+  };
+  const token = fill(svc.http.metrics_token, svc.http.metrics_token_file, 'service.http.metrics_token', 'service.http.metrics_token_file');
+  const authKey = fill(svc.tsnet.auth_key, svc.tsnet.auth_key_file, 'service.tsnet.auth_key', 'service.tsnet.auth_key_file');
+  if (token === svc.http.metrics_token && authKey === svc.tsnet.auth_key) return { service: svc, secrets, problems };
+  const service = { ...svc, http: Object.freeze({ ...svc.http, metrics_token: token }), tsnet: Object.freeze({ ...svc.tsnet, auth_key: authKey }) };
+  return { service: Object.freeze(service), secrets, problems };
+}

@@ -6,6 +6,7 @@ import type { ConfigProblem } from '../errors.ts';
 import { ConfigError } from '../errors.ts';
 import type { LogFormat, LogLevel } from '../log/logger.ts';
 import { defineSchema, parseConfig, redactConfig, type ConfigSchema } from './schema.ts';
+import { serviceSecretFiles } from './secrets-file.ts';
 
 /** A component instance after validation. */
 export interface ResolvedComponent {
@@ -29,6 +30,7 @@ export interface TsnetSettings {
   state_dir: string;
   tags: string[];
   auth_key: string;
+  auth_key_file: string;
   tailscaled_path: string;
   tailscale_path: string;
   serve: boolean;
@@ -36,7 +38,7 @@ export interface TsnetSettings {
 }
 
 export interface ServiceSettings {
-  http: { address: string; port: number; metrics_token: string; max_connections: number; write_timeout: number; max_metrics_streams: number };
+  http: { address: string; port: number; metrics_token: string; metrics_token_file: string; max_connections: number; write_timeout: number; max_metrics_streams: number };
   tsnet: TsnetSettings;
   telemetry: { logs: { level: LogLevel; format: LogFormat } };
   shutdown_timeout: number;
@@ -67,6 +69,7 @@ export const serviceSchema: ConfigSchema<ServiceSettings> = defineSchema<Service
     address: { doc: 'Address the HTTP server binds.', format: 'host', default: '127.0.0.1' },
     port: { doc: 'HTTP server port (0 = any free port).', format: 'port', default: 9100 },
     metrics_token: { doc: 'Bearer token required on /metrics and /debug (empty = none).', format: 'secret', default: '' },
+    metrics_token_file: { doc: 'File holding metrics_token (METRICS_TOKEN_FILE), read at start.', format: String, default: '' },
     max_connections: { doc: 'Concurrent connections the server accepts.', format: 'nat', default: 256 },
     write_timeout: {
       doc: 'Longest a response may take to reach the client; a client that reads slower, or not at all, is disconnected and everything held for it is released.',
@@ -87,6 +90,7 @@ export const serviceSchema: ConfigSchema<ServiceSettings> = defineSchema<Service
     state_dir: { doc: 'State directory of the node, created with mode 0700 (TSNET_STATE_DIR).', format: String, default: '/tmp/tsnet-tsmetrics' },
     tags: { doc: 'Tags the node advertises (TSNET_TAGS); the auth key must allow them.', format: 'string_list', default: [] },
     auth_key: { doc: 'Auth key (TS_AUTHKEY); passed to tailscale as a file, never on a command line.', format: 'secret', default: '' },
+    auth_key_file: { doc: 'File holding auth_key (TS_AUTHKEY_FILE), read at start.', format: String, default: '' },
     tailscaled_path: { doc: 'tailscaled binary (TAILSCALED_PATH); empty = found on PATH.', format: String, default: '' },
     tailscale_path: { doc: 'tailscale CLI (TAILSCALE_PATH); empty = beside tailscaled or on PATH.', format: String, default: '' },
     serve: { doc: 'Offer the HTTP endpoints on the tailnet with tailscale serve (TSNET_SERVE).', format: Boolean, default: true },
@@ -171,8 +175,10 @@ export function resolveConfig(raw: RawServiceConfig, registry: ComponentRegistry
     const { pipelines: pipesRaw, ...rest } = svcRaw;
     const r = parseConfig(serviceSchema, rest, source, 'service');
     if (r.ok) {
-      service = r.config;
-      secrets.push(...r.secrets);
+      const files = serviceSecretFiles(r.config, source);
+      service = files.service;
+      secrets.push(...r.secrets, ...files.secrets);
+      problems.push(...files.problems);
     } else problems.push(...r.problems);
 
     if (!isMap(pipesRaw) || Object.keys(pipesRaw).length === 0) {

@@ -1,12 +1,10 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import type { MetricsConsumer, Receiver, Settings } from '../../../src/component/types.ts';
+import type { Settings } from '../../../src/component/types.ts';
 import { errorMessage } from '../../../src/errors.ts';
 import { OnceLogger } from '../../../src/log/logger.ts';
 import { BatchBuilder } from '../../../src/model/batch.ts';
 import type { Device } from '../../../src/pipeline/inventory.ts';
-import { createScrapingReceiver, type ScrapeResult } from '../../../src/pipeline/scraper.ts';
-import type { ShutdownReporter } from '../../../src/util/abort.ts';
 import { VERSION } from '../../../src/version.ts';
 import { ApiCallError, type TailscaleApiClient } from '../client.ts';
 import type { TailscaleApiConfig } from '../config.ts';
@@ -23,7 +21,7 @@ export function collectorSourceId(receiverId: string, name: CollectorName): stri
   return name === 'devices' ? receiverId : `${receiverId}:${name}`;
 }
 
-export interface CollectorRunnerOptions {
+export interface CollectorTaskOptions {
   readonly parent: Settings;
   readonly name: Exclude<CollectorName, 'devices'>;
   readonly collector: Collector;
@@ -34,14 +32,10 @@ export interface CollectorRunnerOptions {
   /** Labels every series gets (`tailnet`). */
   readonly base: Attributes;
   readonly devices: () => readonly Device[];
-  /** Resolves when the first cycle may run (after the inventory's first cycle). */
-  readonly beforeFirst?: (signal: AbortSignal) => Promise<void>;
-  /** Told the outcome of every cycle. */
-  readonly onCycle?: (ok: boolean) => void;
 }
 
 /** What to tell an operator whose credential cannot read a collector's endpoint. */
-function unavailable(o: CollectorRunnerOptions, status: number): { msg: string; fields: Record<string, unknown> } {
+function unavailable(o: CollectorTaskOptions, status: number): { msg: string; fields: Record<string, unknown> } {
   const info = COLLECTORS[o.name];
   const has = info.scopes.map((s) => o.client.hasScope(s));
   const fields: Record<string, unknown> = { collector: o.name, status, needs_scope: info.scopes.join(' ') };
@@ -59,23 +53,100 @@ function unavailable(o: CollectorRunnerOptions, status: number): { msg: string; 
 }
 
 /**
- * Runs one collector on its own interval through the shared scraper loop, reporting under its own
- * source id. A cycle that fails for a missing scope or a missing endpoint (403/404) delivers only
- * what it produced before the denial — never the previous values and never zeros — and logs once
- * which scope is missing and how to grant it; any other failure keeps the last good data.
+ * One collector of a `tailscale_api` receiver: runs a cycle when its interval is due (the
+ * receiver's loop asks), reports under its own source id, and keeps its latest batch for the
+ * receiver to deliver. A cycle that fails for a missing scope or a missing endpoint (403/404)
+ * keeps only what it produced before the denial — never the previous values and never zeros —
+ * and logs once which scope is missing and how to grant it; any other failure keeps the last
+ * good data. Cycles never overlap, and shutdown aborts the one in flight.
  */
-export function createCollectorReceiver(o: CollectorRunnerOptions, next: MetricsConsumer): Receiver & ShutdownReporter {
-  const sid = collectorSourceId(o.parent.id.key, o.name);
-  const logger = o.parent.logger.child({ collector: o.name });
-  const settings: Settings = { ...o.parent, id: { ...o.parent.id, key: sid }, logger };
-  const once = new OnceLogger(logger);
-  const tag = { collector: o.name };
-  const scopeText = COLLECTORS[o.name].scopes.join('/');
-  let lastGood: ResourceMetrics | undefined;
-  let lastDropKeys = new Set<string>();
+export class CollectorTask {
+  readonly name: Exclude<CollectorName, 'devices'>;
+  readonly sourceId: string;
+  /** The batch to deliver: the last good one, or what a denied cycle produced. */
+  latest: ResourceMetrics | undefined;
+  /** Whether the latest finished cycle succeeded (undefined before the first). */
+  lastOk: boolean | undefined;
+  private readonly _o: CollectorTaskOptions;
+  private readonly _settings: Settings;
+  private readonly _once: OnceLogger;
+  private readonly _abort = new AbortController();
+  private _running: Promise<void> | undefined;
+  private _lastStartMs: number | undefined;
+  private _lastDropKeys = new Set<string>();
 
-  const scrape = async (signal: AbortSignal): Promise<ScrapeResult> => {
-    const nowMs = settings.clock.now();
+  constructor(o: CollectorTaskOptions) {
+    this._o = o;
+    this.name = o.name;
+    this.sourceId = collectorSourceId(o.parent.id.key, o.name);
+    const logger = o.parent.logger.child({ collector: o.name });
+    this._settings = { ...o.parent, id: { ...o.parent.id, key: this.sourceId }, logger };
+    this._once = new OnceLogger(logger);
+    this._settings.telemetry.registerSource(this.sourceId);
+  }
+
+  /**
+   * Whether a cycle should start at `nowMs`: none is running and its interval has passed, give or
+   * take `slackMs` (half the receiver's tick, so a tick a moment early does not skip a whole one).
+   */
+  due(nowMs: number, slackMs = 0): boolean {
+    return !this._running && !this._abort.signal.aborted && (this._lastStartMs === undefined || nowMs - this._lastStartMs >= this._o.settings.interval - slackMs);
+  }
+
+  /** Starts a cycle unless one is running; resolves when the running or new cycle ends. */
+  run(): Promise<void> {
+    if (this._abort.signal.aborted) return Promise.resolve();
+    this._running ??= this._cycle().finally(() => {
+      this._running = undefined;
+    });
+    return this._running;
+  }
+
+  /** Waits for a cycle in flight, then runs a fresh one (`collectNow`). */
+  async runNow(): Promise<void> {
+    if (this._running) await this._running;
+    await this.run();
+  }
+
+  /** Aborts the cycle in flight and resolves when it has ended (or `deadline` fires). */
+  async stop(deadline: AbortSignal): Promise<boolean> {
+    this._abort.abort();
+    const r = this._running;
+    if (!r) return true;
+    return new Promise((resolve) => {
+      const onAbort = (): void => resolve(false);
+      if (deadline.aborted) return resolve(false);
+      deadline.addEventListener('abort', onAbort, { once: true });
+      void r.then(() => {
+        deadline.removeEventListener('abort', onAbort);
+        resolve(true);
+      });
+    });
+  }
+
+  private async _cycle(): Promise<void> {
+    const s = this._settings;
+    const startMs = s.clock.now();
+    this._lastStartMs = startMs;
+    let r: { ok: boolean; error?: string };
+    try {
+      r = await this._collect(this._abort.signal, startMs);
+    } catch (err) {
+      if (this._abort.signal.aborted) return;
+      // A collector bug costs its own cycle, counted and logged, never the receiver.
+      s.telemetry.error(this.sourceId, 'exception');
+      s.logger.error('collector cycle failed unexpectedly', { collector: this.name, error: errorMessage(err) });
+      r = { ok: false, error: errorMessage(err) };
+    }
+    if (this._abort.signal.aborted) return;
+    const endMs = s.clock.now();
+    this.lastOk = r.ok;
+    s.telemetry.cycle(this.sourceId, { ok: r.ok, startMs, endMs, ...(r.error ? { error: r.error } : {}) });
+  }
+
+  private async _collect(signal: AbortSignal, nowMs: number): Promise<{ ok: boolean; error?: string }> {
+    const o = this._o;
+    const s = this._settings;
     const deadlineMs = nowMs + Math.max(1000, o.settings.interval * 0.9);
     const bb = new BatchBuilder(o.resource, { name: 'tsmetrics/tailscale_api', version: VERSION });
     const drops = new Map<string, { kind: 'decode' | 'limit' | 'parse'; n: number }>();
@@ -84,6 +155,8 @@ export function createCollectorReceiver(o: CollectorRunnerOptions, next: Metrics
       d.n += n;
       drops.set(what, d);
     };
+    const tag = { collector: o.name };
+    const scopeText = COLLECTORS[o.name].scopes.join('/');
     const ctx: CollectorContext = {
       client: o.client,
       signal,
@@ -95,43 +168,39 @@ export function createCollectorReceiver(o: CollectorRunnerOptions, next: Metrics
       settings: o.settings,
       devices: o.devices,
       drop,
-      logger,
-      secrets: settings.secrets,
+      logger: s.logger,
+      secrets: s.secrets,
       get: (path, g = {}) => o.client.get(path, { signal, deadlineMs, tag: o.name, scope: g.scope ?? scopeText, ...(g.accept !== undefined ? { accept: g.accept } : {}) }),
     };
     const report = (): void => {
       for (const [what, d] of drops) {
-        settings.telemetry.error(sid, d.kind, d.n);
-        once.fail(`drop:${what}`, d.kind, `Tailscale API collector ${o.name}: ${what}`, { ...tag, kind: d.kind, entries: d.n });
+        s.telemetry.error(this.sourceId, d.kind, d.n);
+        this._once.fail(`drop:${what}`, d.kind, `Tailscale API collector ${o.name}: ${what}`, { ...tag, kind: d.kind, entries: d.n });
       }
-      for (const k of lastDropKeys) if (!drops.has(k.slice(5))) once.ok(k);
-      lastDropKeys = new Set([...drops.keys()].map((w) => `drop:${w}`));
+      for (const k of this._lastDropKeys) if (!drops.has(k.slice(5))) this._once.ok(k);
+      this._lastDropKeys = new Set([...drops.keys()].map((w) => `drop:${w}`));
     };
     try {
       await o.collector.collect(ctx);
       report();
-      lastGood = bb.build();
-      once.ok('collector', `Tailscale API collector ${o.name} working again`, tag);
-      o.onCycle?.(true);
-      return { batch: lastGood, ok: true };
+      this.latest = bb.build();
+      this._once.ok('collector', `Tailscale API collector ${o.name} working again`, tag);
+      return { ok: true };
     } catch (err) {
       if (signal.aborted) throw err;
       report();
       const e = err instanceof ApiCallError ? err : err instanceof ApiDecodeError ? new ApiCallError(err.kind, err.message) : new ApiCallError('network', errorMessage(err));
-      const message = settings.secrets.scrub(e.message);
-      settings.telemetry.error(sid, e.kind);
-      o.onCycle?.(false);
+      const message = s.secrets.scrub(e.message);
+      s.telemetry.error(this.sourceId, e.kind);
       if (e.status === 403 || e.status === 404) {
         // The values from before the denial must go: a scope that was removed makes them unknown.
-        lastGood = bb.build();
+        this.latest = bb.build();
         const u = unavailable(o, e.status);
-        once.fail('collector', `unavailable:${e.status}`, u.msg, { ...u.fields, error: message });
-        return { batch: lastGood, ok: false, error: message };
+        this._once.fail('collector', `unavailable:${e.status}`, u.msg, { ...u.fields, error: message });
+        return { ok: false, error: message };
       }
-      once.fail('collector', e.kind, `Tailscale API collector ${o.name} failed; ${lastGood ? 'serving its last good data' : 'nothing to serve until a call succeeds'}`, { ...tag, kind: e.kind, error: message });
-      return { batch: lastGood, ok: false, error: message };
+      this._once.fail('collector', e.kind, `Tailscale API collector ${o.name} failed; ${this.latest ? 'serving its last good data' : 'nothing to serve until a call succeeds'}`, { ...tag, kind: e.kind, error: message });
+      return { ok: false, error: message };
     }
-  };
-
-  return createScrapingReceiver(settings, { interval: o.settings.interval, scrape, ...(o.beforeFirst ? { beforeFirst: o.beforeFirst } : {}) }, next);
+  }
 }
