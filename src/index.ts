@@ -40,6 +40,7 @@ export { markStale, isStale, markBatchHasStale, batchHasStale } from './model/st
 export { HttpServer } from './server/http.ts';
 export { SelfEndpoints } from './component/types.ts';
 export { TailnetSimulator, type SimulatorOptions, type Fault } from './simulator/simulator.ts';
+export { HeadscaleSimulator, type HeadscaleSimulatorOptions, type HeadscaleVersion } from './simulator/headscale.ts';
 export { main } from './cli/main.ts';
 export { VERSION } from './version.ts';
 
@@ -54,6 +55,7 @@ export {
   type FamilyType,
 } from '../receivers/device_metrics/index.ts';
 export { localTailscaledReceiverFactory, type LocalTailscaledConfig } from '../receivers/local_tailscaled/index.ts';
+export { headscaleReceiverFactory, HEADSCALE_METRICS, type HeadscaleConfig } from '../receivers/headscale/index.ts';
 export { TailscaledSupervisor, type TsnetOptions } from './tsnet/supervisor.ts';
 export { deviceFilterProcessorFactory, deviceSelector, type DeviceFilterConfig } from '../processors/device_filter/index.ts';
 export {

@@ -96,11 +96,16 @@ export function addHeadscaleMetrics(bb: BatchBuilder, s: HeadscaleSnapshot, o: B
   const t = o.nowMs;
   const L = (v: string): string => boundLabel(v, o.maxLabel);
   const base: Attributes = o.tailnetLabel ? { tailnet: L(o.tailnetLabel) } : {};
-  const g = (k: HeadscaleMetricKey) => {
+  type Add = (attrs: Attributes, value: number) => void;
+  const adders = new Map<HeadscaleMetricKey, Add>();
+  // One adder per metric and build, looked up by key (a closure per point would cost more than the point).
+  const g = (k: HeadscaleMetricKey): Add => {
+    const known = adders.get(k);
+    if (known) return known;
     const [name, help] = HEADSCALE_METRICS[k];
     const m = bb.gauge(name, help);
     const interner = o.interner;
-    return (attrs: Attributes, value: number): void => {
+    const add: Add = (attrs, value) => {
       if (!interner) {
         m.add(attrs, value, t);
         return;
@@ -114,6 +119,8 @@ export function addHeadscaleMetrics(bb: BatchBuilder, s: HeadscaleSnapshot, o: B
       }
       m.add(interner.intern(group, key, attrs), value, t);
     };
+    adders.set(k, add);
+    return add;
   };
 
   if (s.nodes) {
