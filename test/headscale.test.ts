@@ -669,7 +669,7 @@ test('the whole default pipeline against `tsmetrics simulate --headscale`: env-b
   const running = await startTsmetrics({ env: { ...vars, EXCLUDE_DEVICES: 'desktop-*', LOG_LEVEL: 'info' }, port: 0, write: (l) => lines.push(l) });
   t.after(() => running.stop(AbortSignal.timeout(5000)));
   assert.equal(running.simulator, undefined, 'not demo mode: a real (simulated) Headscale server');
-  assert.deepEqual(running.config.pipelines.find((p) => p.name === 'metrics'), { name: 'metrics', receivers: ['headscale', 'device_metrics'], processors: ['device_filter', 'relabel', 'staleness'], exporters: ['prometheus'] });
+  assert.deepEqual(running.config.pipelines.find((p) => p.name === 'metrics'), { name: 'metrics', receivers: ['headscale', 'device_metrics'], processors: ['device_filter', 'staleness', 'relabel'], exporters: ['prometheus'] });
   const f = await waitFor(async (): Promise<Map<string, ExpositionFamily> | false> => {
     const r = await http(`${running.url}/metrics`);
     const fams = r.status === 200 ? families(r.body) : undefined;
@@ -800,4 +800,14 @@ test('otel-config.example.yaml: its Headscale blocks, uncommented, watch a Tails
   assert.ok(f.has('headscale_preauth_keys'));
   // The file as shipped (blocks commented) does not read Headscale at all.
   assert.doesNotMatch(readFileSync(join(ROOT, 'otel-config.example.yaml'), 'utf8'), /^\s*headscale\/lab:/m);
+});
+
+test('emit_metrics: false (shards other than 0) reads only the node list, publishes the inventory and emits nothing', async (t) => {
+  const { service, hs, text } = await setup(t, { receiver: (h) => ({ emit_metrics: false, metrics_url: h.metricsUrl }) });
+  await service.collectNow();
+  assert.deepEqual(Object.keys(hs.requests), ['GET /api/v1/node']);
+  assert.equal(service.inventory.get('headscale')?.devices.length, 7);
+  const names = parseExposition(await text()).map((f) => f.name);
+  assert.ok(!names.some((n) => n.startsWith('tailscale_device_') || n.startsWith('headscale_')), names.join(','));
+  assert.equal(sampleValue(families(await text()), 'tsmetrics_source_up', { source: 'headscale' }), 1);
 });
