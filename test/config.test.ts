@@ -33,9 +33,9 @@ function tmpFile(name: string, text: string): string {
   return p;
 }
 
-test('env builds the default pipeline with the seed variables', () => {
+test('env builds the default pipeline with the Go exporter’s variables', () => {
   const cfg = loadConfig({ TS_API_KEY: 'tskey-api-abcdef', TAILNET_NAME: 'example.com', SCRAPE_INTERVAL: '1m', MAX_CONCURRENT_SCRAPES: '7', CLIENT_METRICS_TIMEOUT: '5s', TARGET_DEVICES: 'gw-*, db-1', SCRAPE_TAG: 'monitoring', REQUIRE_EXPORTER_TAG: 'false', PORT: '9200', ENV: 'production' });
-  assert.deepEqual(cfg.pipelines.map((p) => [p.receivers, p.processors, p.exporters]), [[['tailscale_api', 'device_metrics'], ['device_filter', 'relabel', 'staleness'], ['prometheus']]]);
+  assert.deepEqual(cfg.pipelines.map((p) => [p.receivers, p.processors, p.exporters]), [[['tailscale_api', 'device_metrics'], ['device_filter', 'staleness', 'relabel'], ['prometheus']]]);
   const api = cfg.receivers.get('tailscale_api')?.config as Record<string, unknown>;
   assert.equal(api.interval, 60_000);
   assert.equal(api.tailnet, 'example.com');

@@ -118,7 +118,7 @@ test('Helm: every .Values reference exists in values.yaml and every value is use
   for (const r of refs) assert.ok(defined.some((d) => d === r || d.startsWith(`${r}.`)), `.Values.${r} is not in values.yaml`);
   for (const d of defined) assert.ok(refs.some((r) => d === r || d.startsWith(`${r}.`)), `values.yaml key ${d} is never used`);
   for (const k of ['tailscale.oauthClientId', 'tailscale.oauthClientSecret', 'tailscale.tailnetName', 'tailscale.tsnet.enabled', 'resources.requests.cpu', 'persistence.enabled', 'externalSecret.enabled', 'serviceMonitor.enabled']) {
-    assert.ok(defined.includes(k), `the seed's key ${k} exists`);
+    assert.ok(defined.includes(k), `the Go exporter's key ${k} exists`);
   }
 });
 

@@ -189,7 +189,7 @@ test('names beyond their bounds fail that device alone (kind "limit"); new long 
 test('malformed addresses and names in API records fail only their device, as not_allowed, and are never dialed', async (t) => {
   // The first address is outside the allowed networks (and is what the simulator would bind);
   // the hostile second one is what an unstrict parser would have taken.
-  const outside = 'fd7a:115c:a1e0::1';
+  const outside = '2001:db8::1';
   const bad = [
     device('zone0001', [outside, '127.0.2.40%lo']),
     device('brkt0001', [outside, '[127.0.2.41]']),
@@ -241,7 +241,7 @@ test('through a proxy the allowed-CIDR rule holds: a record like 127.0.2.60%@10.
   await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
   t.after(() => new Promise<void>((r) => proxy.close(() => r())));
   const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
-  const { sim, service, page } = await setup(t, [device(GOOD, ['127.0.2.61']), device(EVIL, ['fd7a:115c:a1e0::2', '127.0.2.60%@10.0.0.1', '127.0.2.60%25@10.0.0.1'])], { proxy_url: proxyUrl });
+  const { sim, service, page } = await setup(t, [device(GOOD, ['127.0.2.61']), device(EVIL, ['2001:db8::2', '127.0.2.60%@10.0.0.1', '127.0.2.60%25@10.0.0.1'])], { proxy_url: proxyUrl });
   sim.setDeviceFault(GOOD, { kind: 'body', body: fixture('client-metrics.txt') });
   await service.collectNow();
   const f = families(await page());

@@ -86,6 +86,8 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       let log = '';
       child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
       const url = await waitFor(() => /tsmetrics started .*metrics=(http:\/\/\S+)\/metrics/.exec(log)?.[1], 30_000);
+      // Serving first (the first cycle may still be running when the start line is written).
+      await waitFor(async () => (await http(`${url}/metrics`)).status === 200, 30_000);
       // The reader goes away (`tsmetrics | head -2`); debug lines keep coming every cycle.
       child.stdout?.destroy();
       child.stderr?.destroy();

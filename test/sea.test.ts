@@ -36,7 +36,8 @@ test('the single-file executable prints its version and serves the demo with no 
   });
   const body = await waitFor(async () => {
     const r = await http(`http://127.0.0.1:${port}/metrics`);
-    return r.status === 200 && r.body.includes('tailscale_device_info') ? r.body : undefined;
+    // The API cycle ends before the device scrape: wait for both.
+    return r.status === 200 && r.body.includes('tailscale_device_info') && /^tsmetrics_device_scrape_up\{/m.test(r.body) ? r.body : undefined;
   }, 60_000, 200).catch((err: unknown) => {
     throw new Error(`${String(err)}\n${log.slice(-2000)}`);
   });

@@ -28,6 +28,9 @@ await build({
   platform: 'node',
   format: 'cjs',
   target: 'node22',
+  // Prefer packages' ES module builds: some (jsonc-parser) ship a UMD "main" whose dynamic
+  // requires a bundle cannot follow.
+  mainFields: ['module', 'main'],
   outfile: join(out, 'tsmetrics.cjs'),
   define: { __TSMETRICS_VERSION__: JSON.stringify(version) },
   logLevel: 'warning',

@@ -144,12 +144,19 @@ export class PrometheusExporterComponent implements Exporter {
 
   /** The exposition as parts (streamed to the client without one giant copy). */
   async renderParts(): Promise<string[] | undefined> {
-    const snap = this.snapshot();
-    if (!snap) return undefined;
+    let snap = this.snapshot();
+    // Before any source delivered data there is still something true to say once a cycle has
+    // run: a source that failed from the start (bad credential, wrong tailnet) must show as
+    // tsmetrics_source_up 0, or its alert could never fire. Only a process that has not finished
+    // a single cycle answers 503.
+    const cycled = [...this._settings.telemetry.status().values()].some((st) => st.cycles > 0);
+    if (!snap && !(this._config.self_telemetry && cycled)) return undefined;
     if (this._config.self_telemetry) {
       const self = await this._settings.telemetry.collect();
+      snap ??= { resource: self.resourceMetrics.resource, scopeMetrics: [] };
       snap.scopeMetrics.push(...self.resourceMetrics.scopeMetrics);
     }
+    if (!snap) return undefined;
     // The fast serializer matches the official one byte for byte for our default options; the
     // official one is still used when target_info or scope labels are switched on.
     return this._config.target_info || this._config.scope_info ? [this._serializer.serialize(snap)] : serializePrometheusParts(snap);

@@ -211,8 +211,10 @@ for (const [name, fault, kind] of [
 test('a body over the size limit is an error, not a crash', async (t) => {
   const { service, exporter } = await setup(t, { api: { max_body_size: 2000, ...DEVICES_ONLY } });
   await service.collectNow();
-  // Nothing good has ever arrived, so there is nothing to serve (the endpoint answers 503).
-  assert.equal(await exporter.render(), undefined);
+  // Nothing good has ever arrived: only self-telemetry is served, saying the source is down.
+  const page = families((await exporter.render()) ?? '');
+  assert.equal(sampleValue(page, 'tsmetrics_source_up', { source: 'tailscale_api' }), 0);
+  assert.equal(page.get('tailscale_device_count'), undefined, 'no invented inventory');
   const st = service.telemetry.status().get('tailscale_api');
   assert.equal(st?.up, false);
   assert.match(st?.lastError ?? '', /exceeds the 2000-byte limit/);

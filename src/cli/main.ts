@@ -30,8 +30,8 @@ const SERVICE_HELP = `  -c, --config FILE       pipeline file (OpenTelemetry Col
       --port N            HTTP port (overrides PORT and the file)
       --bind ADDRESS      bind address (overrides BIND_HOST, ENV and the file)
       --log-level LEVEL   debug, info, warn or error (overrides LOG_LEVEL and the file)
-      --log-format FMT    text or json (overrides LOG_FORMAT and the file)
-  Precedence for service settings: flag > environment variable > pipeline file > default.`;
+      --log-format FMT    text or json (overrides LOG_FORMAT and the file)`;
+const PRECEDENCE = '\nPrecedence for service settings: flag > environment variable > pipeline file > default.';
 
 interface Command {
   readonly summary: string;
@@ -45,13 +45,13 @@ const COMMANDS: Record<string, Command> = {
     summary: 'run the pipeline (demo mode against a simulated tailnet when no credentials are set)',
     usage: 'tsmetrics [run] [options]',
     options: { ...SERVICE_OPTIONS, once: { type: 'boolean' } },
-    help: `${SERVICE_HELP}\n      --once              run one collection cycle, then stop`,
+    help: `${SERVICE_HELP}\n      --once              run one collection cycle, then stop (exit 1 when a source failed it)\n${PRECEDENCE}`,
   },
   validate: {
     summary: 'check the configuration, print it (secrets redacted) with where each service setting came from',
     usage: 'tsmetrics validate [options]',
     options: SERVICE_OPTIONS,
-    help: `${SERVICE_HELP}\n  Exit code 0 when valid, 2 when not (one line per problem).`,
+    help: `${SERVICE_HELP}\n${PRECEDENCE}\nExit code 0 when valid, 2 when not (one line per problem).`,
   },
   simulate: {
     summary: 'run the built-in tailnet simulator on loopback and print the variables that point tsmetrics at it',
@@ -68,12 +68,12 @@ const COMMANDS: Record<string, Command> = {
   components: { summary: 'list the built-in components', usage: 'tsmetrics components', options: {}, help: '' },
   env: { summary: 'list the environment variables', usage: 'tsmetrics env', options: {}, help: '' },
   help: { summary: 'show help for a command', usage: 'tsmetrics help [COMMAND]', options: {}, help: '' },
-  version: { summary: 'print the version', usage: 'tsmetrics version', options: {}, help: '' },
+  version: { summary: 'print the version', usage: 'tsmetrics version (or --version, -v)', options: {}, help: '' },
 };
 
 function globalHelp(): string {
   const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`);
-  return `tsmetrics ${VERSION} — Tailscale observability pipeline (Prometheus + OTLP)\n\nUsage:\n  tsmetrics [COMMAND] [options]\n\nCommands:\n${rows.join('\n')}\n\nRun 'tsmetrics help COMMAND' or 'tsmetrics COMMAND --help' for a command's options.\n  -h, --help              show help\n  -v, --version           print the version\n`;
+  return `tsmetrics ${VERSION} — Tailscale observability pipeline (Prometheus + OTLP)\n\nUsage:\n  tsmetrics [COMMAND] [options]\n\nCommands:\n${rows.join('\n')}\n\nOptions:\n  -h, --help              show help\n  -v, --version           print the version\n\nRun 'tsmetrics help COMMAND' or 'tsmetrics COMMAND --help' for a command's options.\n`;
 }
 
 function commandHelp(name: string): string {
@@ -222,18 +222,18 @@ export async function main(argv: string[], env: Record<string, string | undefine
   try {
     const { name, values, rest } = parseCommand(argv);
     command = name;
+    if (values.help && name !== 'help') {
+      process.stdout.write(argv.length === 1 || !argv[0] || argv[0].startsWith('-') ? globalHelp() : commandHelp(name));
+      return 0;
+    }
     if (values.version || name === 'version') {
       process.stdout.write(`${VERSION}\n`);
       return 0;
     }
     if (name === 'help') {
       const topic = rest[0];
-      if (topic && !COMMANDS[topic]) throw new UsageError(`unknown command "${topic}"`);
+      if (topic && !COMMANDS[topic]) throw new UsageError(`unknown command "${topic}"`, '');
       process.stdout.write(topic ? commandHelp(topic) : globalHelp());
-      return 0;
-    }
-    if (values.help) {
-      process.stdout.write(argv.length === 1 || !argv[0] || argv[0].startsWith('-') ? globalHelp() : commandHelp(name));
       return 0;
     }
     if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0] as string}"`, name);
@@ -269,8 +269,12 @@ export async function main(argv: string[], env: Record<string, string | undefine
         });
         for (const note of running.config.notes ?? []) running.logger.warn(note);
         if (values.once) {
+          // One cycle, for a cron job or a smoke test: exit 1 when a source failed it.
           await running.service.collectNow();
-          return (await running.stop()).failed.length ? 1 : 0;
+          const failedSources = [...running.service.telemetry.status()].filter(([, st]) => st.cycles > 0 && !st.up).map(([id]) => id);
+          const report = await running.stop();
+          if (failedSources.length) console.error(`tsmetrics: run --once: ${failedSources.join(', ')} failed its cycle (see the log above)`);
+          return report.failed.length || failedSources.length ? EXIT_FAILURE : 0;
         }
         return await waitForSignal(running);
       }
@@ -306,6 +310,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
       case 'healthcheck': {
         const port = env.PORT || '9100';
         const url = typeof values.url === 'string' ? values.url : `http://127.0.0.1:${port}/health`;
+        if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) throw new UsageError(`--url: must be an http:// or https:// URL (got "${url}")`, 'healthcheck');
         let res: Response;
         try {
           res = await fetch(url, { signal: AbortSignal.timeout(5000) });
@@ -335,7 +340,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
   } catch (err) {
     if (err instanceof UsageError) {
       const cmd = err.command ?? command;
-      console.error(`tsmetrics: ${err.message}\nRun 'tsmetrics help${cmd && COMMANDS[cmd] ? ` ${cmd}` : ''}' for usage.`);
+      console.error(`tsmetrics: ${err.message}\nRun 'tsmetrics help${cmd && cmd !== 'help' && COMMANDS[cmd] ? ` ${cmd}` : ''}' for usage.`);
       return EXIT_CONFIG;
     }
     if (err instanceof ConfigError) {

@@ -3,7 +3,7 @@ const PART_RE = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
 
 /**
  * Parses a Go-style duration (`30s`, `1m30s`, `250ms`, `1.5h`) or a bare number of seconds
- * (the seed accepted integer seconds) into milliseconds. Returns undefined when invalid.
+ * (the Go exporter accepted integer seconds) into milliseconds. Returns undefined when invalid.
  */
 export function parseDuration(input: unknown): number | undefined {
   if (typeof input === 'number') return Number.isFinite(input) && input >= 0 ? input : undefined;

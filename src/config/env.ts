@@ -5,7 +5,7 @@ import type { RawServiceConfig } from './service.ts';
 import { applySecretFiles } from './secrets-file.ts';
 import { COLLECTOR_NAMES } from '../../receivers/tailscale_api/collectors/spec.ts';
 
-/** Environment variables tsmetrics reads (the seed's names and meanings, plus additions). */
+/** Environment variables tsmetrics reads (the Go exporter's names and meanings, plus additions). */
 export interface EnvSettings {
   OAUTH_CLIENT_ID: string;
   OAUTH_CLIENT_SECRET: string;
@@ -103,7 +103,7 @@ const list = (env: string, doc: string, dflt: string[] = []): SettingSchema<stri
 export const envSchema: { [K in keyof EnvSettings]: SettingSchema<EnvSettings[K]> } = {
   OAUTH_CLIENT_ID: s('OAUTH_CLIENT_ID', 'Tailscale OAuth client ID (client-credentials flow).'),
   OAUTH_CLIENT_SECRET: secret('OAUTH_CLIENT_SECRET', 'Tailscale OAuth client secret.'),
-  OAUTH_TOKEN: secret('OAUTH_TOKEN', 'Alias of TS_API_KEY (the seed’s static token).'),
+  OAUTH_TOKEN: secret('OAUTH_TOKEN', 'Alias of TS_API_KEY (the Go exporter’s static token).'),
   TS_API_KEY: secret('TS_API_KEY', 'Tailscale API access token (tskey-api-…).'),
   TAILNET_NAME: s('TAILNET_NAME', 'Tailnet ID or name; "-" is the credential’s own tailnet.', '-'),
   TAILSCALE_API_URL: { env: 'TAILSCALE_API_URL', doc: 'Tailscale API base URL.', format: 'url_or_empty', default: 'https://api.tailscale.com' },

@@ -3,7 +3,7 @@
  *
  *   command-line flag  >  environment variable  >  pipeline file  >  default
  *
- * The seed's service variables (`PORT`, `BIND_HOST`, `METRICS_TOKEN`, `LOG_LEVEL`, `LOG_FORMAT`)
+ * The Go exporter's service variables (`PORT`, `BIND_HOST`, `METRICS_TOKEN`, `LOG_LEVEL`, `LOG_FORMAT`)
  * therefore take effect with a pipeline file too — a set `METRICS_TOKEN` is never silently
  * dropped. `ENV=production` only changes the default bind address (0.0.0.0), below a file's
  * `service.http.address` and `BIND_HOST`. Variables that configure receivers (`SHARD_COUNT`,

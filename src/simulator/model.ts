@@ -138,7 +138,10 @@ export function makeDevice(index: number, opts: { seed: number; suffix: string; 
     }
   }
   const api: ApiDevice = {
-    addresses: [loopbackAddress(index), `fd7a:115c:a1e0::${hex(index + 2, 4)}`],
+    // The IPv6 address is from the documentation range (RFC 3849), never a Tailscale one: if
+    // someone forgets CLIENT_METRICS_ALLOWED_CIDRS=127.0.0.0/8, the IPv6 fallback of the default
+    // ranges must not find a real tailnet address to dial.
+    addresses: [loopbackAddress(index), `2001:db8::${hex(index + 2, 4)}`],
     id: String(idNum),
     nodeId: `n${hex(idNum % 0xffffffff, 8)}${index % 10}CNTRL`,
     user: t.user,
