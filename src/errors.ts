@@ -16,6 +16,7 @@ export const ErrorCode = {
   EXPORT: 'TSM_ERR_EXPORT',
   SHUTDOWN_TIMEOUT: 'TSM_ERR_SHUTDOWN_TIMEOUT',
   SECRET_FILE: 'TSM_ERR_SECRET_FILE',
+  TLS_FILE: 'TSM_ERR_TLS_FILE',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -6,12 +6,12 @@ export type { OtlpExporterConfig } from './config.ts';
 export { OtlpExporterComponent } from './otlp.ts';
 export { encodeMetricsRequest } from './protobuf.ts';
 
-/** `otlp`: OTLP/HTTP push to an OpenTelemetry Collector. */
+/** `otlp`: OTLP push (HTTP or gRPC) to an OpenTelemetry Collector. */
 export const otlpExporterFactory: ExporterFactory<OtlpExporterConfig> = {
   kind: 'exporter',
   type: 'otlp',
   stability: 'beta',
-  description: 'Pushes each batch over OTLP/HTTP (protobuf or JSON) with staleness markers and bounded retries.',
+  description: 'Pushes each batch over OTLP/HTTP (protobuf or JSON) or OTLP/gRPC with staleness markers, bounded retries, delta temporality on request and tsmetrics’ own metrics.',
   configSchema,
   createExporter: (settings, config) => new OtlpExporterComponent(settings, config),
 };

@@ -1,102 +1,42 @@
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
-import type { Duplex } from 'node:stream';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { OTLPMetricExporterBase } from '@opentelemetry/exporter-metrics-otlp-http';
-import { CompressionAlgorithm } from '@opentelemetry/otlp-exporter-base';
-import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
-import { MetricsExporterMetricsHelper } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { Attributes } from '@opentelemetry/api';
 import type { BatchInfo, Exporter, Settings } from '../../src/component/types.ts';
-import { ErrorCode, TsmetricsError } from '../../src/errors.ts';
+import { ErrorCode, errorMessage, TsmetricsError } from '../../src/errors.ts';
 import { beforeDeadline, type ShutdownReporter } from '../../src/util/abort.ts';
 import { countPoints } from '../../src/model/batch.ts';
 import { OnceLogger } from '../../src/log/logger.ts';
-import { VERSION } from '../../src/version.ts';
-import type { OtlpExporterConfig } from './config.ts';
-import { jsonSerializer, protobufSerializer } from './serializer.ts';
+import { defaultEndpoint, temporalityOf, type OtlpExporterConfig } from './config.ts';
+import { GrpcTransport } from './grpc-transport.ts';
+import { HttpTransport } from './http-transport.ts';
+import { identityAttributes, resourceGroups } from './identity.ts';
+import { DeltaConverter } from './temporality.ts';
+import { loadTls } from './tls.ts';
+import type { OtlpTransport } from './transport.ts';
+
+/** The delta stream of tsmetrics' own metrics (pipeline streams are `<pipeline>\0<receiver>`). */
+const SELF_SOURCE = '\u0000self';
 
 /**
- * The HTTP agents of the official transport, with a hand on every socket they open. The transport
- * bounds a request only by socket idleness (a peer that trickles a byte a second keeps it open
- * for ever) and cannot cancel one, so giving up on an exchange means destroying its socket here.
- * Sockets are destroyed with an error the transport does not retry.
- */
-class SocketKeeper {
-  private readonly _sockets = new Set<Duplex>();
-  private readonly _agents: Array<HttpAgent | HttpsAgent> = [];
-  private _closedBy: Error | undefined;
-
-  /** The transport's `agentFactory` (keep-alive, as the transport's default agent). */
-  readonly factory = (protocol: string): HttpAgent | HttpsAgent => {
-    const agent = protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
-    const create = agent.createConnection.bind(agent);
-    agent.createConnection = (options, callback) => {
-      const closedBy = this._closedBy;
-      if (closedBy) {
-        // The agent hands this error to the request, which fails without a retry.
-        process.nextTick(() => callback?.(closedBy, undefined as unknown as Duplex));
-        return undefined;
-      }
-      const socket = create(options, callback);
-      if (socket) {
-        this._sockets.add(socket);
-        socket.once('close', () => this._sockets.delete(socket));
-      }
-      return socket;
-    };
-    this._agents.push(agent);
-    return agent;
-  };
-
-  /** Ends every exchange in flight with `err`. */
-  cancel(err: Error): void {
-    for (const s of this._sockets) s.destroy(err);
-  }
-
-  /** Ends every exchange and refuses new ones, so no socket outlives the exporter. */
-  close(err: Error): void {
-    this._closedBy = err;
-    this.cancel(err);
-    for (const a of this._agents) a.destroy();
-  }
-}
-
-/** The official OTLP/HTTP exporter (retries, Retry-After, timeout, gzip) with our serializer. */
-class TsmetricsOtlpExporter extends OTLPMetricExporterBase {
-  constructor(c: OtlpExporterConfig, sockets: SocketKeeper) {
-    const json = c.protocol === 'http/json';
-    const options = convertLegacyHttpOptions(
-      {
-        url: c.endpoint,
-        headers: { ...c.headers },
-        timeoutMillis: c.timeout,
-        compression: c.compression === 'gzip' ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE,
-        httpAgentOptions: sockets.factory,
-      },
-      'METRICS',
-      'v1/metrics',
-      { 'Content-Type': json ? 'application/json' : 'application/x-protobuf' },
-    );
-    super(createOtlpHttpExportDelegate(options, json ? jsonSerializer : protobufSerializer, 'otlp_http_metric_exporter', MetricsExporterMetricsHelper, undefined));
-  }
-}
-
-/**
- * `otlp`: pushes each batch to an OpenTelemetry Collector. Batches wait in a bounded queue and are
- * sent one at a time, so a slow or down endpoint never blocks the pipeline or grows memory; what
- * the queue or the endpoint drops is counted.
+ * `otlp`: pushes each batch to an OpenTelemetry Collector over OTLP/HTTP or OTLP/gRPC. Batches
+ * wait in a bounded queue and are sent one at a time, so a slow or down endpoint never blocks
+ * the pipeline or grows memory; what the queue or the endpoint drops is counted. Every batch
+ * carries the instance's identity and its tailnet on the resource (identity.ts), goes out in the
+ * configured temporality (temporality.ts), and tsmetrics' own metrics follow the same way.
  */
 export class OtlpExporterComponent implements Exporter, ShutdownReporter {
   private readonly _s: Settings;
   private readonly _c: OtlpExporterConfig;
-  private readonly _exporter: TsmetricsOtlpExporter;
-  private readonly _sockets = new SocketKeeper();
+  private readonly _transport: OtlpTransport;
+  private readonly _delta: DeltaConverter;
+  private readonly _identity: Attributes;
+  private readonly _endpoint: string;
   private readonly _queue: ResourceMetrics[] = [];
   private readonly _once: OnceLogger;
   private _sending: Promise<void> | undefined;
   private _timer: NodeJS.Timeout | undefined;
+  private _selfTimer: NodeJS.Timeout | undefined;
   private _stopped = false;
   /** The batch on the wire, and how to give up on it. */
   private _inFlight: { batch: ResourceMetrics; giveUp: (why: string) => void } | undefined;
@@ -109,7 +49,11 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
   constructor(settings: Settings, config: OtlpExporterConfig) {
     this._s = settings;
     this._c = config;
-    this._exporter = new TsmetricsOtlpExporter(config, this._sockets);
+    const tls = loadTls(config.tls);
+    this._transport = config.protocol === 'grpc' ? new GrpcTransport(config, tls) : new HttpTransport(config, tls);
+    this._delta = new DeltaConverter(temporalityOf(config));
+    this._identity = identityAttributes(config);
+    this._endpoint = config.endpoint || defaultEndpoint(config.protocol);
     this._once = new OnceLogger(settings.logger);
   }
 
@@ -118,17 +62,54 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
       this._timer = setInterval(() => this._kick(), this._c.interval);
       this._timer.unref();
     }
+    if (this._c.self_telemetry.enabled) {
+      this._selfTimer = setInterval(() => void this.pushSelfTelemetry(), this._c.self_telemetry.interval);
+      this._selfTimer.unref();
+    }
   }
 
-  async consume(batch: ResourceMetrics, _info: BatchInfo): Promise<void> {
+  async consume(batch: ResourceMetrics, info: BatchInfo): Promise<void> {
     if (this._stopped) return;
-    const resource = resourceFromAttributes({ 'service.name': 'tsmetrics', 'service.version': VERSION, ...batch.resource.attributes, ...this._c.resource_attributes });
-    this._queue.push({ resource, scopeMetrics: batch.scopeMetrics });
+    // Deltas are taken in arrival order, per pipeline and receiver (each batch is that source's
+    // whole snapshot); the Prometheus side keeps the cumulative original.
+    const out = this._delta.convert(batch, `${info.pipeline ?? ''}\u0000${info.source}`, 'pipeline');
+    for (const rm of resourceGroups(out, this._identity, this._c.resource_attributes, this._s.inventory)) this._enqueue(rm);
+  }
+
+  /**
+   * Queues tsmetrics' own metrics (what `/metrics` serves as `tsmetrics_*`) for this endpoint, so
+   * an OTLP-only deployment can alert on `tsmetrics_source_up`, errors and drops. Runs every
+   * `self_telemetry.interval`; tests call it directly.
+   */
+  async pushSelfTelemetry(): Promise<void> {
+    if (this._stopped) return;
+    let collected: ResourceMetrics;
+    try {
+      collected = (await this._s.telemetry.collect()).resourceMetrics;
+    } catch (err) {
+      this._once.fail('self_telemetry', 'collect', 'collecting the own metrics for OTLP failed', { error: errorMessage(err) });
+      return;
+    }
+    if (this._stopped) return;
+    const out = this._delta.convert(collected, SELF_SOURCE, 'self');
+    // The process has no tailnet: one process can watch several.
+    this._enqueue({ resource: resourceFromAttributes({ ...this._identity, ...this._c.resource_attributes }), scopeMetrics: out.scopeMetrics });
+  }
+
+  private _enqueue(rm: ResourceMetrics): void {
+    // A request without points says nothing (a delta baseline, an empty snapshot).
+    if (countPoints(rm) === 0) return;
+    this._queue.push(rm);
     while (this._queue.length > this._c.max_queue_batches) {
       const dropped = this._queue.shift() as ResourceMetrics;
       this._drop(dropped, 'queue full');
     }
     if (this._c.interval === 0) this._kick();
+  }
+
+  /** Series whose last point the delta conversion holds (0 with cumulative temporality). */
+  trackedDeltaSeries(): number {
+    return this._delta.trackedSeries();
   }
 
   private _drop(batch: ResourceMetrics, why: string, quiet = false): void {
@@ -138,7 +119,7 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
     this._s.telemetry.dropped(this._s.id.key, n);
     this._s.telemetry.error(this._s.id.key, 'export');
     // Batches given up at shutdown are named once in the shutdown's own line.
-    if (!quiet) this._once.fail('export', why, 'OTLP export failed; batch dropped', { reason: why, endpoint: this._c.endpoint });
+    if (!quiet) this._once.fail('export', why, 'OTLP export failed; batch dropped', { reason: why, endpoint: this._endpoint, protocol: this._c.protocol });
   }
 
   private _kick(): void {
@@ -157,7 +138,7 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
         this.stats.sentBatches++;
         this.stats.sentPoints += n;
         this._s.telemetry.sent(this._s.id.key, n);
-        this._once.ok('export', 'OTLP export recovered', { endpoint: this._c.endpoint });
+        this._once.ok('export', 'OTLP export recovered', { endpoint: this._endpoint });
       } else {
         this._drop(batch, r.error?.message ?? 'failed', this._abandoned);
       }
@@ -180,12 +161,12 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
       };
       const giveUp = (why: string): void => {
         const err = new TsmetricsError(ErrorCode.EXPORT, why);
-        this._sockets.cancel(err);
+        this._transport.cancel(err);
         finish({ code: ExportResultCode.FAILED, error: err });
       };
       const timer = setTimeout(() => giveUp(`no complete answer within ${this._c.timeout} ms`), this._c.timeout);
       this._inFlight = { batch, giveUp };
-      this._exporter.export(batch, finish);
+      void this._transport.export(batch).then(finish);
     });
   }
 
@@ -203,6 +184,7 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
     if (this._stopped) return;
     this._stopped = true;
     if (this._timer) clearInterval(this._timer);
+    if (this._selfTimer) clearInterval(this._selfTimer);
     if ((await beforeDeadline(this.flush(), deadline)).state === 'cut') {
       this._abandoned = true;
       const left = this._queue.splice(0);
@@ -211,8 +193,9 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
       for (const b of left) this._drop(b, 'shutdown deadline', true);
       this._inFlight?.giveUp('cut off by the shutdown deadline');
     }
-    this._sockets.close(new TsmetricsError(ErrorCode.EXPORT, 'the OTLP exporter is shut down'));
-    await beforeDeadline(this._exporter.shutdown(), deadline).catch(() => undefined);
+    this._transport.close(new TsmetricsError(ErrorCode.EXPORT, 'the OTLP exporter is shut down'));
+    this._delta.clear();
+    await beforeDeadline(this._transport.shutdown(), deadline).catch(() => undefined);
   }
 
   /** What the last shutdown gave up on, e.g. `3 batches not sent (…)`. */
