@@ -289,8 +289,8 @@ export class TailnetApiSimulator {
       { id: 'kT0k3nOa7h11CNTRL', keyType: 'api', description: '', created: iso(now - 29 * MIN), expires: iso(now + 31 * MIN), scopes: ['all:read'], invalid: false },
     ];
     for (const id of this._ownApiKeyIds()) keys.push({ id, keyType: 'api', description: 'tsmetrics (simulated)', expirySeconds: 7_776_000, created: iso(day - 45 * DAY), expires: iso(day + 45 * DAY), scopes: ['all'], invalid: false, userId: 'uAlice' });
-    for (const c of this._c.oauthClients) keys.push({ id: c.id, keyType: 'client', description: 'tsmetrics collector', created: iso(day - 160 * DAY), updated: iso(day - 30 * DAY), scopes: [...(this._o.clientScopes?.[c.id] ?? ['all:read'])], invalid: false, userId: 'uAlice' });
-    for (const f of this._o.federatedClients ?? []) keys.push({ id: f.id, keyType: 'federated', description: 'tsmetrics workload identity', created: iso(day - 20 * DAY), scopes: [...(f.scopes ?? ['all:read'])], invalid: false, userId: 'uAlice', audience: `api.tailscale.com/${f.id}`, issuer: 'https://kubernetes.default.svc', subject: 'system:serviceaccount:monitoring:tsmetrics', customClaimRules: {} });
+    for (const c of this._c.oauthClients) keys.push({ id: c.id, keyType: 'client', description: 'tsmetrics collector', created: iso(day - 160 * DAY), updated: iso(day - 30 * DAY), scopes: [...(this._o.clientScopes?.[c.id] ?? ['all:read'])], tags: ['tag:monitoring'], invalid: false, userId: 'uAlice' });
+    for (const f of this._o.federatedClients ?? []) keys.push({ id: f.id, keyType: 'federated', description: 'tsmetrics workload identity', created: iso(day - 20 * DAY), scopes: [...(f.scopes ?? ['all:read'])], tags: ['tag:monitoring'], invalid: false, userId: 'uAlice', audience: `api.tailscale.com/${f.id}`, issuer: 'https://kubernetes.default.svc', subject: 'system:serviceaccount:monitoring:tsmetrics', customClaimRules: {} });
     return keys;
   }
 
