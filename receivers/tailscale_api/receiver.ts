@@ -128,19 +128,21 @@ export function createTailscaleApiReceiver(settings: Settings, config: Tailscale
   let runAll = false;
 
   /**
-   * One tick of the receiver (every `interval`): devices, then every collector whose own interval
-   * is due. Collectors run in the background so a slow or retrying one never delays the
-   * inventory; what each last produced is delivered with the tick, as one batch from this
-   * receiver. `collectNow` waits for all of them instead.
+   * One tick of the receiver (every `interval`): devices (the inventory is published at once),
+   * then every collector whose own interval is due. What each collector last produced is
+   * delivered with the tick, as one batch from this receiver; a collector still running after a
+   * short wait goes with a later tick. `collectNow` runs and waits for all of them.
    */
   const tick = async (signal: AbortSignal): Promise<ScrapeResult> => {
     const r: ScrapeResult | undefined = devicesOn ? await scrapeDevices(signal) : undefined;
     const now = settings.clock.now();
     const due = tasks.filter((t) => runAll || t.due(now, config.interval / 2));
-    // Without devices nothing else is delivered, so the tick waits for its collectors; otherwise
-    // they start after this tick's inventory went out, and their data goes with the next tick.
-    if (runAll || !devicesOn) await Promise.all(due.map((t) => (runAll ? t.runNow() : t.run())));
-    else if (due.length) setImmediate(() => due.forEach((t) => void t.run()));
+    const running = Promise.all(due.map((t) => (runAll ? t.runNow() : t.run())));
+    // The inventory is already published; the batch waits a little for the collectors that are
+    // due, so their data goes out with this tick. One that is slow (retrying, a large tailnet)
+    // goes with a later tick instead of holding up the devices' series.
+    if (runAll || !devicesOn) await running;
+    else if (due.length) await settlesWithin(running, Math.min(config.interval / 2, COLLECTOR_WAIT_MS));
     const parts = [r?.batch, ...tasks.map((t) => t.latest)].filter((b): b is ResourceMetrics => b !== undefined);
     const batch = parts.length === 0 ? undefined : parts.length === 1 ? parts[0] : { resource: (parts[0] as ResourceMetrics).resource, scopeMetrics: parts.flatMap((b) => b.scopeMetrics) };
     if (r) return { ...r, batch };
@@ -177,4 +179,17 @@ export function createTailscaleApiReceiver(settings: Settings, config: Tailscale
     shutdown: (deadline: AbortSignal) => loop.shutdown(deadline),
     shutdownCutOff: () => loop.shutdownCutOff() ?? collectorsCut,
   };
+}
+
+/** Longest a tick waits for its collectors before it delivers without the slow ones. */
+const COLLECTOR_WAIT_MS = 10_000;
+
+/** Resolves when `p` settles or `ms` pass, whichever comes first. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([p.then(() => undefined, () => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
