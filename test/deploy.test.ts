@@ -59,7 +59,9 @@ test('dashboards: UIDs, $datasource and device variables, cross-links, 30s refre
   const connectivity = JSON.parse(readFileSync(join(DEPLOY, 'grafana/tsmetrics-connectivity.json'), 'utf8'));
   assert.equal(details.uid, 'tsmetrics-device-details');
   assert.equal(connectivity.uid, 'tsmetrics-connectivity');
-  for (const [d, other] of [[overview, 'tsmetrics-device-details'], [details, 'tsmetrics-overview'], [connectivity, 'tsmetrics-overview']]) {
+  const governance = JSON.parse(readFileSync(join(DEPLOY, 'grafana/tsmetrics-governance.json'), 'utf8'));
+  assert.equal(governance.uid, 'tsmetrics-governance');
+  for (const [d, other] of [[overview, 'tsmetrics-device-details'], [details, 'tsmetrics-overview'], [connectivity, 'tsmetrics-overview'], [governance, 'tsmetrics-overview']]) {
     assert.equal(d.refresh, '30s');
     const names = d.templating.list.map((v: { name: string }) => v.name);
     assert.ok(names.includes('datasource') && names.includes('device'));
@@ -81,7 +83,7 @@ test('every metric name used by the dashboards and alert rules is produced by th
   const body = (await http(`${running.url}/metrics`)).body;
   const produced = new Set(parseExposition(body).flatMap((f) => f.samples.map((s) => s.name)));
   const used = new Map<string, string>();
-  for (const f of ['tsmetrics-overview.json', 'tsmetrics-device-details.json', 'tsmetrics-connectivity.json']) {
+  for (const f of ['tsmetrics-overview.json', 'tsmetrics-device-details.json', 'tsmetrics-connectivity.json', 'tsmetrics-governance.json']) {
     for (const e of dashboardExprs(JSON.parse(readFileSync(join(DEPLOY, 'grafana', f), 'utf8')))) for (const n of metricNames(e)) used.set(n, f);
   }
   const rules = parseYaml(readFileSync(join(DEPLOY, 'prometheus/alerts.yaml'), 'utf8')) as { groups: Array<{ rules: Array<{ expr: string }> }> };

@@ -70,7 +70,8 @@ const overview = [
   stat('Unapproved routes', `count(tailscale_device_routes_unapproved{${sel}}) or vector(0)`),
   stat('Keys expiring < 7d', `count((tailscale_device_machine_key_expiry{${sel}} > 0) and (tailscale_device_machine_key_expiry{${sel}} - time() < 7 * 86400)) or vector(0)`, 'short', 4, [{ color: 'green', value: null }, { color: 'red', value: 1 }]),
   stat('Scraped devices up', `sum(tsmetrics_device_scrape_up{${sel}}) / count(tsmetrics_device_scrape_up{${sel}}) * 100`, 'percent'),
-  stat('API source up', `min(tsmetrics_source_up{job=~"$job",source=~"tailscale_api.*|headscale.*"})`, 'short', 4, [{ color: 'red', value: null }, { color: 'green', value: 1 }]),
+  // The inventory sources only: the tailscale_api collectors beyond devices (`<id>:<name>`) are on the Governance dashboard.
+  stat('API source up', `min(tsmetrics_source_up{job=~"$job",source=~"tailscale_api[^:]*|headscale.*"})`, 'short', 4, [{ color: 'red', value: null }, { color: 'green', value: 1 }]),
   row('Traffic'),
   ts('Traffic in / out (all devices)', [target(`sum(rate(tailscaled_inbound_bytes_total{${sel}}[5m]))`, 'in'), target(`-sum(rate(tailscaled_outbound_bytes_total{${sel}}[5m]))`, 'out')], 'Bps'),
   ts('Inbound traffic by path (direct vs DERP vs peer relay)', [target(`sum by (path) (rate(tailscaled_inbound_bytes_total{${sel}}[5m]))`, '{{path}}')], 'Bps'),
@@ -273,8 +274,93 @@ const headscaleDash = dashboard('tsmetrics-headscale', 'Tailscale / Headscale', 
   ],
 });
 
+// ---- Governance (tailscale_api collectors: keys, users, policy, posture, log streams, Services) ----
+nextId = 1;
+grid.x = 0;
+grid.y = 0;
+const gv = 'job=~"$job"';
+const DAY = 86400;
+const governance = [
+  stat('Own credential expires in', `min(tailscale_credential_expiry_timestamp{${gv}}) - time()`, 's', 4, [{ color: 'red', value: null }, { color: 'orange', value: 7 * DAY }, { color: 'green', value: 14 * DAY }]),
+  stat('Keys expiring < 14d', `count((tailscale_key_expiry_timestamp{${gv}} - time() < 14 * ${DAY}) and (tailscale_key_invalid{${gv}} == 0)) or vector(0)`, 'short', 4, [{ color: 'green', value: null }, { color: 'orange', value: 1 }]),
+  stat('Invalid keys still listed', `sum(tailscale_key_invalid{${gv}}) or vector(0)`),
+  stat('Users awaiting approval', `sum(tailscale_users_awaiting_approval{${gv}})`, 'short', 4, [{ color: 'green', value: null }, { color: 'orange', value: 1 }]),
+  stat('Posture integrations failing', `sum(tailscale_posture_integration_error{${gv}}) or vector(0)`, 'short', 4, [{ color: 'green', value: null }, { color: 'red', value: 1 }]),
+  stat('Log streams failing', `sum(tailscale_log_stream_last_attempt_failed{${gv}}) or vector(0)`, 'short', 4, [{ color: 'green', value: null }, { color: 'red', value: 1 }]),
+  row('Keys and the exporter’s credential'),
+  peerTable(
+    'Keys by expiry',
+    [
+      target(`max by (key_id, key_type, description) (tailscale_key_info{${gv}})`),
+      target(`max by (key_id) (tailscale_key_expiry_timestamp{${gv}}) * 1000`),
+      target(`max by (key_id) (tailscale_key_invalid{${gv}})`),
+      target(`max by (key_id) (tailscale_key_revoked{${gv}})`),
+    ],
+    [['A', 'Key'], ['B', 'Expires', 'dateTimeFromNow'], ['C', 'Invalid'], ['D', 'Revoked']],
+    14,
+    10,
+  ),
+  ts('Days until expiry: the exporter’s credential and valid keys', [target(`(tailscale_credential_expiry_timestamp{${gv}} - time()) / ${DAY}`, 'tsmetrics ({{credential_type}} {{key_id}})'), target(`min by (key_type) ((tailscale_key_expiry_timestamp{${gv}} - time()) / ${DAY} and (tailscale_key_invalid{${gv}} == 0))`, 'soonest {{key_type}}')], 'd', 10, 10),
+  ts('Keys by type', [target(`sum by (key_type) (tailscale_key_count{${gv}})`, '{{key_type}}')], 'short', 12, 7),
+  ts('Keys by capability (auth keys)', [target(`sum by (capability) (tailscale_key_capability{${gv}})`, '{{capability}}')], 'short', 12, 7),
+  row('Users and invites'),
+  ts('Users by status', [target(`sum by (status) (tailscale_user_count{${gv}})`, '{{status}}')], 'short', 8),
+  ts('Users by role', [target(`sum by (role) (tailscale_user_count{${gv}})`, '{{role}}')], 'short', 8),
+  ts('Users connected now, open invites', [target(`sum(tailscale_user_connected{${gv}})`, 'connected'), target(`sum(tailscale_user_invite_count{${gv}})`, 'open invites')], 'short', 8),
+  peerTable('Users awaiting approval', [target(`max by (user_id, login_name, display_name) (tailscale_user_info{${gv},status="needs-approval"})`), target(`max by (user_id) (tailscale_user_created_timestamp{${gv}} and on (user_id) tailscale_user_info{${gv},status="needs-approval"}) * 1000`)], [['A', 'User'], ['B', 'Joined', 'dateTimeFromNow']], 12, 8),
+  peerTable('Open user invites', [target(`max by (invite_id, role, email) (tailscale_user_invite_info{${gv}})`), target(`max by (invite_id) (time() - tailscale_user_invite_first_seen_timestamp{${gv}})`), target(`max by (invite_id) (tailscale_user_invite_last_email_sent_timestamp{${gv}}) * 1000`)], [['A', 'Invite'], ['B', 'Open for (seen by tsmetrics)', 's'], ['C', 'Last emailed', 'dateTimeFromNow']], 12, 8),
+  row('Policy file'),
+  stat('Valid (API verdict)', `min(tailscale_policy_valid{${gv}})`, 'short', 4, [{ color: 'red', value: null }, { color: 'green', value: 1 }]),
+  stat('Last change seen', `max(tailscale_policy_last_change_timestamp{${gv}}) * 1000`, 'dateTimeFromNow', 4),
+  stat('Changes in 24h', `sum(increase(tailscale_policy_changes_total{${gv}}[24h]))`, 'short', 4),
+  stat('Warnings', `sum(tailscale_policy_warnings{${gv}})`, 'short', 4),
+  stat('Size', `max(tailscale_policy_size_bytes{${gv}})`, 'bytes', 4),
+  stat('Grants', `sum(tailscale_policy_entries{${gv},section="grants"})`, 'short', 4),
+  ts('Policy versions over time (one series per hash)', [target(`count by (hash) (tailscale_policy_info{${gv}})`, '{{hash}}')], 'short', 12),
+  ts('Policy entries by section', [target(`sum by (section) (tailscale_policy_entries{${gv}})`, '{{section}}')], 'short', 12),
+  row('Posture integrations'),
+  peerTable(
+    'Integrations',
+    [
+      target(`max by (integration_id, provider) (tailscale_posture_integration_info{${gv}})`),
+      target(`max by (integration_id) (tailscale_posture_integration_error{${gv}})`),
+      target(`max by (integration_id) (tailscale_posture_integration_last_sync_timestamp{${gv}}) * 1000`),
+      target(`max by (integration_id) (tailscale_posture_integration_matched_hosts{${gv}})`),
+      target(`max by (integration_id) (tailscale_posture_integration_provider_hosts{${gv}})`),
+    ],
+    [['A', 'Integration'], ['B', 'Failing'], ['C', 'Last sync', 'dateTimeFromNow'], ['D', 'Matched'], ['E', 'Provider hosts']],
+    14,
+    8,
+  ),
+  ts('Integrations failing', [target(`sum by (integration_id) (tailscale_posture_integration_error{${gv}}) * on (integration_id) group_left (provider) max by (integration_id, provider) (tailscale_posture_integration_info{${gv}})`, '{{provider}}')], 'short', 10, 8),
+  row('Log streaming'),
+  ts('Published bytes by log type', [target(`sum by (log_type) (rate(tailscale_log_stream_sent_bytes_total{${gv}}[15m]))`, '{{log_type}}')], 'Bps', 8),
+  ts('Failed requests to the destination', [target(`sum by (log_type) (rate(tailscale_log_stream_failed_requests_total{${gv}}[15m]))`, '{{log_type}}')], 'reqps', 8),
+  ts('Since last publish attempt', [target(`time() - max by (log_type) (tailscale_log_stream_last_activity_timestamp{${gv}})`, '{{log_type}}')], 's', 8),
+  row('Services and their hosts'),
+  peerTable('Services', [target(`max by (service, ipv4, ipv6) (tailscale_service_info{${gv}})`), target(`max by (service) (tailscale_service_hosts{${gv}})`), target(`max by (service) (tailscale_service_approved_hosts{${gv}})`)], [['A', 'Service'], ['B', 'Hosts'], ['C', 'Approved']], 12, 8),
+  peerTable('Hosts', [target(`max by (service, device_name, approval_level, configured) (tailscale_service_host{${gv},device_name=~"$device"})`)], [['A', 'Host']], 12, 8),
+  row('Tailnet settings, DNS, webhooks'),
+  peerTable('Boolean settings', [target(`max by (setting) (tailscale_tailnet_setting{${gv}})`)], [['A', 'On']], 8, 8),
+  stat('MagicDNS', `min(tailscale_dns_magic_dns{${gv}})`, 'short', 4),
+  stat('Nameservers', `sum(tailscale_dns_nameservers{${gv}})`, 'short', 4),
+  stat('Split-DNS domains', `sum(tailscale_dns_split_domains{${gv}})`, 'short', 4),
+  stat('Webhook endpoints', `sum(tailscale_webhook_count{${gv}})`, 'short', 4),
+  ts('Collectors up (tsmetrics_source_up)', [target(`min by (source) (tsmetrics_source_up{${gv},source=~"tailscale_api.*"})`, '{{source}}')], 'short', 16, 8),
+  ts('Node key lifetime (days)', [target(`max(tailscale_tailnet_device_key_duration_seconds{${gv}}) / ${DAY}`, 'devicesKeyDurationDays')], 'd', 8, 8),
+];
+const governanceDash = dashboard('tsmetrics-governance', 'Tailscale / Governance', governance, {
+  deviceQuery: 'label_values(tailscale_service_host{job=~"$job"}, device_name)',
+  deviceLabel: 'Service host',
+  links: [
+    { type: 'dashboards', title: 'Overview', url: '/d/tsmetrics-overview', asDropdown: false, includeVars: false, keepTime: true, tags: [] },
+    { type: 'dashboards', title: 'Device details', url: '/d/tsmetrics-device-details', asDropdown: false, includeVars: false, keepTime: true, tags: [] },
+  ],
+});
+
 const here = new URL('.', import.meta.url);
 writeFileSync(new URL('tsmetrics-overview.json', here), JSON.stringify(overviewDash, null, 2) + '\n');
 writeFileSync(new URL('tsmetrics-device-details.json', here), JSON.stringify(detailsDash, null, 2) + '\n');
 writeFileSync(new URL('tsmetrics-connectivity.json', here), JSON.stringify(connectivityDash, null, 2) + '\n');
 writeFileSync(new URL('tsmetrics-headscale.json', here), JSON.stringify(headscaleDash, null, 2) + '\n');
+writeFileSync(new URL('tsmetrics-governance.json', here), JSON.stringify(governanceDash, null, 2) + '\n');
