@@ -3,10 +3,12 @@ import { ConfigError, type ConfigProblem } from '../errors.ts';
 import { addConfigFormats, splitList, type SettingSchema } from './schema.ts';
 import type { RawServiceConfig } from './service.ts';
 import { applySecretFiles } from './secrets-file.ts';
+import { OTLP_ENV_PATHS, otlpEnvProblems, otlpEnvSchema, otlpExporterFromEnv, type OtlpEnvSettings } from './otlp-env.ts';
 import { COLLECTOR_NAMES } from '../../receivers/tailscale_api/collectors/spec.ts';
 
 /** Environment variables tsmetrics reads (the Go exporter's names and meanings, plus additions). */
-export interface EnvSettings {
+// The OTEL_* variables live in otlp-env.ts.
+export interface EnvSettings extends OtlpEnvSettings {
   OAUTH_CLIENT_ID: string;
   OAUTH_CLIENT_SECRET: string;
   OAUTH_TOKEN: string;
@@ -36,13 +38,6 @@ export interface EnvSettings {
   TSNET_TAGS: string[];
   TS_AUTHKEY: string;
   CONFIG_FILE: string;
-  OTEL_EXPORTER_OTLP_ENDPOINT: string;
-  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: string;
-  OTEL_EXPORTER_OTLP_HEADERS: string;
-  OTEL_EXPORTER_OTLP_PROTOCOL: string;
-  OTEL_EXPORTER_OTLP_COMPRESSION: string;
-  OTEL_EXPORTER_OTLP_TIMEOUT: number;
-  OTEL_METRIC_EXPORT_INTERVAL: number;
   DEMO_DEVICES: number;
   SHARD_COUNT: number;
   SHARD_INDEX: number;
@@ -130,13 +125,7 @@ export const envSchema: { [K in keyof EnvSettings]: SettingSchema<EnvSettings[K]
   TSNET_TAGS: list('TSNET_TAGS', 'Tags the exporter’s node advertises.'),
   TS_AUTHKEY: secret('TS_AUTHKEY', 'Auth key for the exporter’s node.'),
   CONFIG_FILE: s('CONFIG_FILE', 'YAML pipeline file; replaces the env-built pipeline.'),
-  OTEL_EXPORTER_OTLP_ENDPOINT: s('OTEL_EXPORTER_OTLP_ENDPOINT', 'OTLP/HTTP base URL; enables OTLP push.'),
-  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: s('OTEL_EXPORTER_OTLP_METRICS_ENDPOINT', 'OTLP/HTTP metrics URL (used as given).'),
-  OTEL_EXPORTER_OTLP_HEADERS: secret('OTEL_EXPORTER_OTLP_HEADERS', 'key=value,… headers sent with OTLP requests.'),
-  OTEL_EXPORTER_OTLP_PROTOCOL: { env: 'OTEL_EXPORTER_OTLP_PROTOCOL', doc: 'http/protobuf or http/json.', format: ['http/protobuf', 'http/json'], default: 'http/protobuf' },
-  OTEL_EXPORTER_OTLP_COMPRESSION: { env: 'OTEL_EXPORTER_OTLP_COMPRESSION', doc: 'gzip or none.', format: ['gzip', 'none'], default: 'none' },
-  OTEL_EXPORTER_OTLP_TIMEOUT: { env: 'OTEL_EXPORTER_OTLP_TIMEOUT', doc: 'OTLP request deadline incl. retries, ms.', format: 'ms_number', default: 10_000 },
-  OTEL_METRIC_EXPORT_INTERVAL: { env: 'OTEL_METRIC_EXPORT_INTERVAL', doc: 'OTLP push interval, ms (0 = push as each cycle completes).', format: 'nat', default: 0 },
+  ...otlpEnvSchema,
   DEMO_DEVICES: { env: 'DEMO_DEVICES', doc: 'Demo mode: number of simulated devices.', format: 'nat', default: 12 },
   SHARD_COUNT: { env: 'SHARD_COUNT', doc: 'Replicas sharing the device scrape (stable hash of the device id).', format: 'nat', default: 1 },
   TAILSCALED_PATH: s('TAILSCALED_PATH', 'tsnet mode: tailscaled binary (default: found on PATH).'),
@@ -217,10 +206,7 @@ export function parseHeaderList(text: string): Record<string, string> {
  * not `exporters.otlp.endpoint`).
  */
 const ENV_PATHS: ReadonlyArray<[RegExp, string]> = [
-  [/^exporters\.otlp\.endpoint$/, 'OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT'],
-  [/^exporters\.otlp\.headers/, 'OTEL_EXPORTER_OTLP_HEADERS'],
-  [/^exporters\.otlp\.timeout$/, 'OTEL_EXPORTER_OTLP_TIMEOUT'],
-  [/^exporters\.otlp\.interval$/, 'OTEL_METRIC_EXPORT_INTERVAL'],
+  ...OTLP_ENV_PATHS,
   [/^receivers\.tailscale_api\.api_url$/, 'TAILSCALE_API_URL'],
   [/^receivers\.tailscale_api\.tailnet$/, 'TAILNET_NAME'],
   [/^receivers\.tailscale_api\.interval$/, 'SCRAPE_INTERVAL'],
@@ -306,6 +292,7 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
   if (e.SHARD_COUNT < 1) problems.push({ source: 'env', path: 'SHARD_COUNT', message: 'must be at least 1' });
   else if (e.SHARD_INDEX >= e.SHARD_COUNT) problems.push({ source: 'env', path: 'SHARD_INDEX', message: `must be below SHARD_COUNT (${e.SHARD_COUNT})` });
   if (e.MAX_CONCURRENT_SCRAPES < 1) problems.push({ source: 'env', path: 'MAX_CONCURRENT_SCRAPES', message: 'must be at least 1' });
+  problems.push(...otlpEnvProblems(e));
   if (problems.length) throw new ConfigError(problems);
 
   const interval = `${e.SCRAPE_INTERVAL}ms`;
@@ -326,17 +313,8 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
   if (!e.TS_API_COLLECTORS.includes('all')) api.collectors = Object.fromEntries([...new Set([...COLLECTOR_NAMES, ...e.TS_API_COLLECTORS])].map((c) => [c, e.TS_API_COLLECTORS.includes(c)]));
   const tag = e.SCRAPE_TAG.startsWith('tag:') ? e.SCRAPE_TAG : `tag:${e.SCRAPE_TAG}`;
   const exporters: Record<string, unknown> = { prometheus: {} };
-  const endpoint = e.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT || e.OTEL_EXPORTER_OTLP_ENDPOINT;
-  if (endpoint) {
-    exporters.otlp = {
-      endpoint: e.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT || `${e.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/metrics`,
-      protocol: e.OTEL_EXPORTER_OTLP_PROTOCOL,
-      headers: parseHeaderList(e.OTEL_EXPORTER_OTLP_HEADERS),
-      compression: e.OTEL_EXPORTER_OTLP_COMPRESSION,
-      timeout: `${e.OTEL_EXPORTER_OTLP_TIMEOUT}ms`,
-      interval: `${e.OTEL_METRIC_EXPORT_INTERVAL}ms`,
-    };
-  }
+  const otlp = otlpExporterFromEnv(e, { shardIndex: e.SHARD_INDEX, shardCount: e.SHARD_COUNT, scrapeIntervalMs: e.SCRAPE_INTERVAL });
+  if (otlp) exporters.otlp = otlp;
   return {
     receivers: {
       ...(withTailscale ? { tailscale_api: api } : {}),

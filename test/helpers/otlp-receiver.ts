@@ -104,7 +104,9 @@ function numberPoint(b: Buffer): WirePoint {
   const fs = fields(b);
   const p: WirePoint = { attributes: kvs(sub(fs, 7)), startTimeUnixNano: fixed64(fs, 2), timeUnixNano: fixed64(fs, 3), flags: varint(fs, 8) };
   const v = dbl(fs, 4);
+  const asInt = fs.find((x) => x.n === 6);
   if (v !== undefined) p.value = v;
+  else if (asInt) p.value = Number((asInt.v as Buffer).readBigInt64LE(0));
   return p;
 }
 function histogramPoint(b: Buffer): WirePoint {
@@ -119,7 +121,7 @@ function histogramPoint(b: Buffer): WirePoint {
     explicitBounds: fs.filter((f) => f.n === 7).map((f) => (f.v as Buffer).readDoubleLE(0)),
   };
 }
-function decodeProtobuf(body: Buffer): Omit<WireRequest, 'contentType' | 'encoding' | 'headers'> {
+export function decodeProtobuf(body: Buffer): Omit<WireRequest, 'contentType' | 'encoding' | 'headers'> {
   const rm = fields(sub(fields(body), 1)[0] ?? Buffer.alloc(0));
   const resource = kvs(sub(fields(sub(rm, 1)[0] ?? Buffer.alloc(0)), 1));
   const metrics: WireMetric[] = [];
