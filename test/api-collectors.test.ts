@@ -7,7 +7,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -245,6 +245,22 @@ test('every metric of every collector for every fixture record', async (t) => {
   // Every documented metric of every collector was served (no fixture key carries a tag
   // restriction; the simulator test covers tailscale_key_tag).
   for (const c of OTHERS) for (const [name] of Object.values(COLLECTOR_METRICS[c])) if (name !== 'tailscale_key_tag') assert.ok(f.has(name), `${c}: ${name} is served`);
+});
+
+test('the receiver README lists every collector metric with its source field, and every collector with its scopes', () => {
+  const readme = readFileSync(join(ROOT, 'receivers/tailscale_api/README.md'), 'utf8');
+  for (const c of OTHERS) {
+    for (const [name, , source] of Object.values(COLLECTOR_METRICS[c])) {
+      const row = readme.split('\n').find((l) => l.startsWith(`| \`${name}\` |`));
+      assert.ok(row, `${name} is in the README`);
+      assert.ok(row.includes(source.replace(/\|/g, '\\|')), `${name}: its source field is named`);
+    }
+  }
+  for (const [name, info] of Object.entries(COLLECTORS)) {
+    const row = readme.split('\n').find((l) => l.startsWith(`| \`${name}\` |`));
+    assert.ok(row, `collector ${name} is in the README`);
+    for (const s of info.scopes) assert.ok(row.includes(`\`${s}\``), `${name}: scope ${s}`);
+  }
 });
 
 test('calls are accounted for: one list call per collector per cycle, Service hosts one per Service, counted by collector', async (t) => {
