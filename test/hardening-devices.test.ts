@@ -392,3 +392,71 @@ test('a real Prometheus scrapes a page fed by hostile devices: up is 1 and the h
   const online = await query(`tailscale_device_online{device_id="${GOOD}"}`);
   assert.equal(online.data.result[0]?.value[1], '1', 'the API family was not shadowed');
 });
+
+test('a gzip stream of empty deflate blocks is cut by its compressed size; the other devices are unaffected', async (t) => {
+  // The evil device's first address is not loopback, so the simulator leaves its second one
+  // (the one dialed) to the hostile server below.
+  const { sim, service, page } = await setup(t, [device(GOOD, ['127.0.3.1']), device(EVIL, ['2001:db8::9', '127.0.3.2'])], { max_body_size: 256 * 1024, timeout: '5s' });
+  sim.setDeviceFault(GOOD, { kind: 'body', body: fixture('client-metrics.txt') });
+  // A gzip header, then empty stored blocks (00 00 00 ff ff) that inflate to nothing, forever.
+  const header = Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff]);
+  const empty = Buffer.alloc(64 * 1000);
+  for (let i = 0; i + 5 <= empty.length; i += 5) empty.set([0, 0, 0, 0xff, 0xff], i);
+  let sent = 0;
+  const server = createHttpServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-encoding': 'gzip' });
+    res.write(header);
+    const pump = (): void => {
+      while (!res.destroyed && sent < 64 * 1024 * 1024 && res.write(empty)) sent += empty.length;
+      if (!res.destroyed && sent < 64 * 1024 * 1024) res.once('drain', pump);
+    };
+    pump();
+  });
+  await new Promise<void>((r) => server.listen(sim.devicePort, '127.0.3.2', () => r()));
+  t.after(() => {
+    server.closeAllConnections();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  await service.collectNow();
+  const f = families(await page());
+  assert.equal(sampleValue(f, 'tsmetrics_device_scrape_errors_total', { device_id: EVIL, kind: 'too_large' }), 1);
+  assert.equal(sampleValue(f, 'tsmetrics_device_scrape_up', { device_id: GOOD }), 1);
+  assert.ok(sent < 8 * 1024 * 1024, `the stream was cut early (${sent} bytes sent, limit 256 KiB)`);
+});
+
+test('one device cannot fill the shared family registry: past its share its families are dropped, an honest device keeps all of its own', async (t) => {
+  const { sim, service, page } = await setup(t, [device(EVIL, ['127.0.3.10']), device(GOOD, ['127.0.3.11'])]);
+  let flood = '';
+  for (let i = 0; i < 5_000; i++) flood += `tailscaled_z${i} 1\n`;
+  sim.setDeviceFault(EVIL, { kind: 'body', body: flood });
+  sim.setDeviceFault(GOOD, { kind: 'body', body: fixture('client-metrics.txt') });
+  for (let i = 0; i < 3; i++) await service.collectNow();
+  const f = families(await page());
+  assert.equal(sampleValue(f, 'tailscaled_inbound_dropped_packets_total', { device_id: GOOD, reason: 'acl' }), 18342);
+  assert.equal([...f.keys()].filter((n) => n.startsWith('tailscaled_z')).length, 500, 'the flooding device got its share (max_families) and no more');
+  assert.ok((sampleValue(f, 'tsmetrics_device_scrape_errors_total', { device_id: EVIL, kind: 'limit' }) ?? 0) >= 1);
+  assert.equal(sampleValue(f, 'tsmetrics_device_scrape_errors_total', { device_id: GOOD, kind: 'limit' }), undefined);
+});
+
+test('histograms keep their _sum and _count; tailscaled_clientmetric_* is reserved for the local node; IPv4-mapped addresses of ourselves are ourselves', async (t) => {
+  const { sim, service, page } = await setup(t, [device(GOOD, ['127.0.3.20'])]);
+  sim.setDeviceFault(GOOD, {
+    kind: 'body',
+    body: '# TYPE tailscaled_h histogram\ntailscaled_h_bucket{p="x",le="1"} 3\ntailscaled_h_bucket{p="x",le="2"} 5\ntailscaled_h_bucket{p="x",le="+Inf"} 6\ntailscaled_h_sum{p="x"} 2.5\ntailscaled_h_count{p="x"} 7\n# TYPE tailscaled_clientmetric_x gauge\ntailscaled_clientmetric_x 1\n',
+  });
+  await service.collectNow();
+  const f = families(await page());
+  const part = (name: string, match: Record<string, string>): number | undefined => f.get('tailscaled_h')?.samples.find((x) => x.name === name && Object.entries(match).every(([k, v]) => x.labels[k] === v))?.value;
+  assert.equal(part('tailscaled_h_sum', { device_id: GOOD, p: 'x' }), 2.5);
+  assert.equal(part('tailscaled_h_count', { device_id: GOOD, p: 'x' }), 7);
+  assert.equal(part('tailscaled_h_bucket', { device_id: GOOD, p: 'x', le: '2' }), 5);
+  assert.equal(f.get('tailscaled_clientmetric_x'), undefined);
+  assert.equal(sampleValue(f, 'tsmetrics_device_scrape_errors_total', { device_id: GOOD, kind: 'namespace' }), 1);
+  const self = new SelfEndpoints();
+  self.add('127.0.0.1', 9100);
+  for (const a of ['::ffff:127.0.0.1', '::ffff:7f00:1', '127.0.0.1']) assert.equal(self.isSelf(a, 9100, () => new Set()), true, a);
+  const wild = new SelfEndpoints();
+  wild.add('0.0.0.0', 9100);
+  assert.equal(wild.isSelf('::ffff:7f00:5', 9100, () => new Set()), true);
+  assert.equal(wild.isSelf('::ffff:7f00:5', 9101, () => new Set()), false);
+});

@@ -220,3 +220,48 @@ test('/health is degraded when most targeted devices fail their scrape', async (
   assert.equal(after.sources.device_metrics?.devices_targeted, ids.length);
   assert.equal(after.sources.device_metrics?.devices_scraped, 1);
 });
+
+test('one client address cannot take every connection: beyond its share it is cut off, others still get in', async (t) => {
+  const sim = new TailnetSimulator({ devices: 4 });
+  await sim.start();
+  t.after(() => sim.stop());
+  const service = pipeline(sim);
+  await service.collectNow();
+  const { port, url } = await serve(t, service, { maxConnections: 64, maxConnectionsPerIp: 8 });
+  // The flood comes from another loopback address than the probes (127.0.0.1).
+  const flood: Socket[] = [];
+  const closed: boolean[] = [];
+  for (let i = 0; i < 40; i++) {
+    const s = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.7' });
+    const k = i;
+    closed[k] = false;
+    s.on('close', () => (closed[k] = true));
+    s.on('error', () => undefined);
+    flood.push(s);
+  }
+  t.after(() => flood.forEach((s) => s.destroy()));
+  await waitFor(() => closed.filter(Boolean).length >= 32, 5000);
+  assert.equal(closed.filter((c) => !c).length, 8, 'the flooding address keeps exactly its share');
+  for (const p of ['/livez', '/health', '/metrics']) assert.equal((await http(`${url}${p}`)).status, 200, `${p} from another client`);
+});
+
+test('a stalled /metrics reader gives up its slot to a new scrape once its socket has not moved for a few seconds', { timeout: 60_000 }, async (t) => {
+  const sim = new TailnetSimulator({ devices: 6 });
+  await sim.start();
+  t.after(() => sim.stop());
+  let big = '# TYPE tailscaled_big_series gauge\n';
+  for (let i = 0; i < 100_000; i++) big += `tailscaled_big_series{n="${i}"} ${i}\n`;
+  sim.setDeviceFault(targeted(sim)[0] as string, { kind: 'body', body: big });
+  const service = pipeline(sim, { max_samples: 200_000, max_body_size: 16 * 1024 * 1024 });
+  await service.collectNow();
+  const { server, port, url } = await serve(t, service, { maxMetricsStreams: 2, writeTimeoutMs: 60_000 });
+  const stalled = [await stalledClient(t, port, '/metrics'), await stalledClient(t, port, '/metrics')];
+  await waitFor(() => server.activeStreams === 2, 5000);
+  assert.equal((await http(`${url}/metrics`)).status, 503, 'at first the slots are taken');
+  // Long before the 60 s write timeout, a new scrape gets through by evicting a stalled reader.
+  const ok = await waitFor(async () => ((await http(`${url}/metrics`)).status === 200 ? true : undefined), 20_000, 500);
+  assert.ok(ok);
+  // A paused socket learns of the reset only when it reads again.
+  for (const c of stalled) c.socket.resume();
+  await waitFor(() => stalled.some((c) => c.closed), 10_000);
+});

@@ -18,6 +18,7 @@ export interface DeviceMetricsConfig {
   max_label_name_length: number;
   max_labels: number;
   max_help_length: number;
+  max_families: number;
   include_families: string[];
   exclude_families: string[];
   backoff_max_cycles: number;
@@ -35,8 +36,10 @@ export const configSchema = defineSchema<DeviceMetricsConfig>(
     path: { doc: 'HTTP path of the client metrics.', format: String, default: '/metrics' },
     timeout: { doc: 'Per-device bound on connect, headers and the whole body.', format: 'positive_duration', default: 10_000 },
     max_concurrent: { doc: 'Parallel scrapes.', format: 'nat', default: 10 },
-    max_body_size: { doc: 'Largest (decompressed) body accepted from a device, bytes.', format: 'nat', default: 10 * 1024 * 1024 },
-    max_samples: { doc: 'Most samples accepted from one device per scrape.', format: 'nat', default: 50_000 },
+    // tailscaled sends about 10 KB and 80 samples; the bounds leave a wide margin without letting
+    // one device cost the process hundreds of megabytes per cycle.
+    max_body_size: { doc: 'Largest body accepted from a device, bytes (checked on the compressed and the decompressed size).', format: 'nat', default: 4 * 1024 * 1024 },
+    max_samples: { doc: 'Most samples accepted from one device per scrape.', format: 'nat', default: 20_000 },
     allowed_cidrs: { doc: 'Only addresses inside these networks are ever dialed.', format: 'cidr_list', default: ['100.64.0.0/10', 'fd7a:115c:a1e0::/48'] },
     address: { doc: 'Which device address to dial: ipv4 (first IPv4 inside allowed_cidrs, else IPv6), ipv6, or magicdns (the name, resolved and checked).', format: ['ipv4', 'ipv6', 'magicdns'], default: 'ipv4' },
     require_tag: { doc: 'Only scrape devices carrying scrape_tag (the security rule).', format: Boolean, default: true },
@@ -50,6 +53,7 @@ export const configSchema = defineSchema<DeviceMetricsConfig>(
     max_label_name_length: { doc: 'Longest label name accepted from a device, characters (longer: the scrape fails with kind "limit").', format: 'nat', default: 128 },
     max_labels: { doc: 'Most labels on one sample (more: the scrape fails with kind "limit").', format: 'nat', default: 32 },
     max_help_length: { doc: 'HELP texts are cut to this many characters.', format: 'nat', default: 1024 },
+    max_families: { doc: 'Most metric families one device may contribute per scrape (tailscaled sends about 20); the rest are dropped and counted as kind "limit".', format: 'nat', default: 500 },
     include_families: { doc: 'Only these metric families (exact names or * globs; empty = all).', format: 'string_list', default: [] },
     exclude_families: { doc: 'Never these metric families (exact names or * globs).', format: 'string_list', default: [] },
     backoff_max_cycles: { doc: 'A failing device is skipped for 1, 2, 4 … cycles, at most this many.', format: 'nat', default: 8 },
@@ -62,7 +66,7 @@ export const configSchema = defineSchema<DeviceMetricsConfig>(
     const p: Array<{ path: string; message: string }> = [];
     if (c.family_namespace.length === 0) p.push({ path: 'family_namespace', message: 'must name at least one glob (e.g. tailscaled_*)' });
     for (const g of c.family_namespace) if (/^(tailscale_|tsmetrics_|\*)/i.test(g) && !/^tailscaled_/i.test(g)) p.push({ path: 'family_namespace', message: `"${g}" would let devices write tailscale_* or tsmetrics_* series; choose a narrower glob` });
-    for (const k of ['max_name_length', 'max_label_name_length', 'max_labels', 'max_help_length'] as const) if (c[k] < 1) p.push({ path: k, message: 'must be at least 1' });
+    for (const k of ['max_name_length', 'max_label_name_length', 'max_labels', 'max_help_length', 'max_families'] as const) if (c[k] < 1) p.push({ path: k, message: 'must be at least 1' });
     if (c.max_concurrent < 1) p.push({ path: 'max_concurrent', message: 'must be at least 1' });
     if (!c.path.startsWith('/')) p.push({ path: 'path', message: 'must start with /' });
     if (c.shard_count < 1) p.push({ path: 'shard_count', message: 'must be at least 1' });

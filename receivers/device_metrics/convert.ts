@@ -112,6 +112,12 @@ export interface ConvertContext {
   readonly namespace?: (name: string) => boolean;
   /** Counts of what was left out, for the receiver's per-device error counters. */
   readonly report?: ConvertReport;
+  /**
+   * Most families one device may contribute per scrape. The registry is shared by every device,
+   * so without a per-device share one device could fill it with made-up names and leave no room
+   * for anyone else's.
+   */
+  readonly maxFamilies?: number;
 }
 
 /** What a conversion left out, and why. */
@@ -212,11 +218,16 @@ function exposedName(name: string, kind: OutputKind): string {
  * holds for the name it will print as (histograms also claim their `_bucket`, `_count` and
  * `_sum` lines). Counts what is refused in `ctx.report`.
  */
-function admitted(ctx: ConvertContext, registry: FamilyRegistry, name: string, kind: OutputKind, help: string, samples: number): boolean {
+function admitted(ctx: ConvertContext, registry: FamilyRegistry, name: string, kind: OutputKind, help: string, samples: number, budget: { left: number }): boolean {
   if (ctx.namespace && !ctx.namespace(name)) {
     if (ctx.report) ctx.report.outsideNamespace += samples;
     return false;
   }
+  if (budget.left <= 0) {
+    if (ctx.report) ctx.report.registryFull += samples;
+    return false;
+  }
+  budget.left--;
   // The OpenTelemetry name and the printed name(s) are both claimed: a counter `x` prints as
   // `x_total`, so a gauge named `x` or `x_total` from another device would collide with it.
   const exposed = exposedName(name, kind);
@@ -244,6 +255,7 @@ function admitted(ctx: ConvertContext, registry: FamilyRegistry, name: string, k
 export function convertFamilies(families: readonly ExpositionFamily[], ctx: ConvertContext): number {
   const now = msToHrTime(ctx.timeMs);
   const registry = ctx.families ?? new FamilyRegistry();
+  const budget = { left: ctx.maxFamilies ?? Infinity };
   ctx.tracker.device(attributeSignatureOf(ctx.deviceLabels));
   let n = 0;
   for (const fam of families) {
@@ -253,7 +265,7 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
     const help = fam.help ?? '';
     switch (fam.type) {
       case 'counter': {
-        if (!admitted(ctx, registry, name, 'counter', help, fam.samples.length)) break;
+        if (!admitted(ctx, registry, name, 'counter', help, fam.samples.length, budget)) break;
         const m = ctx.out.metric(name, registry.help(name), 'counter');
         for (const s of fam.samples) {
           if (Number.isNaN(s.value)) continue;
@@ -267,7 +279,7 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
         break;
       }
       case 'histogram':
-        if (!admitted(ctx, registry, name, 'histogram', help, fam.samples.length)) break;
+        if (!admitted(ctx, registry, name, 'histogram', help, fam.samples.length, budget)) break;
         n += convertHistogram(fam, name, registry.help(name), ctx, now);
         break;
       case 'summary': {
@@ -278,7 +290,7 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
           if (sname === undefined) continue;
           let ok = verdicts.get(sname);
           if (ok === undefined) {
-            ok = admitted(ctx, registry, sname, 'gauge', help, fam.samples.filter((x) => x.name === s.name).length);
+            ok = admitted(ctx, registry, sname, 'gauge', help, fam.samples.filter((x) => x.name === s.name).length, budget);
             verdicts.set(sname, ok);
           }
           if (!ok) continue;
@@ -293,7 +305,7 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
         break;
       }
       default: {
-        if (!admitted(ctx, registry, name, 'gauge', help, fam.samples.length)) break;
+        if (!admitted(ctx, registry, name, 'gauge', help, fam.samples.length, budget)) break;
         const m = ctx.out.metric(name, registry.help(name), 'gauge');
         for (const s of fam.samples) {
           const st = ctx.tracker.series(seriesKey(s.name, s.labels), () => attrs(ctx, s.labels));
@@ -319,7 +331,10 @@ function convertHistogram(fam: ExpositionFamily, name: string, help: string, ctx
   }
   const groups = new Map<string, Group>();
   const group = (s: ExpositionSample, skip?: string): Group => {
-    const key = seriesKey('', s.labels, skip);
+    // One key format for buckets (without `le`) and for `_sum`/`_count` (which have no `le`), so
+    // the parts of one histogram meet in one group.
+    let key = '';
+    for (const l in s.labels) if (l !== skip) key += `\u0000${l}\u0001${s.labels[l]}`;
     let g = groups.get(key);
     if (!g) {
       const labels = { ...s.labels };

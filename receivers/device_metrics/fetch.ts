@@ -78,6 +78,7 @@ export function fetchMetrics(o: FetchOptions): Promise<string> {
     let done = false;
     const chunks: Buffer[] = [];
     let size = 0;
+    let compressed = 0;
     let gunzip: Gunzip | undefined;
     // Shutdown aborts scrapes in flight at once instead of letting them run to their timeout.
     const onAbort = (): void => finish(new ScrapeError('network', 'stopped'));
@@ -128,8 +129,13 @@ export function fetchMetrics(o: FetchOptions): Promise<string> {
       },
       onResponseData(_c, chunk) {
         if (done) return;
-        if (gunzip) gunzip.write(chunk);
-        else push(chunk);
+        if (gunzip) {
+          // Compressed bytes count against the limit too: a stream of empty deflate blocks
+          // decompresses to nothing and would otherwise be read (and inflated) without end.
+          compressed += chunk.length;
+          if (compressed > o.maxBytes) return finish(new ScrapeError('too_large', `compressed body exceeds the ${o.maxBytes}-byte limit`));
+          gunzip.write(chunk);
+        } else push(chunk);
       },
       onResponseEnd() {
         if (gunzip) gunzip.end();

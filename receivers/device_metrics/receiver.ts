@@ -125,7 +125,10 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
   const include = config.include_families.length ? globMatcher(config.include_families) : () => true;
   const exclude = config.exclude_families.length ? globMatcher(config.exclude_families) : () => false;
   const familyAllowed = (name: string): boolean => include(name) && !exclude(name);
-  const namespace = globMatcher(config.family_namespace);
+  // `tailscaled_clientmetric_*` is what local_tailscaled names a node's own clientmetrics; a
+  // device may not write into it (each receiver keeps its own type registry).
+  const inNamespace = globMatcher(config.family_namespace);
+  const namespace = (name: string): boolean => inNamespace(name) && !name.startsWith('tailscaled_clientmetric_');
   const families = new FamilyRegistry();
   const limits: ExpositionLimits = {
     maxSamples: config.max_samples,
@@ -236,7 +239,7 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
         }
         const now = settings.clock.now();
         const report: ConvertReport = { typeConflicts: 0, outsideNamespace: 0, registryFull: 0 };
-        s.lastSamples = convertFamilies(parsed, { out: bb, deviceLabels: labels, timeMs: now, tracker: s.tracker, familyAllowed, maxLabel: config.label_max_length, families, namespace, report });
+        s.lastSamples = convertFamilies(parsed, { out: bb, deviceLabels: labels, timeMs: now, tracker: s.tracker, familyAllowed, maxLabel: config.label_max_length, families, namespace, report, maxFamilies: config.max_families });
         s.tracker.commit();
         // Samples left out are counted once per scrape by reason; the scrape itself succeeded.
         const dropped: Array<[ErrorKind, number]> = [['type_conflict', report.typeConflicts], ['namespace', report.outsideNamespace], ['limit', report.registryFull]];

@@ -311,7 +311,7 @@ export class TailscaleApiClient {
       // Workload identity federation: the platform rotates the ID token file, so it is read for
       // every exchange. The exchange has no scope parameter; the identity fixes the scopes.
       const jwt = this._readForRenewal(c.oauth_id_token_file);
-      this._secrets.add(jwt);
+      this._secrets.add(jwt, 'tailscale_api:id_token');
       path = `${this._basePath}/api/v2/oauth/token-exchange`;
       form = new URLSearchParams({ client_id: c.oauth_client_id, jwt });
     } else {
@@ -329,7 +329,10 @@ export class TailscaleApiClient {
       throw new ApiCallError('decode', 'OAuth token response is not JSON');
     }
     if (typeof parsed.access_token !== 'string' || !parsed.access_token) throw new ApiCallError('decode', 'OAuth token response has no access_token');
-    this._secrets.add(parsed.access_token);
+    // A real access token is well under a kilobyte; a huge one would be sent on every request.
+    if (parsed.access_token.length > 8192) throw new ApiCallError('decode', `OAuth token response has an access_token of ${parsed.access_token.length} characters (at most 8192 accepted)`);
+    // One slot per client: a renewed token replaces the old one in the redactor.
+    this._secrets.add(parsed.access_token, `tailscale_api:access_token:${c.oauth_client_id}`);
     // What the token may do decides whether a 404 means "no scope" or "nothing there".
     this._granted = typeof parsed.scope === 'string' && parsed.scope.length <= 4096 ? new Set(parsed.scope.split(/\s+/).filter(Boolean)) : undefined;
     const lifetimeMs = (typeof parsed.expires_in === 'number' && parsed.expires_in > 0 ? Math.min(parsed.expires_in, 86_400) : 3600) * 1000;

@@ -54,7 +54,25 @@ export function jsonErrorWhere(err: unknown): string {
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const bool = (v: unknown): boolean | undefined => (typeof v === 'boolean' ? v : undefined);
-const strList = (v: unknown): string[] | undefined => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : undefined);
+/**
+ * Most entries kept from one list field of one device (tags, routes, addresses, endpoints,
+ * latency regions). Real devices have a handful; one hostile record with millions of tags would
+ * otherwise become millions of series and gigabytes of heap.
+ */
+export const MAX_LIST_ITEMS = 256;
+/** Longest string kept from a list entry (route, tag, address); longer ones are dropped. */
+const MAX_ITEM_LENGTH = 1024;
+
+/** Strings of a list, de-duplicated, at most MAX_LIST_ITEMS of them. */
+const strList = (v: unknown): string[] | undefined => {
+  if (!Array.isArray(v)) return undefined;
+  const out = new Set<string>();
+  for (const x of v) {
+    if (out.size >= MAX_LIST_ITEMS) break;
+    if (typeof x === 'string' && x.length <= MAX_ITEM_LENGTH) out.add(x);
+  }
+  return [...out];
+};
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 const FEATURES: Array<[string, string]> = [
@@ -107,6 +125,7 @@ export function decodeDevice(raw: unknown): ApiDeviceRecord | undefined {
     const latency: Array<{ region: string; latencyMs: number; preferred: boolean }> = [];
     if (isObj(cc.latency)) {
       for (const [region, v] of Object.entries(cc.latency)) {
+        if (latency.length >= MAX_LIST_ITEMS) break;
         if (isObj(v) && typeof v.latencyMs === 'number' && Number.isFinite(v.latencyMs)) latency.push({ region, latencyMs: v.latencyMs, preferred: v.preferred === true });
       }
     }

@@ -7,6 +7,7 @@ import type { ComponentId } from './id.ts';
 import type { ConfigSchema } from '../config/schema.ts';
 import type { InventoryHub, DeviceSelector } from '../pipeline/inventory.ts';
 import type { SelfTelemetry } from '../telemetry/self.ts';
+import { parseIp } from '../util/cidr.ts';
 
 export type ComponentKind = 'receiver' | 'processor' | 'exporter';
 export type Stability = 'development' | 'alpha' | 'beta' | 'stable';
@@ -58,11 +59,18 @@ export class SelfEndpoints {
   }
   /** True when dialing `address:port` would reach this process (wildcard binds included). */
   isSelf(address: string, port: number, localAddresses: () => ReadonlySet<string>): boolean {
+    // Compared as numbers, not text: `::ffff:7f00:1` and `::ffff:127.0.0.1` are 127.0.0.1.
+    const ip = parseIp(address);
+    const same = (a: string): boolean => {
+      const b = parseIp(a);
+      return ip !== undefined && b !== undefined ? ip.family === b.family && ip.value === b.value : a === address;
+    };
     for (const e of this._list) {
       if (e.port !== port) continue;
-      if (e.address === address) return true;
+      if (same(e.address)) return true;
       if (e.address === '0.0.0.0' || e.address === '::') {
-        if (address.startsWith('127.') || address === '::1' || localAddresses().has(address)) return true;
+        if ((ip?.family === 4 && ip.value >> 24n === 127n) || same('::1')) return true;
+        for (const a of localAddresses()) if (same(a)) return true;
       }
     }
     return false;

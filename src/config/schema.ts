@@ -195,6 +195,26 @@ export function parseConfig<C>(schema: ConfigSchema<C>, raw: unknown, source: st
   return { ok: true, config: deepFreeze(config), secrets: collectSecrets(schema.definition, config) };
 }
 
+/**
+ * A secret and the parts of it that can be echoed back alone: the credential after an
+ * `Authorization`-style scheme (`Bearer x`, `Basic x`), and a Basic credential's decoded
+ * `user:password` and password. An endpoint that answers "invalid token x" must not print x.
+ */
+export function secretForms(value: string): string[] {
+  const out = [value];
+  const m = /^\s*([A-Za-z][\w.-]*)\s+(\S+)\s*$/.exec(value);
+  if (m) {
+    const cred = m[2] as string;
+    out.push(cred);
+    if ((m[1] as string).toLowerCase() === 'basic') {
+      const decoded = Buffer.from(cred, 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      if (colon > 0 && decoded.isWellFormed()) out.push(decoded, decoded.slice(colon + 1));
+    }
+  }
+  return out;
+}
+
 /** Walks the schema and returns the values of every `secret`-format key. */
 function collectSecrets(def: unknown, value: unknown): string[] {
   const out: string[] = [];
@@ -202,9 +222,16 @@ function collectSecrets(def: unknown, value: unknown): string[] {
   for (const [k, d] of Object.entries(def as Record<string, unknown>)) {
     const v = (value as Record<string, unknown>)[k];
     if (d && typeof d === 'object' && 'format' in d) {
-      if ((d as { format: unknown }).format === SECRET_FORMAT && typeof v === 'string' && v) out.push(v);
+      if ((d as { format: unknown }).format === SECRET_FORMAT && typeof v === 'string' && v) out.push(...secretForms(v));
       if ((d as { sensitive?: boolean }).sensitive && v && typeof v === 'object') {
-        for (const x of Object.values(v)) if (typeof x === 'string' && x) out.push(x);
+        for (const x of Object.values(v)) if (typeof x === 'string' && x) out.push(...secretForms(x));
+      }
+      // Credentials written into a URL (userinfo, query values) are secrets too.
+      if (typeof v === 'string' && /^https?:\/\//i.test(v) && URL.canParse(v)) {
+        const u = new URL(v);
+        if (u.password) out.push(decodeURIComponent(u.password));
+        if (u.username && u.password) out.push(decodeURIComponent(u.username));
+        for (const [, q] of u.searchParams) if (q.length >= 8) out.push(q);
       }
     } else {
       out.push(...collectSecrets(d, v));
@@ -222,7 +249,7 @@ export function redactConfig<C>(schema: ConfigSchema<C>, config: C): unknown {
       const d = (def as Record<string, unknown>)[k];
       if (d && typeof d === 'object' && 'format' in d) {
         const isSecret = (d as { format: unknown }).format === SECRET_FORMAT || (d as { sensitive?: boolean }).sensitive;
-        out[k] = isSecret && v !== '' && v != null ? '[REDACTED]' : v;
+        out[k] = isSecret && v !== '' && v != null ? '[REDACTED]' : typeof v === 'string' ? printableUrl(v) : v;
       } else {
         out[k] = walk(d, v);
       }
@@ -230,6 +257,17 @@ export function redactConfig<C>(schema: ConfigSchema<C>, config: C): unknown {
     return out;
   };
   return walk(schema.definition, config);
+}
+
+/** A URL as it may be printed: userinfo and query values replaced by [REDACTED]. */
+export function printableUrl(v: string): string {
+  if (!/^https?:\/\//i.test(v) || !URL.canParse(v)) return v;
+  const u = new URL(v);
+  if (!u.username && !u.password && !u.search) return v;
+  if (u.username) u.username = 'REDACTED';
+  if (u.password) u.password = 'REDACTED';
+  for (const k of [...u.searchParams.keys()]) u.searchParams.set(k, 'REDACTED');
+  return u.toString();
 }
 
 export function deepFreeze<T>(v: T): T {

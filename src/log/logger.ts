@@ -33,9 +33,22 @@ export interface LoggerOptions {
  */
 export class Redactor {
   private readonly _secrets = new Set<string>();
-  add(value: string | undefined | null): void {
-    // Very short values would redact ordinary words; real credentials are long.
-    if (value && value.length >= 6) this._secrets.add(value);
+  private readonly _slots = new Map<string, string>();
+  /**
+   * Registers a secret. With `slot`, the value replaces the one registered before under that
+   * name, so secrets that rotate (OAuth access tokens, renewed every hour) do not pile up.
+   */
+  add(value: string | undefined | null, slot?: string): void {
+    // Very short values would redact ordinary words ("status", "healthy"); real credentials
+    // are long.
+    if (!value || value.length < 8) return;
+    if (slot !== undefined) {
+      const prev = this._slots.get(slot);
+      if (prev === value) return;
+      if (prev !== undefined) this._secrets.delete(prev);
+      this._slots.set(slot, value);
+    }
+    this._secrets.add(value);
   }
   scrub(text: string): string {
     let out = text;

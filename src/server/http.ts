@@ -10,6 +10,9 @@ import { untilAborted } from '../util/abort.ts';
 
 /** Default of `service.http.write_timeout`: about a Prometheus scrape timeout. */
 const DEFAULT_WRITE_TIMEOUT_MS = 30_000;
+/** A `/metrics` response whose socket has not moved for this long may lose its slot. */
+const STALLED_MS = 5_000;
+
 /** Default of `service.http.max_metrics_streams`. */
 const DEFAULT_MAX_METRICS_STREAMS = 4;
 /** What an over-cap `/metrics` client is told to wait, seconds. */
@@ -55,6 +58,8 @@ export interface HttpServerOptions {
    * `service.http.max_metrics_streams`, 4). A request above it gets 503 with `Retry-After`.
    */
   maxMetricsStreams?: number;
+  /** Connections one client address may hold (default: an eighth of `maxConnections`). */
+  maxConnectionsPerIp?: number;
 }
 
 /**
@@ -79,14 +84,16 @@ function redactDeep(value: unknown, redact: (text: string) => string): unknown {
   const v = typeof (value as { toJSON?: unknown }).toJSON === 'function' ? (value as { toJSON(): unknown }).toJSON() : value;
   if (v !== value) return redactDeep(v, redact);
   if (Array.isArray(v)) return v.map((x) => redactDeep(x, redact));
-  return Object.fromEntries(Object.entries(v as object).map(([k, x]) => [redact(k), redactDeep(x, redact)]));
+  // Keys are our own field names (and ids), never secrets: only values are scrubbed, so a
+  // secret that happens to be a word cannot rename a field.
+  return Object.fromEntries(Object.entries(v as object).map(([k, x]) => [k, redactDeep(x, redact)]));
 }
 
 function json(res: ServerResponse, status: number, body: unknown, redact: (text: string) => string): void {
   // Strings are scrubbed before serializing, because a secret with a quote or backslash in it
   // would no longer match once JSON escapes it; the text is scrubbed again for anything a
   // toJSON produced.
-  const text = redact(JSON.stringify(redactDeep(body, redact), null, 2));
+  const text = JSON.stringify(redactDeep(body, redact), null, 2);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
   res.end(text + '\n');
 }
@@ -177,6 +184,10 @@ export class HttpServer {
   private readonly _writeTimeoutMs: number;
   private readonly _maxStreams: number;
   private _streams = 0;
+  /** `/metrics` responses in flight, with their client and when their socket last moved. */
+  private readonly _active = new Set<{ res: ServerResponse; ip: string; bytes: number; movedMs: number }>();
+  private readonly _perIp = new Map<string, number>();
+  private readonly _maxPerIp: number;
   /** Sockets with a response in flight (the ones a timeout should reset rather than close). */
   private readonly _busy = new WeakSet<Socket>();
 
@@ -206,6 +217,27 @@ export class HttpServer {
       });
     });
     this._server.maxConnections = opts.maxConnections;
+    // One client (one address) may hold only a share of the connections, so a flood of
+    // keep-alive sockets from it cannot lock everyone else (Prometheus, the probes) out; near
+    // the global cap, idle keep-alive sockets are shed first.
+    this._maxPerIp = Math.max(1, opts.maxConnectionsPerIp ?? Math.max(1, Math.floor(opts.maxConnections / 8)));
+    this._server.on('connection', (socket: Socket) => {
+      const ip = socket.remoteAddress ?? '';
+      const n = (this._perIp.get(ip) ?? 0) + 1;
+      if (n > this._maxPerIp) {
+        socket.destroy();
+        return;
+      }
+      this._perIp.set(ip, n);
+      socket.once('close', () => {
+        const left = (this._perIp.get(ip) ?? 1) - 1;
+        if (left <= 0) this._perIp.delete(ip);
+        else this._perIp.set(ip, left);
+      });
+      this._server.getConnections((_err, count) => {
+        if (count >= opts.maxConnections * 0.9) this._server.closeIdleConnections();
+      });
+    });
     // A socket that makes no progress for this long (a reader that stopped reading) is reset:
     // a plain close would leave the kernel holding its send queue until the peer reads it. Idle
     // keep-alive sockets are closed politely, as Node would.
@@ -236,13 +268,35 @@ export class HttpServer {
       return plain(res, 401, 'unauthorized', { 'www-authenticate': 'Bearer' });
     }
     if (route) {
+      const ip = req.socket.remoteAddress ?? '';
+      const now = Date.now();
+      if (this._streams >= this._maxStreams) {
+        // A stream whose socket has not moved for a while is a reader that stopped reading:
+        // it gives its slot to this request instead of holding it until the write timeout.
+        for (const a of this._active) {
+          const bytes = a.res.socket?.bytesWritten ?? a.bytes;
+          if (bytes !== a.bytes) {
+            a.bytes = bytes;
+            a.movedMs = now;
+          } else if (now - a.movedMs >= STALLED_MS) {
+            reset(a.res.socket);
+            this._active.delete(a);
+            break;
+          }
+        }
+      }
       if (this._streams >= this._maxStreams) {
         // Refused at once and the connection closed, so a crowd of scrapers holds no more
         // connections than the cap and the probes keep theirs.
         return plain(res, 503, `busy: ${this._maxStreams} responses of ${path} are in progress; retry shortly`, { 'retry-after': RETRY_AFTER_S, connection: 'close' });
       }
       this._streams++;
-      res.once('close', () => this._streams--);
+      const entry = { res, ip, bytes: req.socket.bytesWritten, movedMs: now };
+      this._active.add(entry);
+      res.once('close', () => {
+        this._streams--;
+        this._active.delete(entry);
+      });
       return route.handle(req, res);
     }
     switch (path) {
