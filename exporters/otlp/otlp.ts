@@ -79,10 +79,11 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
   /**
    * Queues tsmetrics' own metrics (what `/metrics` serves as `tsmetrics_*`) for this endpoint, so
    * an OTLP-only deployment can alert on `tsmetrics_source_up`, errors and drops. Runs every
-   * `self_telemetry.interval`; tests call it directly.
+   * `self_telemetry.interval`; tests call it directly. Does nothing when `self_telemetry.enabled`
+   * is false.
    */
   async pushSelfTelemetry(): Promise<void> {
-    if (this._stopped) return;
+    if (this._stopped || !this._c.self_telemetry.enabled) return;
     let collected: ResourceMetrics;
     try {
       collected = (await this._s.telemetry.collect()).resourceMetrics;
