@@ -52,9 +52,14 @@ for (const f of builtinFactories as readonly AnyFactory[]) {
     const parsed = parseConfig(f.configSchema, REQUIRED[f.type] ?? {}, 'test', f.type);
     assert.ok(parsed.ok, `default config is valid: ${parsed.ok ? '' : JSON.stringify(parsed.problems)}`);
     assert.ok(Object.isFrozen(parsed.config));
-    for (const [key, def] of Object.entries(f.configSchema.definition as Record<string, { doc?: string }>)) {
-      assert.ok(def.doc, `${f.type}.${key} has a doc string`);
-    }
+    // Every setting is documented, inside nested groups (`tls.ca_file`) too.
+    const documented = (defs: Record<string, { doc?: string; format?: unknown }>, prefix: string): void => {
+      for (const [key, def] of Object.entries(defs)) {
+        if (def && typeof def === 'object' && !('format' in def)) documented(def as Record<string, { doc?: string }>, `${prefix}${key}.`);
+        else assert.ok(def.doc, `${f.type}.${prefix}${key} has a doc string`);
+      }
+    };
+    documented(f.configSchema.definition as Record<string, { doc?: string }>, '');
     // Unknown keys are rejected with the key path.
     const bad = parseConfig(f.configSchema, { ...(REQUIRED[f.type] ?? {}), no_such_key: 1 }, 'test', f.type);
     assert.ok(!bad.ok && bad.problems.some((p) => p.path === `${f.type}.no_such_key` && p.message === 'unknown key'));
