@@ -233,11 +233,14 @@ test('a malformed or oversized status: the source goes down and the last good da
   await p.service.collectNow();
   assert.equal(one(await p.page(), 'tsmetrics_source_up', { source: 'local_tailscaled' }), 1);
 
-  // With no good status yet there is nothing to keep: nothing is served (a 503), never zeros.
+  // With no good status yet there is nothing to keep: no peer or node series, never zeros —
+  // only self-telemetry, saying the source is down.
   const la2 = await localApi(t, { statusBody: () => 'not json' });
   const p2 = pipeline(t, { socket_path: la2.socketPath });
   await p2.service.collectNow();
-  assert.equal(await renderPrometheus(p2.service), '');
+  const page2 = await renderPrometheus(p2.service);
+  assert.doesNotMatch(page2, /^tailscale_(peer|node)_/m);
+  assert.match(page2, /^tsmetrics_source_up\{source="local_tailscaled"\} 0$/m);
   assert.equal(p2.service.telemetry.status().get('local_tailscaled')?.up, false);
 });
 
