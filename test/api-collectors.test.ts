@@ -101,9 +101,9 @@ test('every metric of every collector for every fixture record', async (t) => {
     assert.equal(v('tailscale_user_devices', id), u.deviceCount);
     assert.equal(v('tailscale_user_connected', id), u.currentlyConnected ? 1 : 0);
   }
-  const byRole = (role: string, status: string) => v('tailscale_user_count', { role, status });
+  const byRole = (role: string, status: string) => v('tailscale_users', { role, status });
   assert.deepEqual([byRole('owner', 'active'), byRole('member', 'active'), byRole('network-admin', 'active'), byRole('it-admin', 'active'), byRole('member', 'suspended'), byRole('member', 'needs-approval'), byRole('auditor', 'idle')], [1, 2, 1, 1, 1, 1, 1]);
-  assert.equal(samples(f, 'tailscale_user_count').length, 7);
+  assert.equal(samples(f, 'tailscale_users').length, 7);
   assert.equal(v('tailscale_users_awaiting_approval'), 1);
 
   // keys
@@ -136,7 +136,7 @@ test('every metric of every collector for every fixture record', async (t) => {
   assert.deepEqual(listOf('tailscale_key_device_tag', 'kCiRun4Qp711CNTRL', 'tag'), ['tag:ci']);
   assert.deepEqual(listOf('tailscale_key_scope', 'kFeD9x2LmQ11CNTRL', 'scope'), ['devices:core:read', 'logs:configuration:read', 'logs:network:read', 'users:read']);
   assert.deepEqual(listOf('tailscale_key_scope', 'kApiAl1c3T11CNTRL', 'scope'), ['all']);
-  assert.deepEqual([v('tailscale_key_count', { key_type: 'auth' }), v('tailscale_key_count', { key_type: 'api' }), v('tailscale_key_count', { key_type: 'client' }), v('tailscale_key_count', { key_type: 'federated' })], [3, 2, 1, 1]);
+  assert.deepEqual([v('tailscale_keys', { key_type: 'auth' }), v('tailscale_keys', { key_type: 'api' }), v('tailscale_keys', { key_type: 'client' }), v('tailscale_keys', { key_type: 'federated' })], [3, 2, 1, 1]);
   // The credential tsmetrics uses: its own API key, found in the list (no extra call).
   assert.equal(v('tailscale_credential_info', { key_id: 'kApiAl1c3T11CNTRL', credential_type: 'api_key', key_type: 'api' }), 1);
   assert.equal(v('tailscale_credential_expiry_timestamp', { key_id: 'kApiAl1c3T11CNTRL' }), epoch('2026-09-29T08:00:00Z'));
@@ -183,7 +183,7 @@ test('every metric of every collector for every fixture record', async (t) => {
   assert.match(failing[0] as string, /"provider":"falcon".*401 Unauthorized Response/, 'the text is logged on one line');
 
   // services and their hosts
-  assert.equal(v('tailscale_service_count'), 4);
+  assert.equal(v('tailscale_services'), 4);
   assert.equal(v('tailscale_service_info', { service: 'svc:grafana', ipv4: '100.116.30.12', ipv6: 'fd7a:115c:a1e0::ab01:1e0c' }), 1);
   assert.deepEqual(samples(f, 'tailscale_service_port').map((s) => `${s.labels.service} ${s.labels.port}`), ['svc:grafana tcp:443', 'svc:prometheus tcp:9090', 'svc:wiki tcp:80', 'svc:wiki tcp:443', 'svc:registry tcp:5000']);
   assert.deepEqual(samples(f, 'tailscale_service_tag').map((s) => `${s.labels.service} ${s.labels.tag}`), ['svc:grafana tag:monitoring', 'svc:prometheus tag:monitoring', 'svc:registry tag:ci']);
@@ -221,7 +221,7 @@ test('every metric of every collector for every fixture record', async (t) => {
   assert.ok(!text.includes('siem.example.com'), 'the last error text is not exported');
 
   // webhooks
-  assert.equal(v('tailscale_webhook_count'), 4);
+  assert.equal(v('tailscale_webhooks'), 4);
   assert.deepEqual(samples(f, 'tailscale_webhook_info').map((s) => `${s.labels.endpoint_id} ${s.labels.provider}`), ['wh5Kq2ZxT7 slack', 'wh8Rm3Lp0N generic', 'wh6Mm4Tq1S mattermost', 'wh2Dc9Vb4Y discord']);
   assert.deepEqual(samples(f, 'tailscale_webhook_subscriptions').map((s) => s.value), [4, 7, 2, 5]);
   assert.equal(v('tailscale_webhook_subscription', { endpoint_id: 'wh8Rm3Lp0N', event: 'policyUpdate' }), 1);
@@ -230,7 +230,7 @@ test('every metric of every collector for every fixture record', async (t) => {
   assert.equal(v('tailscale_webhook_last_modified_timestamp', { endpoint_id: 'wh5Kq2ZxT7' }), epoch('2026-05-14T07:55:12Z'));
 
   // invites
-  assert.equal(v('tailscale_user_invite_count'), 4);
+  assert.equal(v('tailscale_user_invites'), 4);
   assert.deepEqual(samples(f, 'tailscale_user_invite_info').map((s) => `${s.labels.invite_id} ${s.labels.role} ${s.labels.email ?? ''}`), ['30117 member heidi@example.com', '30142 auditor ivan@contractor.example', '30158 admin ', '30161 it-admin judy@example.com']);
   assert.equal(v('tailscale_user_invite_last_email_sent_timestamp', { invite_id: '30161' }), epoch('2026-08-24T08:00:12.5Z'));
   assert.equal(v('tailscale_user_invite_last_email_sent_timestamp', { invite_id: '30158' }), undefined, 'a link-only invite was never emailed');
@@ -323,7 +323,7 @@ test('a token without any keys scope: keys is down, but the own credential is st
   const { f } = await page();
   assert.equal(up(f, 'keys'), 0);
   assert.equal(f.get('tailscale_key_info'), undefined);
-  assert.equal(f.get('tailscale_key_count'), undefined);
+  assert.equal(f.get('tailscale_keys'), undefined);
   assert.equal(fake.calls('keys/kTsMtrcs0C11CNTRL').length, 1, 'any scope may read its own key');
   assert.equal(sampleValue(f, 'tailscale_credential_info', { key_id: 'kTsMtrcs0C11CNTRL', credential_type: 'oauth_client' }), 1);
   assert.ok(lines.some((l) => l.includes('Tailscale API collector keys is off') && l.includes('auth_keys:read')));
@@ -345,20 +345,20 @@ test('start-up never fails for missing scopes: a token with only devices:core:re
 test('a scope removed while running: the collector’s metrics disappear at once (never stale, never zero), and come back with the scope', async (t) => {
   const { service, page, fake } = await setup(t, { oauth: ALL_SCOPES });
   await service.collectNow();
-  assert.equal(sampleValue((await page()).f, 'tailscale_webhook_count', {}), 4);
+  assert.equal(sampleValue((await page()).f, 'tailscale_webhooks', {}), 4);
   fake.clients.set(CLIENT.id, { secret: CLIENT.secret, scopes: without('webhooks') });
   fake.revokeTokens();
   await service.collectNow();
   let { f } = await page();
-  assert.equal(f.get('tailscale_webhook_count'), undefined);
+  assert.equal(f.get('tailscale_webhooks'), undefined);
   assert.equal(f.get('tailscale_webhook_info'), undefined);
   assert.equal(up(f, 'webhooks'), 0);
-  assert.equal(sampleValue(f, 'tailscale_user_count', { role: 'owner', status: 'active' }), 1);
+  assert.equal(sampleValue(f, 'tailscale_users', { role: 'owner', status: 'active' }), 1);
   fake.clients.set(CLIENT.id, { secret: CLIENT.secret, scopes: ALL_SCOPES });
   fake.revokeTokens();
   await service.collectNow();
   ({ f } = await page());
-  assert.equal(sampleValue(f, 'tailscale_webhook_count', {}), 4);
+  assert.equal(sampleValue(f, 'tailscale_webhooks', {}), 4);
   assert.equal(up(f, 'webhooks'), 1);
 });
 
@@ -373,7 +373,7 @@ test('404 from a control server without an endpoint: that collector is off and s
   await service.collectNow();
   const { f } = await page();
   assert.equal(up(f, 'services'), 0);
-  assert.equal(f.get('tailscale_service_count'), undefined);
+  assert.equal(f.get('tailscale_services'), undefined);
   assert.ok(lines.some((l) => l.includes('Tailscale API collector services is off: this control server does not offer its endpoint (HTTP 404)')), 'the token has services:read, so 404 means no endpoint');
   // dns: the four older endpoints give the same picture (without overrideLocalDNS and useWithExitNode).
   assert.equal(up(f, 'dns'), 1);
@@ -610,7 +610,7 @@ test('bound: a list longer than max_items is rejected before decoding; the last 
   await service.collectNow();
   const { f } = await page();
   assert.equal(up(f, 'webhooks'), 0);
-  assert.equal(sampleValue(f, 'tailscale_webhook_count', {}), 4);
+  assert.equal(sampleValue(f, 'tailscale_webhooks', {}), 4);
   assert.equal(sampleValue(f, 'tsmetrics_component_errors_total', { component_id: 'tailscale_api:webhooks', error_type: 'too_large' }), 1);
   assert.ok(lines.some((l) => l.includes('11 entries, more than max_items (10)')));
 });
@@ -725,7 +725,7 @@ test('bound: per-Service host calls: at most max_calls per cycle, max_concurrent
   assert.equal(fake.calls(/^services\/.+\/devices$/).length, 50);
   assert.ok(fake.maxInFlight <= 4, `at most 3 host calls (plus one other collector call) at once: ${fake.maxInFlight}`);
   assert.equal(samples(f, 'tailscale_service_hosts').length, 50);
-  assert.equal(sampleValue(f, 'tailscale_service_count', {}), 120);
+  assert.equal(sampleValue(f, 'tailscale_services', {}), 120);
   assert.equal(lines.filter((l) => l.includes('Services whose hosts were not listed this cycle')).length, 1);
   assert.equal(sampleValue(f, 'tsmetrics_component_errors_total', { component_id: 'tailscale_api:service_hosts', error_type: 'limit' }), 70);
 });

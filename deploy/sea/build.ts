@@ -32,7 +32,10 @@ await build({
   // requires a bundle cannot follow.
   mainFields: ['module', 'main'],
   outfile: join(out, 'tsmetrics.cjs'),
-  define: { __TSMETRICS_VERSION__: JSON.stringify(version) },
+  // Some packages' ES builds call createRequire(import.meta.url); in a CommonJS bundle that is
+  // undefined, so it is given the bundle's own file URL.
+  define: { __TSMETRICS_VERSION__: JSON.stringify(version), 'import.meta.url': '__tsmetrics_bundle_url' },
+  banner: { js: "const __tsmetrics_bundle_url = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',
   // import.meta is only read behind checks that tolerate its absence (version.ts, main.ts).
   logOverride: { 'empty-import-meta': 'silent' },

@@ -2,6 +2,7 @@
 import '../runtime/node-check.ts';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pathToFileURL } from 'node:url';
+import { isSea } from 'node:sea';
 import { ConfigError, errorMessage } from '../errors.ts';
 import { isDemo, loadConfig, startTsmetrics, type Running } from '../app.ts';
 import { defaultRegistry } from '../components.ts';
@@ -352,8 +353,9 @@ export async function main(argv: string[], env: Record<string, string | undefine
   }
 }
 
-// Run when executed directly (`node src/cli/main.ts`), not when imported.
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+// Run when executed directly (`node src/cli/main.ts`), not when imported — nor inside the
+// single-file executable, whose own entry (standalone.ts) runs the CLI.
+if (!isSea() && import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: unknown) => {

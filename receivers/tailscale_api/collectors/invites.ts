@@ -1,7 +1,7 @@
 import { listOf, parseJson, records, seconds, str, type Collector, type CollectorContext, type MetricDef } from './common.ts';
 
 export const INVITE_METRICS = {
-  count: ['tailscale_user_invite_count', 'Open (not yet accepted) user invites.', 'length of the user-invites list'],
+  count: ['tailscale_user_invites', 'Open (not yet accepted) user invites.', 'length of the user-invites list'],
   info: ['tailscale_user_invite_info', 'An open user invite and the role it grants (value is always 1); email only with include_user_email; the invite link is never read.', 'id, role, email'],
   lastEmailSent: ['tailscale_user_invite_last_email_sent_timestamp', 'Unix time the invite was last emailed; absent for link-only invites.', 'lastEmailSentAt'],
   firstSeen: ['tailscale_user_invite_first_seen_timestamp', 'Unix time tsmetrics first saw the invite open (the API gives no creation time); its age is time() minus this. After a restart, the time of the first read.', 'first cycle listing the id'],

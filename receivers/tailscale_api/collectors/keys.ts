@@ -11,7 +11,7 @@ export const KEY_METRICS = {
   deviceTag: ['tailscale_key_device_tag', 'A tag an auth key applies to the devices it registers (value is always 1).', 'capabilities.devices.create.tags'],
   scope: ['tailscale_key_scope', 'A scope of an OAuth client, federated identity or access token (value is always 1).', 'scopes'],
   tag: ['tailscale_key_tag', 'A tag an OAuth client or federated identity is restricted to (value is always 1).', 'tags'],
-  count: ['tailscale_key_count', 'Keys by type.', 'keys[] counted by keyType'],
+  count: ['tailscale_keys', 'Keys by type.', 'keys[] counted by keyType'],
   credentialInfo: ['tailscale_credential_info', 'The credential tsmetrics itself uses (value is always 1).', 'GET …/keys/{own id}: id, keyType'],
   credentialExpiry: ['tailscale_credential_expiry_timestamp', 'Unix time the credential tsmetrics uses expires; absent when it never expires (OAuth clients, federated identities).', 'GET …/keys/{own id}: expires'],
   credentialInvalid: ['tailscale_credential_invalid', 'Whether the credential tsmetrics uses is revoked or expired (1) or valid (0).', 'GET …/keys/{own id}: invalid'],

@@ -3,7 +3,7 @@ import { ApiCallError } from '../client.ts';
 import { b01, boundedCalls, devicesByNodeId, listOf, parseJson, records, str, strings, type Collector, type CollectorContext, type MetricDef } from './common.ts';
 
 export const SERVICE_METRICS = {
-  count: ['tailscale_service_count', 'Number of Tailscale Services.', 'length of vipServices[]'],
+  count: ['tailscale_services', 'Number of Tailscale Services.', 'length of vipServices[]'],
   info: ['tailscale_service_info', 'A Tailscale Service and its addresses (value is always 1).', 'name, addrs[0] (IPv4), addrs[1] (IPv6)'],
   port: ['tailscale_service_port', 'A port a Service offers, as protocol:port (value is always 1).', 'ports[]'],
   tag: ['tailscale_service_tag', 'A tag of a Service (value is always 1).', 'tags[]'],

@@ -6,7 +6,7 @@ export const USER_METRICS = {
   lastSeen: ['tailscale_user_last_seen_timestamp', 'Unix time the user was last seen (a node connecting or any login).', 'lastSeen'],
   devices: ['tailscale_user_devices', 'Devices the user owns.', 'deviceCount'],
   connected: ['tailscale_user_connected', 'Whether a node of the user is connected to control right now (1) or not (0).', 'currentlyConnected'],
-  count: ['tailscale_user_count', 'Users by role and status.', 'users[] counted by role, status'],
+  count: ['tailscale_users', 'Users by role and status.', 'users[] counted by role, status'],
   awaiting: ['tailscale_users_awaiting_approval', 'Users that cannot join until an admin approves them.', 'users[] with status needs-approval'],
 } as const satisfies Record<string, MetricDef>;
 

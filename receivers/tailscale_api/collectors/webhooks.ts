@@ -1,7 +1,7 @@
 import { listOf, parseJson, records, seconds, str, strings, type Collector, type CollectorContext, type MetricDef } from './common.ts';
 
 export const WEBHOOK_METRICS = {
-  count: ['tailscale_webhook_count', 'Number of webhook endpoints.', 'length of webhooks[]'],
+  count: ['tailscale_webhooks', 'Number of webhook endpoints.', 'length of webhooks[]'],
   info: ['tailscale_webhook_info', 'A webhook endpoint and its provider (value is always 1); its URL and secret are never read.', 'endpointId, providerType ("" = generic)'],
   subscriptions: ['tailscale_webhook_subscriptions', 'Events the endpoint subscribes to.', 'length of subscriptions[]'],
   subscription: ['tailscale_webhook_subscription', 'An event the endpoint subscribes to (value is always 1).', 'subscriptions[]'],
