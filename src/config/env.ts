@@ -1,6 +1,6 @@
 import convict from 'convict';
 import { ConfigError, type ConfigProblem } from '../errors.ts';
-import { addConfigFormats, splitList, type SettingSchema } from './schema.ts';
+import { addConfigFormats, type SettingSchema } from './schema.ts';
 import type { RawServiceConfig } from './service.ts';
 import { applySecretFiles } from './secrets-file.ts';
 import { OTLP_ENV_PATHS, otlpEnvProblems, otlpEnvSchema, otlpExporterFromEnv, type OtlpEnvSettings } from './otlp-env.ts';
@@ -189,16 +189,6 @@ function bindAddress(e: EnvSettings): string {
   return ['production', 'prod'].includes(e.ENV.toLowerCase()) ? '0.0.0.0' : '127.0.0.1';
 }
 
-/** Parses `k=v,k2=v2` (OTEL_EXPORTER_OTLP_HEADERS), URL-decoding values as the spec says. */
-export function parseHeaderList(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of splitList(text)) {
-    const eq = part.indexOf('=');
-    if (eq <= 0) continue;
-    out[decodeURIComponent(part.slice(0, eq).trim())] = decodeURIComponent(part.slice(eq + 1).trim());
-  }
-  return out;
-}
 
 /**
  * Which variable a key of the environment-built pipeline comes from, so a problem found while
