@@ -1,7 +1,7 @@
 // `npm run bench [-- --quick]`: every benchmark, side by side with its peer, as ratios.
 // Prints a table and writes bench/results/latest.json.
 import { execFileSync, spawnSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
@@ -18,6 +18,7 @@ import { RelabelCache, relabelBatch } from '../processors/relabel/processor.ts';
 import { serializePrometheusText } from '../exporters/prometheus/serializer.ts';
 import type { PrometheusExporterComponent } from '../exporters/prometheus/prometheus.ts';
 import { median, simulatorProcess, tailnetSnapshot, type Result } from './lib.ts';
+import { otlpDelta, otlpEncode, otlpGrpcExport } from './otlp.ts';
 
 const quick = process.argv.includes('--quick');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
@@ -321,6 +322,12 @@ const all: Array<[string, () => unknown]> = [
   ['relabel', relabelSpeed],
   ['heap', heap],
   ['render', render],
+  // OTLP: our encoder and gRPC path against the official ones (`--only=otlp`).
+  ['otlp', async () => {
+    otlpEncode(quick, results);
+    otlpDelta(quick, results);
+    await otlpGrpcExport(quick, results);
+  }],
   ['cpu', steadyCpu],
   ['prometheus', prometheusReference],
 ];
@@ -345,6 +352,13 @@ const out = {
   results,
 };
 mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-writeFileSync(join(ROOT, 'bench/results', quick ? 'quick.json' : 'latest.json'), JSON.stringify(out, null, 2) + '\n');
-if (!quick) writeFileSync(join(ROOT, 'bench/results/latest.json'), JSON.stringify(out, null, 2) + '\n');
+const file = join(ROOT, 'bench/results', quick ? 'quick.json' : 'latest.json');
+// A partial run (--only) replaces its own figures in the file and leaves the others as they were.
+let written: object = out;
+if (only && existsSync(file)) {
+  const prev = JSON.parse(readFileSync(file, 'utf8')) as typeof out & { partial?: unknown[] };
+  const names = new Set(results.map((r) => r.name));
+  written = { ...prev, results: [...prev.results.filter((r) => !names.has(r.name)), ...results], partial: [...(prev.partial ?? []), { date: out.date, only, node: out.node, figures: [...names] }] };
+}
+writeFileSync(file, JSON.stringify(written, null, 2) + '\n');
 process.stdout.write(`\nwrote bench/results/${quick ? 'quick' : 'latest'}.json in ${out.durationS}s\n`);

@@ -25,6 +25,7 @@ export interface OtlpExporterConfig {
   timeout: number;
   interval: number;
   max_queue_batches: number;
+  max_request_bytes: number;
   resource_attributes: Record<string, string>;
   tls: OtlpTlsConfig;
   temporality_preference: TemporalityPreference | 'low_memory';
@@ -61,6 +62,11 @@ export const configSchema = defineSchema<OtlpExporterConfig>(
     timeout: { doc: 'Deadline of one export including retries and the whole response.', format: 'positive_duration', default: 10_000 },
     interval: { doc: 'Send queued batches on this interval (0 = as each cycle completes).', format: 'duration', default: 0 },
     max_queue_batches: { doc: 'Batches waiting while the endpoint is slow or down; the oldest are dropped (and counted) beyond this.', format: 'nat', default: 16 },
+    max_request_bytes: {
+      doc: 'Largest request, encoded (protobuf); a bigger batch goes out as several requests of whole points. The Collector’s OTLP receiver refuses gRPC messages over 4 MiB by default. 0 = no limit.',
+      format: 'nat',
+      default: 4 * 1024 * 1024,
+    },
     resource_attributes: { doc: 'Extra resource attributes (service.namespace, deployment.environment, …); they win over the ones tsmetrics sets.', format: 'string_map', default: {} },
     tls: {
       insecure: { doc: 'gRPC with a scheme-less endpoint: plaintext instead of TLS (an http:// or https:// endpoint decides by its scheme).', format: Boolean, default: false },

@@ -175,3 +175,25 @@ test('OTLP/gRPC timeout bounds the whole exchange: a hung call is cut at the dea
   assert.deepEqual(report.cutOff, ['otlp: 1 batch not sent (the endpoint had not taken it by the deadline)']);
   await waitFor(() => rx.open() === 0, 2000);
 });
+
+test('OTLP/gRPC splits a batch above max_request_bytes into several Export calls of whole points; a failure part-way counts only the rest as dropped', async (t) => {
+  const limit = 16 * 1024;
+  const { rx, exporter, cycle } = await setup(t, { max_request_bytes: limit });
+  await cycle();
+  assert.ok(rx.requests.length > 2, `the device batch went as ${rx.requests.length - 1} requests`);
+  for (const r of rx.requests) assert.ok(r.bytes <= limit, `${r.bytes} bytes ≤ ${limit}`);
+  const points = rx.requests.flatMap((r) => r.metrics.flatMap((m) => m.points.map((p) => `${m.name}|${JSON.stringify(p.attributes)}`)));
+  assert.equal(new Set(points).size, points.length, 'no point twice');
+  assert.equal(points.length, exporter.stats.sentPoints, 'every point once');
+  assert.deepEqual({ sent: exporter.stats.sentBatches, dropped: exporter.stats.droppedBatches }, { sent: 2, dropped: 0 }, 'still two batches');
+  for (const r of rx.requests) assert.equal(r.resource['service.name'], 'tsmetrics', 'every part carries the resource');
+  // Next cycle: the device batch's first part is taken, its second refused for good.
+  const perCycle = exporter.stats.sentPoints;
+  const apiCalls = rx.requests.filter((r) => r.metrics.some((m) => m.name === 'tailscale_device_online')).length;
+  rx.script.push(...Array.from({ length: apiCalls + 1 }, () => ({ code: 0 })), { code: INVALID_ARGUMENT });
+  await cycle();
+  const delivered = exporter.stats.sentPoints - perCycle;
+  assert.equal(exporter.stats.droppedBatches, 1, 'the device batch');
+  assert.ok(delivered > 0 && exporter.stats.droppedPoints > 0);
+  assert.equal(delivered + exporter.stats.droppedPoints, perCycle, 'delivered and dropped add up to the cycle');
+});

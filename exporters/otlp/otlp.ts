@@ -12,6 +12,7 @@ import { GrpcTransport } from './grpc-transport.ts';
 import { HttpTransport } from './http-transport.ts';
 import { identityAttributes, resourceGroups } from './identity.ts';
 import { DeltaConverter } from './temporality.ts';
+import { splitByEncodedSize } from './protobuf.ts';
 import { loadTls } from './tls.ts';
 import type { OtlpTransport } from './transport.ts';
 
@@ -113,8 +114,7 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
     return this._delta.trackedSeries();
   }
 
-  private _drop(batch: ResourceMetrics, why: string, quiet = false): void {
-    const n = countPoints(batch);
+  private _drop(batch: ResourceMetrics, why: string, quiet = false, n = countPoints(batch)): void {
     this.stats.droppedBatches++;
     this.stats.droppedPoints += n;
     this._s.telemetry.dropped(this._s.id.key, n);
@@ -133,32 +133,36 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
   private async _drain(): Promise<void> {
     while (this._queue.length && !this._abandoned) {
       const batch = this._queue.shift() as ResourceMetrics;
-      const r = await this._send(batch);
+      const { result: r, delivered } = await this._send(batch);
+      if (delivered > 0) {
+        this.stats.sentPoints += delivered;
+        this._s.telemetry.sent(this._s.id.key, delivered);
+      }
       if (r.code === ExportResultCode.SUCCESS) {
-        const n = countPoints(batch);
         this.stats.sentBatches++;
-        this.stats.sentPoints += n;
-        this._s.telemetry.sent(this._s.id.key, n);
         this._once.ok('export', 'OTLP export recovered', { endpoint: this._endpoint });
       } else {
-        this._drop(batch, r.error?.message ?? 'failed', this._abandoned);
+        this._drop(batch, r.error?.message ?? 'failed', this._abandoned, countPoints(batch) - delivered);
       }
     }
   }
 
   /**
-   * One export through the official exporter, bounded as a whole (connect, retries, response
-   * headers and body) by `timeout`: at the limit the socket is destroyed and the batch fails.
+   * One batch through the official transport, bounded as a whole (connect, retries, response
+   * headers and body) by `timeout`: at the limit the connection is destroyed and the batch fails.
+   * A batch larger than `max_request_bytes` goes as several requests, one after the other, under
+   * the same deadline; the points of those that arrived before a failure count as delivered.
    */
-  private _send(batch: ResourceMetrics): Promise<ExportResult> {
+  private _send(batch: ResourceMetrics): Promise<{ result: ExportResult; delivered: number }> {
     return new Promise((resolve) => {
       let done = false;
+      let delivered = 0;
       const finish = (r: ExportResult): void => {
         if (done) return;
         done = true;
         clearTimeout(timer);
         this._inFlight = undefined;
-        resolve(r);
+        resolve({ result: r, delivered });
       };
       const giveUp = (why: string): void => {
         const err = new TsmetricsError(ErrorCode.EXPORT, why);
@@ -167,7 +171,17 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
       };
       const timer = setTimeout(() => giveUp(`no complete answer within ${this._c.timeout} ms`), this._c.timeout);
       this._inFlight = { batch, giveUp };
-      void this._transport.export(batch).then(finish);
+      const pieces = this._c.max_request_bytes > 0 ? splitByEncodedSize(batch, this._c.max_request_bytes) : [batch];
+      void (async () => {
+        for (const piece of pieces) {
+          const r = await this._transport.export(piece);
+          if (done) return;
+          if (r.code !== ExportResultCode.SUCCESS) return finish(r);
+          if (pieces.length > 1) delivered += countPoints(piece);
+        }
+        delivered = countPoints(batch);
+        finish({ code: ExportResultCode.SUCCESS });
+      })();
     });
   }
 

@@ -1,182 +1,356 @@
 import type { AnyValue, Attributes, HrTime } from '@opentelemetry/api';
-import { DataPointType, AggregationTemporality, type DataPoint, type Histogram, type MetricData, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import { DataPointType, AggregationTemporality, type DataPoint, type Histogram, type MetricData, type ResourceMetrics, type ScopeMetrics } from '@opentelemetry/sdk-metrics';
 import { isStale } from '../../src/model/stale.ts';
 
 /**
- * A small protobuf writer for the OTLP metrics messages we send. The official protobuf
- * serializer cannot write `flags` (NO_RECORDED_VALUE), which staleness needs, so we encode
- * ExportMetricsServiceRequest ourselves (field numbers from opentelemetry-proto).
+ * Our protobuf encoder of ExportMetricsServiceRequest (field numbers from opentelemetry-proto).
+ * The official serializer cannot write `flags` (NO_RECORDED_VALUE), which staleness needs.
+ *
+ * A request is walked twice by the same code: once by a {@link Sizer}, which records the length
+ * of every nested message in the order they are met, and once by a {@link BufWriter}, which
+ * writes into one buffer of exactly the total size, taking each length prefix from that record.
+ * Nothing is copied or allocated per message, and times are written without BigInt (a batch of a
+ * large tailnet has hundreds of thousands of points).
  */
-class Writer {
-  private _buf: Uint8Array = new Uint8Array(1024);
-  private _len = 0;
-  private _ensure(n: number): void {
-    if (this._len + n <= this._buf.length) return;
-    let size = this._buf.length * 2;
-    while (size < this._len + n) size *= 2;
-    const b = new Uint8Array(size);
-    b.set(this._buf.subarray(0, this._len));
-    this._buf = b;
+interface Sink {
+  /** Starts a length-delimited field (a nested message). */
+  begin(field: number): void;
+  end(): void;
+  varint(field: number, v: number): void;
+  /** A signed 64-bit varint (negative numbers take ten bytes). */
+  int64(field: number, v: number): void;
+  fixed64(field: number, lo: number, hi: number): void;
+  double(field: number, v: number): void;
+  string(field: number, s: string): void;
+}
+
+const varintSize = (v: number): number => (v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : v < 0x800000000 ? 5 : Math.ceil(Math.log2(v + 1) / 7));
+
+/** Measures; lengths of nested messages go to `lengths` in the order the writer will need them. */
+class Sizer implements Sink {
+  size = 0;
+  readonly lengths: number[] = [];
+  private readonly _open: number[] = [];
+  private readonly _strings = new Map<string, number>();
+
+  begin(_field?: number): void {
+    this._open.push(this.lengths.length, this.size);
+    this.lengths.push(0);
+    this.size += 1; // tag (every field number here is below 16)
   }
-  varint(v: number | bigint): void {
+  end(): void {
+    const start = this._open.pop() as number;
+    const slot = this._open.pop() as number;
+    const len = this.size - start - 1;
+    this.lengths[slot] = len;
+    this.size += varintSize(len);
+  }
+  varint(_f: number, v: number): void {
+    this.size += 1 + varintSize(v);
+  }
+  int64(_f: number, v: number): void {
+    this.size += 1 + (v < 0 ? 10 : varintSize(v));
+  }
+  fixed64(): void {
+    this.size += 9;
+  }
+  double(): void {
+    this.size += 9;
+  }
+  string(_f: number, s: string): void {
+    let n = this._strings.get(s);
+    if (n === undefined) {
+      n = Buffer.byteLength(s, 'utf8');
+      // Label keys and values repeat across a batch; long unique strings are not worth keeping.
+      if (s.length <= 256) this._strings.set(s, n);
+    }
+    this.size += 1 + varintSize(n) + n;
+  }
+  /** Byte length of `s` in UTF-8, as measured. */
+  bytesOf(s: string): number {
+    return this._strings.get(s) ?? Buffer.byteLength(s, 'utf8');
+  }
+}
+
+/** Writes into a buffer of the measured size. */
+class BufWriter implements Sink {
+  readonly buf: Buffer;
+  private _pos = 0;
+  private _next = 0;
+  private readonly _lengths: readonly number[];
+  private readonly _sizer: Sizer;
+
+  constructor(sizer: Sizer) {
+    this.buf = Buffer.allocUnsafe(sizer.size);
+    this._lengths = sizer.lengths;
+    this._sizer = sizer;
+  }
+  private _tag(field: number, wire: number): void {
+    this.buf[this._pos++] = (field << 3) | wire;
+  }
+  private _uvarint(v: number): void {
+    let x = v;
+    while (x >= 0x80) {
+      this.buf[this._pos++] = (x % 0x80) | 0x80;
+      x = Math.floor(x / 0x80);
+    }
+    this.buf[this._pos++] = x;
+  }
+  begin(field: number): void {
+    this._tag(field, 2);
+    this._uvarint(this._lengths[this._next++] as number);
+  }
+  end(): void {}
+  varint(field: number, v: number): void {
+    this._tag(field, 0);
+    this._uvarint(v);
+  }
+  int64(field: number, v: number): void {
+    this._tag(field, 0);
+    if (v >= 0) return this._uvarint(v);
     let x = BigInt.asUintN(64, BigInt(v));
-    this._ensure(10);
     while (x > 0x7fn) {
-      this._buf[this._len++] = Number(x & 0x7fn) | 0x80;
+      this.buf[this._pos++] = Number(x & 0x7fn) | 0x80;
       x >>= 7n;
     }
-    this._buf[this._len++] = Number(x);
+    this.buf[this._pos++] = Number(x);
   }
-  smallVarint(v: number): void {
-    this._ensure(5);
-    let x = v >>> 0;
-    while (x > 0x7f) {
-      this._buf[this._len++] = (x & 0x7f) | 0x80;
-      x >>>= 7;
-    }
-    this._buf[this._len++] = x;
-  }
-  tag(field: number, wire: number): void {
-    this.smallVarint((field << 3) | wire);
-  }
-  fixed64(field: number, v: bigint): void {
-    this.tag(field, 1);
-    this._ensure(8);
-    new DataView(this._buf.buffer).setBigUint64(this._len, BigInt.asUintN(64, v), true);
-    this._len += 8;
+  fixed64(field: number, lo: number, hi: number): void {
+    this._tag(field, 1);
+    this.buf.writeUInt32LE(lo, this._pos);
+    this.buf.writeUInt32LE(hi, this._pos + 4);
+    this._pos += 8;
   }
   double(field: number, v: number): void {
-    this.tag(field, 1);
-    this._ensure(8);
-    new DataView(this._buf.buffer).setFloat64(this._len, v, true);
-    this._len += 8;
+    this._tag(field, 1);
+    this.buf.writeDoubleLE(v, this._pos);
+    this._pos += 8;
   }
   string(field: number, s: string): void {
-    const bytes = Buffer.from(s, 'utf8');
-    this.tag(field, 2);
-    this.smallVarint(bytes.length);
-    this._ensure(bytes.length);
-    this._buf.set(bytes, this._len);
-    this._len += bytes.length;
-  }
-  bytes(field: number, b: Uint8Array): void {
-    this.tag(field, 2);
-    this.smallVarint(b.length);
-    this._ensure(b.length);
-    this._buf.set(b, this._len);
-    this._len += b.length;
-  }
-  message(field: number, fn: (w: Writer) => void): void {
-    const inner = new Writer();
-    fn(inner);
-    this.bytes(field, inner.finish());
-  }
-  finish(): Uint8Array {
-    return this._buf.slice(0, this._len);
+    const n = this._sizer.bytesOf(s);
+    this._tag(field, 2);
+    this._uvarint(n);
+    this.buf.write(s, this._pos, n, 'utf8');
+    this._pos += n;
   }
 }
 
-function nanos(t: HrTime): bigint {
-  return BigInt(t[0]) * 1_000_000_000n + BigInt(Math.trunc(t[1]));
+const TWO32 = 0x100000000;
+
+/** HrTime as unsigned 64-bit nanoseconds in two exact 32-bit halves (no BigInt, no rounding). */
+function fixedNanos(o: Sink, field: number, t: HrTime): void {
+  const s = Math.max(0, Math.trunc(t[0]));
+  const ns = Math.max(0, Math.trunc(t[1]));
+  // s·1e9 + ns with 16-bit limbs of s, so every partial product stays below 2^53.
+  const sh = Math.floor(s / 0x10000);
+  const sl = s % 0x10000;
+  const b = sh * 1e9; // times 2^16
+  const c = (b % 0x10000) * 0x10000 + sl * 1e9 + ns;
+  const lo = c % TWO32;
+  const hi = Math.floor(b / 0x10000) + Math.floor(c / TWO32);
+  o.fixed64(field, lo, hi % TWO32);
 }
 
-function anyValue(w: Writer, v: AnyValue): void {
-  if (typeof v === 'string') w.string(1, v);
-  else if (typeof v === 'boolean') {
-    w.tag(2, 0);
-    w.smallVarint(v ? 1 : 0);
-  } else if (typeof v === 'number') {
-    if (Number.isInteger(v)) {
-      w.tag(3, 0);
-      w.varint(BigInt(v));
-    } else w.double(4, v);
+function anyValue(o: Sink, v: AnyValue): void {
+  if (typeof v === 'string') o.string(1, v);
+  else if (typeof v === 'boolean') o.varint(2, v ? 1 : 0);
+  else if (typeof v === 'number') {
+    if (Number.isSafeInteger(v)) o.int64(3, v);
+    else o.double(4, v);
   } else if (Array.isArray(v)) {
-    w.message(5, (a) => {
-      for (const x of v) a.message(1, (e) => anyValue(e, x as AnyValue));
-    });
-  } else if (v !== null && v !== undefined) w.string(1, String(v));
+    o.begin(5);
+    for (const x of v) {
+      o.begin(1);
+      anyValue(o, x as AnyValue);
+      o.end();
+    }
+    o.end();
+  } else if (v !== null && v !== undefined) o.string(1, String(v));
 }
 
-function attributes(w: Writer, field: number, attrs: Attributes): void {
+function attributes(o: Sink, field: number, attrs: Attributes): void {
   for (const k in attrs) {
     const v = attrs[k];
     if (v === undefined) continue;
-    w.message(field, (kv) => {
-      kv.string(1, k);
-      kv.message(2, (av) => anyValue(av, v as AnyValue));
-    });
+    o.begin(field);
+    o.string(1, k);
+    o.begin(2);
+    anyValue(o, v as AnyValue);
+    o.end();
+    o.end();
   }
 }
 
-function numberPoint(w: Writer, p: DataPoint<number>): void {
-  attributes(w, 7, p.attributes);
-  w.fixed64(2, nanos(p.startTime));
-  w.fixed64(3, nanos(p.endTime));
-  if (isStale(p)) {
-    w.tag(8, 0);
-    w.smallVarint(1);
-  } else w.double(4, p.value);
+function numberPoint(o: Sink, p: DataPoint<number>): void {
+  attributes(o, 7, p.attributes);
+  fixedNanos(o, 2, p.startTime);
+  fixedNanos(o, 3, p.endTime);
+  if (isStale(p)) o.varint(8, 1);
+  else o.double(4, p.value);
 }
 
-function histogramPoint(w: Writer, p: DataPoint<Histogram>): void {
-  attributes(w, 9, p.attributes);
-  w.fixed64(2, nanos(p.startTime));
-  w.fixed64(3, nanos(p.endTime));
+function histogramPoint(o: Sink, p: DataPoint<Histogram>): void {
+  attributes(o, 9, p.attributes);
+  fixedNanos(o, 2, p.startTime);
+  fixedNanos(o, 3, p.endTime);
   if (isStale(p)) {
-    w.fixed64(4, 0n);
-    w.tag(10, 0);
-    w.smallVarint(1);
+    o.fixed64(4, 0, 0);
+    o.varint(10, 1);
     return;
   }
-  w.fixed64(4, BigInt(Math.round(p.value.count)));
-  if (p.value.sum !== undefined) w.double(5, p.value.sum);
-  for (const c of p.value.buckets.counts) w.fixed64(6, BigInt(Math.round(c)));
-  for (const b of p.value.buckets.boundaries) w.double(7, b);
+  const count = Math.max(0, Math.round(p.value.count));
+  o.fixed64(4, count % TWO32, Math.floor(count / TWO32));
+  if (p.value.sum !== undefined) o.double(5, p.value.sum);
+  for (const c of p.value.buckets.counts) {
+    const n = Math.max(0, Math.round(c));
+    o.fixed64(6, n % TWO32, Math.floor(n / TWO32));
+  }
+  for (const b of p.value.buckets.boundaries) o.double(7, b);
 }
 
 const TEMPORALITY: Record<number, number> = { [AggregationTemporality.DELTA]: 1, [AggregationTemporality.CUMULATIVE]: 2 };
 
-function metric(w: Writer, m: MetricData): void {
-  w.string(1, m.descriptor.name);
-  if (m.descriptor.description) w.string(2, m.descriptor.description);
-  if (m.descriptor.unit) w.string(3, m.descriptor.unit);
+function metric(o: Sink, m: MetricData): void {
+  o.string(1, m.descriptor.name);
+  if (m.descriptor.description) o.string(2, m.descriptor.description);
+  if (m.descriptor.unit) o.string(3, m.descriptor.unit);
   if (m.dataPointType === DataPointType.GAUGE) {
-    w.message(5, (g) => {
-      for (const p of m.dataPoints) g.message(1, (x) => numberPoint(x, p));
-    });
+    o.begin(5);
+    for (const p of m.dataPoints) {
+      o.begin(1);
+      numberPoint(o, p);
+      o.end();
+    }
+    o.end();
   } else if (m.dataPointType === DataPointType.SUM) {
-    w.message(7, (s) => {
-      for (const p of m.dataPoints) s.message(1, (x) => numberPoint(x, p));
-      s.tag(2, 0);
-      s.smallVarint(TEMPORALITY[m.aggregationTemporality] ?? 2);
-      if (m.isMonotonic) {
-        s.tag(3, 0);
-        s.smallVarint(1);
-      }
-    });
+    o.begin(7);
+    for (const p of m.dataPoints) {
+      o.begin(1);
+      numberPoint(o, p);
+      o.end();
+    }
+    o.varint(2, TEMPORALITY[m.aggregationTemporality] ?? 2);
+    if (m.isMonotonic) o.varint(3, 1);
+    o.end();
   } else if (m.dataPointType === DataPointType.HISTOGRAM) {
-    w.message(9, (h) => {
-      for (const p of m.dataPoints) h.message(1, (x) => histogramPoint(x, p));
-      h.tag(2, 0);
-      h.smallVarint(TEMPORALITY[m.aggregationTemporality] ?? 2);
-    });
+    o.begin(9);
+    for (const p of m.dataPoints) {
+      o.begin(1);
+      histogramPoint(o, p);
+      o.end();
+    }
+    o.varint(2, TEMPORALITY[m.aggregationTemporality] ?? 2);
+    o.end();
   }
+}
+
+function scope(o: Sink, sm: ScopeMetrics): void {
+  o.begin(1);
+  o.string(1, sm.scope.name);
+  if (sm.scope.version) o.string(2, sm.scope.version);
+  o.end();
+}
+
+function request(o: Sink, rm: ResourceMetrics): void {
+  o.begin(1);
+  o.begin(1);
+  attributes(o, 1, rm.resource.attributes);
+  o.end();
+  for (const sm of rm.scopeMetrics) {
+    o.begin(2);
+    scope(o, sm);
+    for (const m of sm.metrics) {
+      o.begin(2);
+      metric(o, m);
+      o.end();
+    }
+    o.end();
+  }
+  o.end();
 }
 
 /** Encodes one ResourceMetrics as an OTLP ExportMetricsServiceRequest (protobuf). */
 export function encodeMetricsRequest(rm: ResourceMetrics): Uint8Array {
-  const w = new Writer();
-  w.message(1, (r) => {
-    r.message(1, (res) => attributes(res, 1, rm.resource.attributes));
-    for (const sm of rm.scopeMetrics) {
-      r.message(2, (s) => {
-        s.message(1, (sc) => {
-          sc.string(1, sm.scope.name);
-          if (sm.scope.version) sc.string(2, sm.scope.version);
-        });
-        for (const m of sm.metrics) s.message(2, (x) => metric(x, m));
-      });
+  const sizer = new Sizer();
+  request(sizer, rm);
+  const w = new BufWriter(sizer);
+  request(w, rm);
+  return w.buf;
+}
+
+/** Encoded size of one data point of `m` inside its metric (tag and length prefix included). */
+function pointSize(sizer: Sizer, m: MetricData, p: DataPoint<unknown>): number {
+  const start = sizer.size;
+  sizer.begin(1);
+  if (m.dataPointType === DataPointType.HISTOGRAM) histogramPoint(sizer, p as DataPoint<Histogram>);
+  else numberPoint(sizer, p as DataPoint<number>);
+  sizer.end();
+  return sizer.size - start;
+}
+
+/** Encoded size of everything of `m` but its points. */
+function metricOverhead(sizer: Sizer, m: MetricData): number {
+  const start = sizer.size;
+  sizer.begin(2);
+  metric(sizer, { ...m, dataPoints: [] } as MetricData);
+  sizer.end();
+  // The data container's length prefix grows with its points; ten bytes cover any size.
+  return sizer.size - start + 10;
+}
+
+/**
+ * Splits a batch into requests of at most `maxBytes` encoded each, by whole data points and in
+ * order, each with the same resource and scopes. A single point larger than the limit travels
+ * alone. A batch within the limit is returned as it is.
+ */
+export function splitByEncodedSize(rm: ResourceMetrics, maxBytes: number): ResourceMetrics[] {
+  const sizer = new Sizer();
+  request(sizer, { resource: rm.resource, scopeMetrics: [] });
+  const base = sizer.size + 10;
+  const total = new Sizer();
+  request(total, rm);
+  if (total.size <= maxBytes) return [rm];
+  const out: ResourceMetrics[] = [];
+  let scopes: ScopeMetrics[] = [];
+  let used = base;
+  const flush = (): void => {
+    if (scopes.length) out.push({ resource: rm.resource, scopeMetrics: scopes });
+    scopes = [];
+    used = base;
+  };
+  for (const sm of rm.scopeMetrics) {
+    const scopeStart = sizer.size;
+    sizer.begin(2);
+    scope(sizer, sm);
+    sizer.end();
+    const scopeSize = sizer.size - scopeStart + 10;
+    for (const m of sm.metrics) {
+      const overhead = metricOverhead(sizer, m);
+      let points: unknown[] = [];
+      const close = (): void => {
+        if (!points.length) return;
+        let current = scopes.at(-1);
+        if (current?.scope !== sm.scope) {
+          current = { scope: sm.scope, metrics: [] };
+          scopes.push(current);
+        }
+        current.metrics.push({ ...m, dataPoints: points } as MetricData);
+        points = [];
+      };
+      for (const p of m.dataPoints) {
+        const n = pointSize(sizer, m, p);
+        // The scope's and the metric's headers are paid again in every request they appear in.
+        const opening = points.length ? 0 : overhead + (scopes.at(-1)?.scope === sm.scope ? 0 : scopeSize);
+        if (used + opening + n > maxBytes && used > base) {
+          close();
+          flush();
+          used += overhead + scopeSize + n;
+        } else used += opening + n;
+        points.push(p);
+      }
+      close();
     }
-  });
-  return w.finish();
+  }
+  flush();
+  return out;
 }

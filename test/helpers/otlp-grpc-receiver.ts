@@ -7,7 +7,7 @@ const EXPORT_PATH = '/opentelemetry.proto.collector.metrics.v1.MetricsService/Ex
 
 /** One answer the receiver gives instead of OK. */
 export interface GrpcStep {
-  /** gRPC status code (14 = UNAVAILABLE, 8 = RESOURCE_EXHAUSTED, 3 = INVALID_ARGUMENT, …). */
+  /** gRPC status code (0 = answer OK, 14 = UNAVAILABLE, 8 = RESOURCE_EXHAUSTED, 3 = INVALID_ARGUMENT, …). */
   code: number;
   /** Sends a google.rpc.RetryInfo with this delay in the status details. */
   retryDelayMs?: number;
@@ -113,7 +113,7 @@ export class OtlpGrpcReceiver {
       this._hung.add(cb);
       return;
     }
-    if (step) {
+    if (step && step.code !== 0) {
       const md = new Metadata();
       if (step.retryDelayMs !== undefined) md.set('grpc-status-details-bin', statusWithRetryInfo(step.code, step.retryDelayMs));
       cb({ code: step.code, details: `scripted status ${step.code}`, metadata: md } as ServiceError);
