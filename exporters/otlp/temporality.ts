@@ -36,6 +36,8 @@ interface HistogramState {
 }
 
 type State = SumState | HistogramState;
+/** One source's state: metric (scope, name, type) → attribute signature → the series' last point. */
+type SourceState = Map<string, Map<string, State>>;
 
 const cmp = (a: HrTime, b: HrTime): number => a[0] - b[0] || a[1] - b[1];
 
@@ -81,7 +83,7 @@ function histogramWentDown(v: Histogram, prev: Histogram): boolean {
  */
 export class DeltaConverter {
   private readonly _preference: TemporalityPreference;
-  private readonly _sources = new Map<string, Map<string, State>>();
+  private readonly _sources = new Map<string, SourceState>();
   /** Signature of an attributes object (receivers reuse them across cycles, so this mostly hits). */
   private readonly _signatures = new WeakMap<Attributes, string>();
 
@@ -97,7 +99,7 @@ export class DeltaConverter {
   /** Series whose previous point is held, over all sources (tests, `/debug`). */
   trackedSeries(): number {
     let n = 0;
-    for (const m of this._sources.values()) n += m.size;
+    for (const src of this._sources.values()) for (const m of src.values()) n += m.size;
     return n;
   }
 
@@ -124,8 +126,8 @@ export class DeltaConverter {
    */
   convert(batch: ResourceMetrics, source: string, origin: DataOrigin): ResourceMetrics {
     if (this.passThrough) return batch;
-    const prev = this._sources.get(source) ?? new Map<string, State>();
-    const next = new Map<string, State>();
+    const prevSource = this._sources.get(source);
+    const nextSource: SourceState = new Map();
     const scopeMetrics: ScopeMetrics[] = [];
     let changed = false;
     for (const sm of batch.scopeMetrics) {
@@ -136,24 +138,29 @@ export class DeltaConverter {
           continue;
         }
         changed = true;
-        const prefix = `${sm.scope.name}\u0000${m.descriptor.name}\u0000${m.dataPointType}\u0000`;
+        // Signatures are cached strings (their hash is computed once); keys are not concatenated.
+        const metricKey = `${sm.scope.name}\u0000${m.descriptor.name}\u0000${m.dataPointType}`;
+        const prev = prevSource?.get(metricKey) ?? new Map<string, State>();
+        let next = nextSource.get(metricKey);
+        if (!next) nextSource.set(metricKey, (next = new Map()));
         const points =
           m.dataPointType === DataPointType.HISTOGRAM
-            ? this._histograms(m.dataPoints, prefix, prev, next, origin)
-            : this._sums(m.dataPoints as DataPoint<number>[], prefix, prev, next, origin);
+            ? this._histograms(m.dataPoints, prev, next, origin)
+            : this._sums(m.dataPoints as DataPoint<number>[], prev, next, origin);
+        if (next.size === 0) nextSource.delete(metricKey);
         if (points.length) metrics.push({ ...m, aggregationTemporality: AggregationTemporality.DELTA, dataPoints: points } as MetricData);
       }
       if (metrics.length) scopeMetrics.push({ scope: sm.scope, metrics });
     }
-    if (next.size) this._sources.set(source, next);
+    if (nextSource.size) this._sources.set(source, nextSource);
     else this._sources.delete(source);
     return changed ? { resource: batch.resource, scopeMetrics } : batch;
   }
 
-  private _sums(points: DataPoint<number>[], prefix: string, prev: Map<string, State>, next: Map<string, State>, origin: DataOrigin): DataPoint<number>[] {
+  private _sums(points: DataPoint<number>[], prev: Map<string, State>, next: Map<string, State>, origin: DataOrigin): DataPoint<number>[] {
     const out: DataPoint<number>[] = [];
     for (const p of points) {
-      const key = prefix + this._signature(p.attributes);
+      const key = this._signature(p.attributes);
       const last = prev.get(key) as SumState | undefined;
       if (isStale(p)) {
         // The series ends here; its state goes with it.
@@ -183,10 +190,10 @@ export class DeltaConverter {
     return out;
   }
 
-  private _histograms(points: DataPoint<Histogram>[], prefix: string, prev: Map<string, State>, next: Map<string, State>, origin: DataOrigin): DataPoint<Histogram>[] {
+  private _histograms(points: DataPoint<Histogram>[], prev: Map<string, State>, next: Map<string, State>, origin: DataOrigin): DataPoint<Histogram>[] {
     const out: DataPoint<Histogram>[] = [];
     for (const p of points) {
-      const key = prefix + this._signature(p.attributes);
+      const key = this._signature(p.attributes);
       const last = prev.get(key) as HistogramState | undefined;
       if (isStale(p)) {
         out.push(copyPoint(p, last?.time ?? p.startTime, p.value));
