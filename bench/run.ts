@@ -358,7 +358,7 @@ let written: object = out;
 if (only && existsSync(file)) {
   const prev = JSON.parse(readFileSync(file, 'utf8')) as typeof out & { partial?: unknown[] };
   const names = new Set(results.map((r) => r.name));
-  written = { ...prev, results: [...prev.results.filter((r) => !names.has(r.name)), ...results], partial: [...(prev.partial ?? []), { date: out.date, only, node: out.node, figures: [...names] }] };
+  written = { ...prev, results: [...prev.results.filter((r) => !names.has(r.name)), ...results], partial: [...(prev.partial ?? []).filter((x) => (x as { only?: string }).only !== only), { date: out.date, only, node: out.node, figures: [...names] }] };
 }
 writeFileSync(file, JSON.stringify(written, null, 2) + '\n');
 process.stdout.write(`\nwrote bench/results/${quick ? 'quick' : 'latest'}.json in ${out.durationS}s\n`);

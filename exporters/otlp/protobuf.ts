@@ -22,28 +22,74 @@ interface Sink {
   fixed64(field: number, lo: number, hi: number): void;
   double(field: number, v: number): void;
   string(field: number, s: string): void;
+  /** A KeyValue whose value is a string, boolean or number (the common case, done without records). */
+  keyValue(field: number, key: string, value: string | number | boolean): void;
 }
 
 const varintSize = (v: number): number => (v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : v < 0x800000000 ? 5 : Math.ceil(Math.log2(v + 1) / 7));
 
+/** Byte length of UTF-8 text, remembered for the short strings (label keys and values repeat). */
+class Utf8Lengths {
+  private readonly _known = new Map<string, number>();
+  of(s: string): number {
+    let n = this._known.get(s);
+    if (n === undefined) {
+      n = Buffer.byteLength(s, 'utf8');
+      if (s.length <= 256) this._known.set(s, n);
+    }
+    return n;
+  }
+}
+
+/** Encoded length of an AnyValue holding a scalar (field 1 string, 2 bool, 3 int64, 4 double). */
+function scalarValueLength(utf8: Utf8Lengths, v: string | number | boolean): number {
+  if (typeof v === 'string') {
+    const n = utf8.of(v);
+    return 1 + varintSize(n) + n;
+  }
+  if (typeof v === 'boolean') return 2;
+  if (Number.isSafeInteger(v)) return 1 + (v < 0 ? 10 : varintSize(v));
+  return 9;
+}
+
+/** Encoded length of KeyValue{key, value: AnyValue(scalar)}. */
+function keyValueLength(utf8: Utf8Lengths, key: string, v: string | number | boolean): number {
+  const k = utf8.of(key);
+  const av = scalarValueLength(utf8, v);
+  return 1 + varintSize(k) + k + 1 + varintSize(av) + av;
+}
+
 /** Measures; lengths of nested messages go to `lengths` in the order the writer will need them. */
 class Sizer implements Sink {
   size = 0;
-  readonly lengths: number[] = [];
+  private _lengths = new Int32Array(1024);
+  private _count = 0;
   private readonly _open: number[] = [];
-  private readonly _strings = new Map<string, number>();
+  readonly utf8 = new Utf8Lengths();
 
+  /** The recorded lengths, in the order they were met. */
+  get lengths(): Int32Array {
+    return this._lengths.subarray(0, this._count);
+  }
   begin(_field?: number): void {
-    this._open.push(this.lengths.length, this.size);
-    this.lengths.push(0);
+    if (this._count === this._lengths.length) {
+      const grown = new Int32Array(this._lengths.length * 2);
+      grown.set(this._lengths);
+      this._lengths = grown;
+    }
+    this._open.push(this._count++, this.size);
     this.size += 1; // tag (every field number here is below 16)
   }
   end(): void {
     const start = this._open.pop() as number;
     const slot = this._open.pop() as number;
     const len = this.size - start - 1;
-    this.lengths[slot] = len;
+    this._lengths[slot] = len;
     this.size += varintSize(len);
+  }
+  keyValue(_f: number, key: string, value: string | number | boolean): void {
+    const n = keyValueLength(this.utf8, key, value);
+    this.size += 1 + varintSize(n) + n;
   }
   varint(_f: number, v: number): void {
     this.size += 1 + varintSize(v);
@@ -58,17 +104,8 @@ class Sizer implements Sink {
     this.size += 9;
   }
   string(_f: number, s: string): void {
-    let n = this._strings.get(s);
-    if (n === undefined) {
-      n = Buffer.byteLength(s, 'utf8');
-      // Label keys and values repeat across a batch; long unique strings are not worth keeping.
-      if (s.length <= 256) this._strings.set(s, n);
-    }
+    const n = this.utf8.of(s);
     this.size += 1 + varintSize(n) + n;
-  }
-  /** Byte length of `s` in UTF-8, as measured. */
-  bytesOf(s: string): number {
-    return this._strings.get(s) ?? Buffer.byteLength(s, 'utf8');
   }
 }
 
@@ -77,13 +114,13 @@ class BufWriter implements Sink {
   readonly buf: Buffer;
   private _pos = 0;
   private _next = 0;
-  private readonly _lengths: readonly number[];
-  private readonly _sizer: Sizer;
+  private readonly _lengths: Int32Array;
+  private readonly _utf8: Utf8Lengths;
 
   constructor(sizer: Sizer) {
     this.buf = Buffer.allocUnsafe(sizer.size);
     this._lengths = sizer.lengths;
-    this._sizer = sizer;
+    this._utf8 = sizer.utf8;
   }
   private _tag(field: number, wire: number): void {
     this.buf[this._pos++] = (field << 3) | wire;
@@ -127,11 +164,22 @@ class BufWriter implements Sink {
     this._pos += 8;
   }
   string(field: number, s: string): void {
-    const n = this._sizer.bytesOf(s);
+    const n = this._utf8.of(s);
     this._tag(field, 2);
     this._uvarint(n);
     this.buf.write(s, this._pos, n, 'utf8');
     this._pos += n;
+  }
+  keyValue(field: number, key: string, value: string | number | boolean): void {
+    this._tag(field, 2);
+    this._uvarint(keyValueLength(this._utf8, key, value));
+    this.string(1, key);
+    this._tag(2, 2);
+    this._uvarint(scalarValueLength(this._utf8, value));
+    if (typeof value === 'string') this.string(1, value);
+    else if (typeof value === 'boolean') this.varint(2, value ? 1 : 0);
+    else if (Number.isSafeInteger(value)) this.int64(3, value);
+    else this.double(4, value);
   }
 }
 
@@ -172,6 +220,10 @@ function attributes(o: Sink, field: number, attrs: Attributes): void {
   for (const k in attrs) {
     const v = attrs[k];
     if (v === undefined) continue;
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') {
+      o.keyValue(field, k, v);
+      continue;
+    }
     o.begin(field);
     o.string(1, k);
     o.begin(2);
