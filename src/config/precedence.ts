@@ -12,6 +12,7 @@
  * reported, never ignored in silence.
  */
 import type { EnvSettings } from './env.ts';
+import { otlpEnvSchema, type OtlpEnvSettings } from './otlp-env.ts';
 
 /** Where an effective service setting came from. */
 export type Origin = `flag ${string}` | `env ${string}` | 'file' | 'default';
@@ -60,12 +61,8 @@ const PIPELINE_VARIABLES: ReadonlyArray<keyof EnvSettings> = [
   'DEVICE_TAGS',
   'SHARD_COUNT',
   'SHARD_INDEX',
-  'OTEL_EXPORTER_OTLP_ENDPOINT',
-  'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT',
-  'OTEL_EXPORTER_OTLP_HEADERS',
-  'OTEL_EXPORTER_OTLP_PROTOCOL',
-  'OTEL_EXPORTER_OTLP_COMPRESSION',
-  'OTEL_EXPORTER_OTLP_TIMEOUT',
+  // Every OTEL_* variable (otlp-env.ts) only builds the env pipeline's otlp exporter.
+  ...(Object.keys(otlpEnvSchema) as Array<keyof OtlpEnvSettings>),
   'TS_PROXY_URL',
   'TS_LOCALAPI_SOCKET',
 ];
