@@ -16,6 +16,10 @@ import { configSchema } from './config.ts';
 import { parseConfig } from '../../src/config/schema.ts';
 import { buildService, families, memoryLogger, renderPrometheus } from '../../test/helpers/index.ts';
 import { OtlpGrpcReceiver } from '../../test/helpers/otlp-grpc-receiver.ts';
+import { decodeProtobuf } from '../../test/helpers/otlp-receiver.ts';
+import { ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
+import { BatchBuilder } from '../../src/model/batch.ts';
+import { encodeMetricsRequest } from './protobuf.ts';
 import { tailnetSnapshot } from '../../bench/lib.ts';
 
 async function receiver(t: TestContext): Promise<OtlpGrpcReceiver> {
@@ -219,4 +223,27 @@ test('our gRPC requests decode exactly like the official @opentelemetry/exporter
   const flagOf = (i: number) => rx.requests[i]?.metrics.find((m) => m.name === name)?.points[0];
   assert.equal(flagOf(2)?.flags, 0, 'official: a value, no flag');
   assert.deepEqual([flagOf(3)?.flags, flagOf(3)?.value], [1, undefined], 'ours: NO_RECORDED_VALUE and no value');
+});
+
+test('the encoder writes what the official serializer writes for awkward values: unicode and long labels, negative and large integers, booleans, doubles, NaN, ±Inf, times before and after 2038, many points', () => {
+  const long = 'ü'.repeat(50) + 'x'.repeat(300);
+  const b = new BatchBuilder({ 'service.name': 'tsmetrics', 'big.int': 2 ** 40, neg: -7, flag: true, ratio: 0.25, emoji: '🚀 tailnet' }, { name: 'edge', version: '1' });
+  const g = b.gauge('edge_gauge', 'ünïcode help ✓');
+  const c = b.counter('edge_total', long);
+  for (let i = 0; i < 3000; i++) g.add({ device_id: String(i), name: i % 7 ? `dev-${i}` : long, n: i - 1500 }, i % 11 === 0 ? NaN : i % 13 === 0 ? -Infinity : i / 3, 1_700_000_000_000 + i, 1_600_000_000_000);
+  c.add({ device_id: 'late' }, 1e300, Date.UTC(2100, 0, 1), Date.UTC(2039, 0, 1));
+  c.add({ device_id: 'epoch' }, Infinity, 0, 0);
+  const rm = b.build();
+  const ours = decodeProtobuf(Buffer.from(encodeMetricsRequest(rm)));
+  const theirs = decodeProtobuf(Buffer.from(ProtobufMetricsSerializer.serializeRequest(rm) as Uint8Array));
+  assert.deepEqual(ours, theirs);
+  assert.equal(ours.metrics[0]?.points.length, 3000);
+  // Wide points: the encoder's table of lengths grows while it records attributes.
+  for (const points of [20, 21, 41, 83, 167]) {
+    const w = new BatchBuilder({}, { name: 'wide' });
+    const m = w.gauge('wide_gauge', '');
+    for (let i = 0; i < points; i++) m.add(Object.fromEntries(Array.from({ length: 50 }, (_, k) => [`k${k}`, k % 3 ? `v${i}-${k}` : i * k])), i, 1_700_000_000_000);
+    const wide = w.build();
+    assert.deepEqual(decodeProtobuf(Buffer.from(encodeMetricsRequest(wide))), decodeProtobuf(Buffer.from(ProtobufMetricsSerializer.serializeRequest(wide) as Uint8Array)), `${points} wide points`);
+  }
 });

@@ -20,9 +20,11 @@ interface Sink {
   /** A signed 64-bit varint (negative numbers take ten bytes). */
   int64(field: number, v: number): void;
   fixed64(field: number, lo: number, hi: number): void;
+  /** A timestamp as fixed64 nanoseconds. */
+  nanos(field: number, t: HrTime): void;
   double(field: number, v: number): void;
   string(field: number, s: string): void;
-  /** A KeyValue whose value is a string, boolean or number (the common case, done without records). */
+  /** A KeyValue whose value is a string, boolean or number (the common case). */
   keyValue(field: number, key: string, value: string | number | boolean): void;
 }
 
@@ -52,14 +54,16 @@ function scalarValueLength(utf8: Utf8Lengths, v: string | number | boolean): num
   return 9;
 }
 
-/** Encoded length of KeyValue{key, value: AnyValue(scalar)}. */
-function keyValueLength(utf8: Utf8Lengths, key: string, v: string | number | boolean): number {
-  const k = utf8.of(key);
-  const av = scalarValueLength(utf8, v);
-  return 1 + varintSize(k) + k + 1 + varintSize(av) + av;
+/** The length `n` whose varint prefix and body together take `total` bytes. */
+function lengthWithin(total: number): number {
+  for (let k = 1; k <= 5; k++) if (varintSize(total - k) === k) return total - k;
+  throw new Error('protobuf: inconsistent length');
 }
 
-/** Measures; lengths of nested messages go to `lengths` in the order the writer will need them. */
+/**
+ * Measures; lengths of nested messages (and of scalar KeyValues) go to a table in the order the
+ * writer will need them.
+ */
 class Sizer implements Sink {
   size = 0;
   private _lengths = new Int32Array(1024);
@@ -71,13 +75,16 @@ class Sizer implements Sink {
   get lengths(): Int32Array {
     return this._lengths.subarray(0, this._count);
   }
-  begin(_field?: number): void {
+  private _slot(): number {
     if (this._count === this._lengths.length) {
       const grown = new Int32Array(this._lengths.length * 2);
       grown.set(this._lengths);
       this._lengths = grown;
     }
-    this._open.push(this._count++, this.size);
+    return this._count++;
+  }
+  begin(_field?: number): void {
+    this._open.push(this._slot(), this.size);
     this.size += 1; // tag (every field number here is below 16)
   }
   end(): void {
@@ -88,7 +95,12 @@ class Sizer implements Sink {
     this.size += varintSize(len);
   }
   keyValue(_f: number, key: string, value: string | number | boolean): void {
-    const n = keyValueLength(this.utf8, key, value);
+    const k = this.utf8.of(key);
+    const av = scalarValueLength(this.utf8, value);
+    const n = 1 + varintSize(k) + k + 1 + varintSize(av) + av;
+    // The slot first: taking one may replace the table.
+    const slot = this._slot();
+    this._lengths[slot] = n;
     this.size += 1 + varintSize(n) + n;
   }
   varint(_f: number, v: number): void {
@@ -100,6 +112,9 @@ class Sizer implements Sink {
   fixed64(): void {
     this.size += 9;
   }
+  nanos(): void {
+    this.size += 9;
+  }
   double(): void {
     this.size += 9;
   }
@@ -109,6 +124,8 @@ class Sizer implements Sink {
   }
 }
 
+const TWO32 = 0x100000000;
+
 /** Writes into a buffer of the measured size. */
 class BufWriter implements Sink {
   readonly buf: Buffer;
@@ -116,6 +133,11 @@ class BufWriter implements Sink {
   private _next = 0;
   private readonly _lengths: Int32Array;
   private readonly _utf8: Utf8Lengths;
+  // Points of a batch mostly share their times: the last conversion is kept.
+  private _s = -1;
+  private _ns = -1;
+  private _lo = 0;
+  private _hi = 0;
 
   constructor(sizer: Sizer) {
     this.buf = Buffer.allocUnsafe(sizer.size);
@@ -158,45 +180,52 @@ class BufWriter implements Sink {
     this.buf.writeUInt32LE(hi, this._pos + 4);
     this._pos += 8;
   }
+  nanos(field: number, t: HrTime): void {
+    const s = Math.max(0, Math.trunc(t[0]));
+    const ns = Math.max(0, Math.trunc(t[1]));
+    if (s !== this._s || ns !== this._ns) {
+      // s·1e9 + ns with 16-bit limbs of s, so every partial product stays below 2^53 (no BigInt).
+      const b = Math.floor(s / 0x10000) * 1e9; // times 2^16
+      const c = (b % 0x10000) * 0x10000 + (s % 0x10000) * 1e9 + ns;
+      this._lo = c % TWO32;
+      this._hi = (Math.floor(b / 0x10000) + Math.floor(c / TWO32)) % TWO32;
+      this._s = s;
+      this._ns = ns;
+    }
+    this.fixed64(field, this._lo, this._hi);
+  }
   double(field: number, v: number): void {
     this._tag(field, 1);
     this.buf.writeDoubleLE(v, this._pos);
     this._pos += 8;
   }
+  /** A string field; a short one learns its UTF-8 length from the write (one prefix byte). */
   string(field: number, s: string): void {
-    const n = this._utf8.of(s);
     this._tag(field, 2);
+    if (s.length * 3 < 0x80) {
+      const n = this.buf.write(s, this._pos + 1, 'utf8');
+      this.buf[this._pos] = n;
+      this._pos += 1 + n;
+      return;
+    }
+    const n = this._utf8.of(s);
     this._uvarint(n);
     this.buf.write(s, this._pos, n, 'utf8');
     this._pos += n;
   }
   keyValue(field: number, key: string, value: string | number | boolean): void {
+    const n = this._lengths[this._next++] as number;
     this._tag(field, 2);
-    this._uvarint(keyValueLength(this._utf8, key, value));
+    this._uvarint(n);
+    const end = this._pos + n;
     this.string(1, key);
     this._tag(2, 2);
-    this._uvarint(scalarValueLength(this._utf8, value));
+    this._uvarint(lengthWithin(end - this._pos));
     if (typeof value === 'string') this.string(1, value);
     else if (typeof value === 'boolean') this.varint(2, value ? 1 : 0);
     else if (Number.isSafeInteger(value)) this.int64(3, value);
     else this.double(4, value);
   }
-}
-
-const TWO32 = 0x100000000;
-
-/** HrTime as unsigned 64-bit nanoseconds in two exact 32-bit halves (no BigInt, no rounding). */
-function fixedNanos(o: Sink, field: number, t: HrTime): void {
-  const s = Math.max(0, Math.trunc(t[0]));
-  const ns = Math.max(0, Math.trunc(t[1]));
-  // s·1e9 + ns with 16-bit limbs of s, so every partial product stays below 2^53.
-  const sh = Math.floor(s / 0x10000);
-  const sl = s % 0x10000;
-  const b = sh * 1e9; // times 2^16
-  const c = (b % 0x10000) * 0x10000 + sl * 1e9 + ns;
-  const lo = c % TWO32;
-  const hi = Math.floor(b / 0x10000) + Math.floor(c / TWO32);
-  o.fixed64(field, lo, hi % TWO32);
 }
 
 function anyValue(o: Sink, v: AnyValue): void {
@@ -235,16 +264,16 @@ function attributes(o: Sink, field: number, attrs: Attributes): void {
 
 function numberPoint(o: Sink, p: DataPoint<number>): void {
   attributes(o, 7, p.attributes);
-  fixedNanos(o, 2, p.startTime);
-  fixedNanos(o, 3, p.endTime);
+  o.nanos(2, p.startTime);
+  o.nanos(3, p.endTime);
   if (isStale(p)) o.varint(8, 1);
   else o.double(4, p.value);
 }
 
 function histogramPoint(o: Sink, p: DataPoint<Histogram>): void {
   attributes(o, 9, p.attributes);
-  fixedNanos(o, 2, p.startTime);
-  fixedNanos(o, 3, p.endTime);
+  o.nanos(2, p.startTime);
+  o.nanos(3, p.endTime);
   if (isStale(p)) {
     o.fixed64(4, 0, 0);
     o.varint(10, 1);
