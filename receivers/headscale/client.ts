@@ -4,8 +4,7 @@ import type { Dispatcher } from 'undici';
 import type { Clock } from '../../src/component/types.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { nopLogger, OnceLogger, Redactor, type Logger } from '../../src/log/logger.ts';
-import { BodyTooLargeError, readBodyLimited } from '../../src/util/body.ts';
-import { ApiCallError, parseRetryAfter } from '../tailscale_api/client.ts';
+import { ApiCallError, parseRetryAfter, requestWithLimits } from '../tailscale_api/client.ts';
 import type { HeadscaleConfig } from './config.ts';
 
 export { ApiCallError } from '../tailscale_api/client.ts';
@@ -150,24 +149,11 @@ export class HeadscaleClient {
   private async _send(path: string, signal: AbortSignal): Promise<string> {
     const c = this._o.config;
     this.requests++;
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await this._o.dispatcher.request({
-        origin: this._origin,
-        path,
-        method: 'GET',
-        headers: { 'user-agent': this._o.userAgent, accept: 'application/json', authorization: `Bearer ${this._o.apiKey()}` },
-        signal: AbortSignal.any([signal, AbortSignal.timeout(c.timeout)]),
-        headersTimeout: c.timeout,
-        bodyTimeout: c.timeout,
-      });
-    } catch (err) {
-      throw new ApiCallError('network', this._scrub(`request failed: ${errorMessage(err)}`), { cause: err });
-    }
-    const text = await readBodyLimited(res.body, c.max_body_size).catch((err: unknown) => {
-      if (err instanceof BodyTooLargeError) throw new ApiCallError('too_large', err.message);
-      throw new ApiCallError('network', this._scrub(`reading the response failed: ${errorMessage(err)}`), { cause: err });
-    });
+    const { res, text } = await requestWithLimits(
+      this._o.dispatcher,
+      { origin: this._origin, path, method: 'GET', headers: { 'user-agent': this._o.userAgent, accept: 'application/json', authorization: `Bearer ${this._o.apiKey()}` } },
+      { signal, timeoutMs: c.timeout, maxBytes: c.max_body_size, scrub: this._scrub },
+    );
     const status = res.statusCode;
     if (status >= 200 && status < 300) return text;
     const msg = errorText(text, this._scrub);

@@ -356,25 +356,7 @@ export class TailscaleApiClient {
     if (signal.aborted) throw signal.reason;
     this.requests++;
     this._o.onRequest?.(tag);
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await this._o.dispatcher.request({
-        origin: this._origin,
-        path,
-        method,
-        headers: { 'user-agent': this._o.userAgent, ...headers },
-        ...(body !== undefined ? { body } : {}),
-        signal: AbortSignal.any([signal, AbortSignal.timeout(c.timeout)]),
-        headersTimeout: c.timeout,
-        bodyTimeout: c.timeout,
-      });
-    } catch (err) {
-      throw new ApiCallError('network', this._scrub(`request failed: ${errorMessage(err)}`), { cause: err });
-    }
-    const text = await readBodyLimited(res.body, c.max_body_size).catch((err: unknown) => {
-      if (err instanceof BodyTooLargeError) throw new ApiCallError('too_large', err.message);
-      throw new ApiCallError('network', this._scrub(`reading the response failed: ${errorMessage(err)}`), { cause: err });
-    });
+    const { res, text } = await requestWithLimits(this._o.dispatcher, { origin: this._origin, path, method, headers: { 'user-agent': this._o.userAgent, ...headers }, ...(body !== undefined ? { body } : {}) }, { signal, timeoutMs: c.timeout, maxBytes: c.max_body_size, scrub: this._scrub });
     const status = res.statusCode;
     if (status >= 200 && status < 300) {
       const etag = res.headers.etag;
@@ -393,6 +375,30 @@ export class TailscaleApiClient {
     if (status === 403) throw new ApiCallError('auth', `API denied access (403): ${msg}${scope ? `; the credential needs the ${scope} scope` : ''}`, { status });
     throw new ApiCallError('http_status', `API answered ${status}: ${msg}`, { status });
   }
+}
+
+/**
+ * One HTTP exchange with an API, bounded the same way for every API client (Tailscale,
+ * Headscale): the whole exchange by `timeoutMs`, the body by `maxBytes` while it streams.
+ * Transport failures become `network` and an oversized body `too_large`, with the error text
+ * scrubbed of secrets before it can be printed.
+ */
+export async function requestWithLimits(
+  dispatcher: Dispatcher,
+  request: Pick<Dispatcher.RequestOptions, 'origin' | 'path' | 'method' | 'headers' | 'body'>,
+  o: { signal: AbortSignal; timeoutMs: number; maxBytes: number; scrub: (text: string) => string },
+): Promise<{ res: Dispatcher.ResponseData; text: string }> {
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await dispatcher.request({ ...request, signal: AbortSignal.any([o.signal, AbortSignal.timeout(o.timeoutMs)]), headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs });
+  } catch (err) {
+    throw new ApiCallError('network', o.scrub(`request failed: ${errorMessage(err)}`), { cause: err });
+  }
+  const text = await readBodyLimited(res.body, o.maxBytes).catch((err: unknown) => {
+    if (err instanceof BodyTooLargeError) throw new ApiCallError('too_large', err.message);
+    throw new ApiCallError('network', o.scrub(`reading the response failed: ${errorMessage(err)}`), { cause: err });
+  });
+  return { res, text };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
