@@ -5,6 +5,7 @@ import type { Clock } from '../../src/component/types.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { nopLogger, OnceLogger, Redactor, type Logger } from '../../src/log/logger.ts';
 import { ApiCallError, parseRetryAfter, requestWithLimits } from '../tailscale_api/client.ts';
+import { sleep } from '../../src/util/abort.ts';
 import type { HeadscaleConfig } from './config.ts';
 
 export { ApiCallError } from '../tailscale_api/client.ts';
@@ -165,19 +166,4 @@ export class HeadscaleClient {
     if (status === 403) throw new ApiCallError('auth', `Headscale denied access (403): ${msg}`, { status });
     throw new ApiCallError('http_status', `Headscale answered ${status}: ${msg}${status === 404 ? ' (is url the Headscale server, and is it 0.28 or later?)' : ''}`, { status });
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

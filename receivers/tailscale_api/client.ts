@@ -7,6 +7,7 @@ import { BodyTooLargeError, readBodyLimited } from '../../src/util/body.ts';
 import { nopLogger, OnceLogger, Redactor, type Logger } from '../../src/log/logger.ts';
 import { readSecretFile, SecretFileError } from '../../src/config/secrets-file.ts';
 import { Limiter } from '../../src/util/limiter.ts';
+import { sleep } from '../../src/util/abort.ts';
 
 /** A failed API call, classified by the bounded error kinds the self-metrics use. */
 export class ApiCallError extends TsmetricsError {
@@ -399,19 +400,4 @@ export async function requestWithLimits(
     throw new ApiCallError('network', o.scrub(`reading the response failed: ${errorMessage(err)}`), { cause: err });
   });
   return { res, text };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

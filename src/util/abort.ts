@@ -93,3 +93,19 @@ export function shutdownCutOffOf(component: unknown): string | undefined {
   const c = component as Partial<ShutdownReporter> | null;
   return typeof c?.shutdownCutOff === 'function' ? c.shutdownCutOff() : undefined;
 }
+
+/** Waits `ms`, or rejects with the signal's reason as soon as `signal` aborts (at once if it has). */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
