@@ -1,7 +1,7 @@
 // `npm run bench [-- --quick]`: every benchmark, side by side with its peer, as ratios.
 // Prints a table and writes bench/results/latest.json.
 import { execFileSync, spawnSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
@@ -256,8 +256,12 @@ async function prometheusReference(): Promise<void> {
     const ours = results.find((r) => r.name === 'scrape_cycle_cpu')?.value;
     results.push({ name: 'prometheus_reference_cpu', value: Math.round(perCycle), unit: 'ms CPU/cycle', ...(ours ? { peer: ours, ratio: +(ours / perCycle).toFixed(2) } : {}), target: 'reference', met: null, note: `Debian prometheus scraping the same ${devices} simulated devices (file_sd); peer = tsmetrics' scrape_cycle_cpu` });
   } finally {
+    const exited = prom.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => prom.once('exit', () => r()));
     prom.kill('SIGTERM');
+    await exited;
     await sim.stop();
+    // Prometheus' data directory is only scratch space for this figure.
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
