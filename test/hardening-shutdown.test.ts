@@ -316,13 +316,14 @@ test('OTLP timeout covers the whole exchange: an endpoint that trickles its resp
   for (const ms of otlp.closedAfterMs) assert.ok(ms >= timeoutMs - 100 && ms < timeoutMs + 700, `one exchange lasted ${ms} ms`);
 });
 
-test('Retry-After from the Tailscale API is capped by max_retry_after (logged once) and polling goes on', { timeout: 30_000 }, async (t) => {
+/** The fixture tailnet's API alone (no device servers) into the Prometheus exporter. */
+async function apiOnly(t: TestContext, api: Record<string, unknown>): Promise<{ sim: TailnetSimulator; service: PipelineService; lines: string[] }> {
   const sim = new TailnetSimulator({ devices_json: fixtureDevices(), deviceServers: false });
   await sim.start();
   const { logger, lines } = memoryLogger();
   const service = buildService(
     {
-      receivers: { tailscale_api: { api_url: sim.apiUrl, api_key: sim.apiKeys[0], tailnet: sim.tailnet, interval: '1h', max_retry_after: '1s' } },
+      receivers: { tailscale_api: { api_url: sim.apiUrl, api_key: sim.apiKeys[0], tailnet: sim.tailnet, interval: '1h', ...api } },
       exporters: { prometheus: {} },
       service: { pipelines: { metrics: { receivers: ['tailscale_api'], exporters: ['prometheus'] } } },
     },
@@ -332,6 +333,11 @@ test('Retry-After from the Tailscale API is capped by max_retry_after (logged on
     await service.shutdown(AbortSignal.timeout(2000));
     await sim.stop();
   });
+  return { sim, service, lines };
+}
+
+test('Retry-After from the Tailscale API is capped by max_retry_after (logged once) and polling goes on', { timeout: 30_000 }, async (t) => {
+  const { sim, service, lines } = await apiOnly(t, { max_retry_after: '1s' });
   const calls = () => sim.stats.apiRequests['GET /api/v2/tailnet/example.com/devices'] ?? 0;
   sim.queueApiFaults({ kind: 'status', status: 429, retryAfter: '999999999' });
   const t0 = Date.now();
@@ -351,21 +357,7 @@ test('Retry-After from the Tailscale API is capped by max_retry_after (logged on
 });
 
 test('a 16 MB device list of minimal records is rejected as too_large before decoding; the last good inventory stays', { timeout: 60_000 }, async (t) => {
-  const sim = new TailnetSimulator({ devices_json: fixtureDevices(), deviceServers: false });
-  await sim.start();
-  const { logger, lines } = memoryLogger();
-  const service = buildService(
-    {
-      receivers: { tailscale_api: { api_url: sim.apiUrl, api_key: sim.apiKeys[0], tailnet: sim.tailnet, interval: '1h', max_retries: 0 } },
-      exporters: { prometheus: {} },
-      service: { pipelines: { metrics: { receivers: ['tailscale_api'], exporters: ['prometheus'] } } },
-    },
-    { logger },
-  );
-  t.after(async () => {
-    await service.shutdown(AbortSignal.timeout(2000));
-    await sim.stop();
-  });
+  const { sim, service, lines } = await apiOnly(t, { max_retries: 0 });
   await service.collectNow();
   const entries = Math.ceil((16 * 1024 * 1024) / 11);
   const body = `{"devices":[${Array.from({ length: entries }, () => '{"id":"1"}').join(',')}]}`;
@@ -383,21 +375,7 @@ test('a 16 MB device list of minimal records is rejected as too_large before dec
 });
 
 test('the API failure log line says "no inventory yet" when there never was one', async (t) => {
-  const sim = new TailnetSimulator({ devices_json: fixtureDevices(), deviceServers: false });
-  await sim.start();
-  const { logger, lines } = memoryLogger();
-  const service = buildService(
-    {
-      receivers: { tailscale_api: { api_url: sim.apiUrl, api_key: sim.apiKeys[0], tailnet: sim.tailnet, interval: '1h', max_retries: 0 } },
-      exporters: { prometheus: {} },
-      service: { pipelines: { metrics: { receivers: ['tailscale_api'], exporters: ['prometheus'] } } },
-    },
-    { logger },
-  );
-  t.after(async () => {
-    await service.shutdown(AbortSignal.timeout(2000));
-    await sim.stop();
-  });
+  const { sim, service, lines } = await apiOnly(t, { max_retries: 0 });
   sim.setApiFault({ kind: 'status', status: 403, body: '{"message":"no"}' });
   await service.collectNow();
   const failed = () => lines.filter((l) => l.includes('Tailscale API call failed'));
