@@ -73,17 +73,24 @@ async function timed(url: string): Promise<{ status: number; body: string; ms: n
   return { status: r.status, body: r.body, ms: performance.now() - began };
 }
 
-test('stalled /metrics readers: capped, cut off at the write timeout, and probes answer meanwhile', async (t) => {
+/**
+ * A collected pipeline whose page is ~11 MB: one device answers 100,000 series, far more than
+ * loopback sockets buffer, so a client that does not read really does stall its response.
+ */
+async function bigPage(t: TestContext, dm: Record<string, unknown>): Promise<PipelineService> {
   const sim = new TailnetSimulator({ devices: 6 });
   await sim.start();
   t.after(() => sim.stop());
-  // One device answers 100,000 series, so the page (~11 MB) is far more than loopback sockets
-  // buffer: a client that does not read really does stall its response.
   let big = '# TYPE tailscaled_big_series gauge\n';
   for (let i = 0; i < 100_000; i++) big += `tailscaled_big_series{n="${i}"} ${i}\n`;
   sim.setDeviceFault(targeted(sim)[0] as string, { kind: 'body', body: big });
-  const service = pipeline(sim, { max_samples: 200_000 });
+  const service = pipeline(sim, dm);
   await service.collectNow();
+  return service;
+}
+
+test('stalled /metrics readers: capped, cut off at the write timeout, and probes answer meanwhile', async (t) => {
+  const service = await bigPage(t, { max_samples: 200_000 });
   const cap = 3;
   const writeTimeoutMs = 5000;
   const { server, url, port } = await serve(t, service, { maxMetricsStreams: cap, writeTimeoutMs });
@@ -246,14 +253,7 @@ test('one client address cannot take every connection: beyond its share it is cu
 });
 
 test('a stalled /metrics reader gives up its slot to a new scrape once its socket has not moved for a few seconds', { timeout: 60_000 }, async (t) => {
-  const sim = new TailnetSimulator({ devices: 6 });
-  await sim.start();
-  t.after(() => sim.stop());
-  let big = '# TYPE tailscaled_big_series gauge\n';
-  for (let i = 0; i < 100_000; i++) big += `tailscaled_big_series{n="${i}"} ${i}\n`;
-  sim.setDeviceFault(targeted(sim)[0] as string, { kind: 'body', body: big });
-  const service = pipeline(sim, { max_samples: 200_000, max_body_size: 16 * 1024 * 1024 });
-  await service.collectNow();
+  const service = await bigPage(t, { max_samples: 200_000, max_body_size: 16 * 1024 * 1024 });
   const { server, port, url } = await serve(t, service, { maxMetricsStreams: 2, writeTimeoutMs: 60_000 });
   const stalled = [await stalledClient(t, port, '/metrics'), await stalledClient(t, port, '/metrics')];
   await waitFor(() => server.activeStreams === 2, 5000);
