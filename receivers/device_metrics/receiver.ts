@@ -195,7 +195,6 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
 
     // One abort listener per scrape in flight (up to max_concurrent) is expected, not a leak.
     setMaxListeners(Math.max(10, config.max_concurrent + 10), signal);
-    let attempted = 0;
     const dropKeys = new Set<string>();
     const scrapeOne = async (d: Device): Promise<void> => {
       const s = stateOf(d);
@@ -209,7 +208,6 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
         for (const [kind, n] of s.errors) errors.add({ ...labels, kind }, n, now, s.errorsStartMs);
         backoff.add(labels, s.skip, now);
       };
-      attempted++;
       if (s.skip > 0) {
         s.skip--;
         finish(false, 0);
@@ -283,11 +281,11 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
     dropOnce.forgetExcept(dropKeys);
     // A source whose targeted devices mostly fail is down, even though each failure is its
     // device's own: `/health` and `tsmetrics_source_up` must not call that healthy.
-    const ok = attempted === 0 || scraped * 2 >= attempted;
+    const ok = list.length === 0 || scraped * 2 >= list.length;
     return {
       batch: bb.build(),
       ok,
-      ...(ok ? {} : { error: `${attempted - scraped} of ${attempted} targeted devices failed their last scrape` }),
+      ...(ok ? {} : { error: `${list.length - scraped} of ${list.length} targeted devices failed their last scrape` }),
       details: { devices_scraped: scraped, devices_targeted: list.length },
     };
   };

@@ -112,9 +112,9 @@ function iso(ms: number | undefined): string | null {
  * it carries no free-form text at all (last errors are in `/debug`, behind the token).
  *
  * `status` is:
- * - `degraded` when any source failed its last cycle (`up` is false after at least one cycle),
- *   or a source that scrapes devices reached fewer than half of the devices it targeted
- *   (`devices_targeted > 0` and `2 × devices_scraped < devices_targeted`);
+ * - `degraded` when any source failed its last cycle (`up` is false after at least one cycle;
+ *   a device source counts as failed when it scraped fewer than half of the devices it
+ *   targeted — that rule lives in the receiver, so `/health` and `tsmetrics_source_up` agree);
  * - otherwise `starting` while the pipeline is not ready (`PipelineService.notReadyReason`);
  * - otherwise `healthy`.
  */
@@ -128,8 +128,6 @@ export function healthDocument(service: PipelineService, version: string, starte
   for (const [id, s] of service.telemetry.status()) {
     const counts: Record<string, number> = {};
     for (const [k, v] of Object.entries(s.details)) if (typeof v === 'number' && Number.isFinite(v)) counts[k] = v;
-    const targeted = counts.devices_targeted ?? 0;
-    const mostDevicesFailed = targeted > 0 && 2 * (counts.devices_scraped ?? 0) < targeted;
     sources[id] = {
       ...counts,
       up: s.up,
@@ -137,7 +135,7 @@ export function healthDocument(service: PipelineService, version: string, starte
       last_cycle: iso(s.lastCycleMs),
       last_success: iso(s.lastSuccessMs),
     };
-    if ((s.cycles > 0 && !s.up) || mostDevicesFailed) degraded = true;
+    if (s.cycles > 0 && !s.up) degraded = true;
     if (s.lastSuccessMs && (!lastScrape || s.lastSuccessMs > lastScrape)) lastScrape = s.lastSuccessMs;
     if (counts.devices_scraped !== undefined) {
       anyScrapeDetail = true;
