@@ -35,7 +35,7 @@ for (let cycle = 0; cycle < 4; cycle++) {
   for (const [source, batch] of [['tailscale_api', snap.api], ['device_metrics', snap.client]] as const) {
     let b = batch;
     for (const { processor } of pipe.processors) b = (await processor.process(b, { source, time: Date.now(), interval: 30_000 })) ?? b;
-    for (const { exporter } of pipe.exporters) await exporter.consume(b, { source, time: Date.now(), interval: 30_000 });
+    for (const { consumer } of pipe.exporters) await consumer.consume?.(b, { source, time: Date.now(), interval: 30_000 });
   }
 }
 // Let the exporter render its text (it does so ~1 s after a batch): that text is steady-state heap.

@@ -35,6 +35,7 @@ function create(f: AnyFactory, s: Settings, config: unknown): Component & { proc
   const sink = { consume: async () => undefined };
   if (f.kind === 'receiver') return f.createReceiver(s, config, sink);
   if (f.kind === 'processor') return f.createProcessor(s, config);
+  if (f.kind === 'connector') return f.createConnector(s, config, { metrics: sink, logs: { consumeLogs: async () => undefined } });
   return f.createExporter(s, config);
 }
 

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Meter } from '@opentelemetry/api';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { LogsBatch } from '../model/logs.ts';
 import type { Dispatcher } from 'undici';
 import type { Logger, Redactor } from '../log/logger.ts';
 import type { ComponentId } from './id.ts';
@@ -9,7 +10,14 @@ import type { InventoryHub, DeviceSelector } from '../pipeline/inventory.ts';
 import type { SelfTelemetry } from '../telemetry/self.ts';
 import { parseIp } from '../util/cidr.ts';
 
-export type ComponentKind = 'receiver' | 'processor' | 'exporter';
+export type ComponentKind = 'receiver' | 'processor' | 'exporter' | 'connector';
+
+/**
+ * The kinds of data a pipeline carries, as in the Collector: a pipeline's id names its signal
+ * (`metrics`, `metrics/<name>`, `logs`, `logs/<name>`), and every component in it must support it.
+ */
+export type Signal = 'metrics' | 'logs';
+export const SIGNALS: readonly Signal[] = ['metrics', 'logs'];
 export type Stability = 'development' | 'alpha' | 'beta' | 'stable';
 
 /** Time source; injected so tests and the simulator can reason about time. */
@@ -100,19 +108,28 @@ export interface Component {
   shutdown(deadline: AbortSignal): Promise<void>;
 }
 
-/** The single edge between pipeline nodes. */
+/** The single edge between pipeline nodes (metrics). */
 export interface MetricsConsumer {
   consume(batch: ResourceMetrics, info: BatchInfo): Promise<void>;
+}
+
+/** The edge between pipeline nodes for logs: OpenTelemetry log records (see model/logs.ts). */
+export interface LogsConsumer {
+  consumeLogs(batch: LogsBatch, info: BatchInfo): Promise<void>;
 }
 
 export interface Receiver extends Component {
   /** Runs one collection cycle now (tests, `--once`); resolves when it has been delivered. */
   collectNow(): Promise<void>;
+  /** Routes to mount on the shared HTTP server (device_metrics' service discovery). */
+  routes?(): readonly HttpRoute[];
 }
 
 export interface Processor extends Component {
   /** Returns the transformed batch, or null to drop it whole. */
   process(batch: ResourceMetrics, info: BatchInfo): ResourceMetrics | null | Promise<ResourceMetrics | null>;
+  /** The same for logs; present exactly when the factory lists the `logs` signal. */
+  processLogs?(batch: LogsBatch, info: BatchInfo): LogsBatch | null | Promise<LogsBatch | null>;
 }
 
 /** An HTTP route an exporter wants mounted on the shared server. */
@@ -125,6 +142,25 @@ export interface HttpRoute {
 export interface Exporter extends Component, MetricsConsumer {
   /** Routes to mount on the shared HTTP server (the Prometheus exporter's `/metrics`). */
   routes?(): readonly HttpRoute[];
+  /** Takes a logs batch; present exactly when the factory lists the `logs` signal. */
+  consumeLogs?(batch: LogsBatch, info: BatchInfo): Promise<void>;
+}
+
+/**
+ * A connector, as in the Collector: the exporter of one pipeline and the receiver of another
+ * (`flow_metrics` turns the logs it is handed into metrics it emits). It is created once, with
+ * the consumer of every pipeline it feeds.
+ */
+export interface Connector extends Component {
+  /** Takes a batch from a pipeline of the `from` signal (logs). */
+  consumeLogs?(batch: LogsBatch, info: BatchInfo): Promise<void>;
+  consume?(batch: ResourceMetrics, info: BatchInfo): Promise<void>;
+}
+
+/** What a connector emits into: one consumer per signal it feeds. */
+export interface ConnectorOutputs {
+  readonly metrics?: MetricsConsumer;
+  readonly logs?: LogsConsumer;
 }
 
 interface FactoryBase<K extends ComponentKind, C> {
@@ -137,11 +173,23 @@ interface FactoryBase<K extends ComponentKind, C> {
   readonly configSchema: ConfigSchema<C>;
 }
 
+/** The signals a receiver, processor or exporter factory supports (default: metrics only). */
+export function signalsOf(f: { readonly signals?: readonly Signal[] }): readonly Signal[] {
+  return f.signals ?? ['metrics'];
+}
+
 export interface ReceiverFactory<C = unknown> extends FactoryBase<'receiver', C> {
+  /** Signals the receiver produces; absent = `['metrics']`. */
+  readonly signals?: readonly Signal[];
+  /** Creates the metrics receiver (factories that list `metrics`). */
   createReceiver(settings: Settings, config: C, next: MetricsConsumer): Receiver;
+  /** Creates the logs receiver (factories that list `logs`). */
+  createLogsReceiver?(settings: Settings, config: C, next: LogsConsumer): Receiver;
 }
 
 export interface ProcessorFactory<C = unknown> extends FactoryBase<'processor', C> {
+  /** Signals the processor handles; absent = `['metrics']`. `logs` means it has `processLogs`. */
+  readonly signals?: readonly Signal[];
   createProcessor(settings: Settings, config: C): Processor;
   /** Processors that select devices also tell receivers which devices they may dial. */
   deviceSelector?(config: C): DeviceSelector;
@@ -153,9 +201,17 @@ export interface ProcessorFactory<C = unknown> extends FactoryBase<'processor', 
 }
 
 export interface ExporterFactory<C = unknown> extends FactoryBase<'exporter', C> {
+  /** Signals the exporter takes; absent = `['metrics']`. `logs` means it has `consumeLogs`. */
+  readonly signals?: readonly Signal[];
   createExporter(settings: Settings, config: C): Exporter;
+}
+
+export interface ConnectorFactory<C = unknown> extends FactoryBase<'connector', C> {
+  /** The (exporter-side signal → receiver-side signal) pairs it joins, e.g. logs → metrics. */
+  readonly pairs: ReadonlyArray<{ readonly from: Signal; readonly to: Signal }>;
+  createConnector(settings: Settings, config: C, next: ConnectorOutputs): Connector;
 }
 
 // Factories are stored side by side whatever their config type, so the type parameter is erased.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyFactory = ReceiverFactory<any> | ProcessorFactory<any> | ExporterFactory<any>;
+export type AnyFactory = ReceiverFactory<any> | ProcessorFactory<any> | ExporterFactory<any> | ConnectorFactory<any>;

@@ -1,7 +1,7 @@
 import type { ComponentId } from '../component/id.ts';
 import { parseComponentId } from '../component/id.ts';
 import type { ComponentRegistry } from '../component/registry.ts';
-import type { AnyFactory, ComponentKind, ProcessorFactory } from '../component/types.ts';
+import { signalsOf, type AnyFactory, type ComponentKind, type ConnectorFactory, type ProcessorFactory, type Signal } from '../component/types.ts';
 import type { ConfigProblem } from '../errors.ts';
 import { ConfigError } from '../errors.ts';
 import type { LogFormat, LogLevel } from '../log/logger.ts';
@@ -17,7 +17,10 @@ export interface ResolvedComponent {
 }
 
 export interface PipelineConfig {
+  /** `metrics`, `metrics/<name>`, `logs` or `logs/<name>`. */
   readonly name: string;
+  /** The signal the id names. */
+  readonly signal: Signal;
   readonly receivers: readonly string[];
   readonly processors: readonly string[];
   readonly exporters: readonly string[];
@@ -51,6 +54,8 @@ export interface ServiceConfig {
   readonly receivers: ReadonlyMap<string, ResolvedComponent>;
   readonly processors: ReadonlyMap<string, ResolvedComponent>;
   readonly exporters: ReadonlyMap<string, ResolvedComponent>;
+  /** Components that are the exporter of one pipeline and the receiver of another. */
+  readonly connectors: ReadonlyMap<string, ResolvedComponent>;
   readonly pipelines: readonly PipelineConfig[];
   readonly service: ServiceSettings;
   /** Secret values found anywhere in the config (to be scrubbed from output). */
@@ -110,15 +115,20 @@ export interface RawServiceConfig {
   receivers?: unknown;
   processors?: unknown;
   exporters?: unknown;
+  connectors?: unknown;
   service?: unknown;
   [k: string]: unknown;
 }
 
-const KINDS: Array<{ key: 'receivers' | 'processors' | 'exporters'; kind: ComponentKind }> = [
+type SectionKey = 'receivers' | 'processors' | 'exporters' | 'connectors';
+const KINDS: Array<{ key: SectionKey; kind: ComponentKind }> = [
   { key: 'receivers', kind: 'receiver' },
   { key: 'processors', kind: 'processor' },
   { key: 'exporters', kind: 'exporter' },
+  { key: 'connectors', kind: 'connector' },
 ];
+const PIPELINE_LISTS = ['receivers', 'processors', 'exporters'] as const;
+const PIPELINE_ID = /^(metrics|logs)(\/[^\s/]+)?$/;
 
 function isMap(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -131,13 +141,11 @@ function isMap(v: unknown): v is Record<string, unknown> {
 export function resolveConfig(raw: RawServiceConfig, registry: ComponentRegistry, source: string): ServiceConfig {
   const problems: ConfigProblem[] = [];
   const secrets: string[] = [];
-  const allowedTop = new Set(['receivers', 'processors', 'exporters', 'service', 'extensions', 'connectors']);
+  const allowedTop = new Set(['receivers', 'processors', 'exporters', 'connectors', 'service', 'extensions']);
   for (const k of Object.keys(raw)) if (!allowedTop.has(k)) problems.push({ source, path: k, message: 'unknown key' });
-  for (const k of ['extensions', 'connectors']) {
-    if (raw[k] !== undefined && !(isMap(raw[k]) && Object.keys(raw[k] as object).length === 0)) problems.push({ source, path: k, message: 'not supported by tsmetrics' });
-  }
+  if (raw.extensions !== undefined && !(isMap(raw.extensions) && Object.keys(raw.extensions).length === 0)) problems.push({ source, path: 'extensions', message: 'not supported by tsmetrics' });
 
-  const resolved: Record<string, Map<string, ResolvedComponent>> = { receivers: new Map(), processors: new Map(), exporters: new Map() };
+  const resolved: Record<SectionKey, Map<string, ResolvedComponent>> = { receivers: new Map(), processors: new Map(), exporters: new Map(), connectors: new Map() };
   for (const { key, kind } of KINDS) {
     const section = raw[key];
     if (section === undefined || section === null) continue;
@@ -153,7 +161,7 @@ export function resolveConfig(raw: RawServiceConfig, registry: ComponentRegistry
       }
       const factory = registry.get(kind, id.type);
       if (!factory) {
-        const known = [...(kind === 'receiver' ? registry.receivers : kind === 'processor' ? registry.processors : registry.exporters).keys()].join(', ');
+        const known = registry.types(kind).join(', ');
         problems.push({ source, path: `${key}.${idText}`, message: `unknown ${kind} type "${id.type}" (known: ${known})` });
         continue;
       }
@@ -163,7 +171,7 @@ export function resolveConfig(raw: RawServiceConfig, registry: ComponentRegistry
         continue;
       }
       secrets.push(...r.secrets);
-      resolved[key]?.set(idText, { id, kind, factory, config: r.config });
+      resolved[key].set(idText, { id, kind, factory, config: r.config });
     }
   }
 
@@ -186,14 +194,19 @@ export function resolveConfig(raw: RawServiceConfig, registry: ComponentRegistry
     } else {
       for (const [name, p] of Object.entries(pipesRaw)) {
         const path = `service.pipelines.${name}`;
-        if (!/^metrics(\/[^\s/]+)?$/.test(name)) problems.push({ source, path, message: 'pipeline ids are "metrics" or "metrics/<name>" (only metrics are supported)' });
+        const m = PIPELINE_ID.exec(name);
+        if (!m) {
+          const why = /^traces(\/|$)/.test(name) ? ' (tsmetrics carries metrics and logs, not traces)' : '';
+          problems.push({ source, path, message: `pipeline ids are "metrics", "metrics/<name>", "logs" or "logs/<name>"${why}` });
+        }
+        const signal = (m?.[1] ?? 'metrics') as Signal;
         if (!isMap(p)) {
           problems.push({ source, path, message: 'must be a map with receivers, processors and exporters' });
           continue;
         }
-        for (const k of Object.keys(p)) if (!['receivers', 'processors', 'exporters'].includes(k)) problems.push({ source, path: `${path}.${k}`, message: 'unknown key' });
+        for (const k of Object.keys(p)) if (!(PIPELINE_LISTS as readonly string[]).includes(k)) problems.push({ source, path: `${path}.${k}`, message: 'unknown key' });
         const lists: Record<string, string[]> = {};
-        for (const { key } of KINDS) {
+        for (const key of PIPELINE_LISTS) {
           const v = p[key] ?? [];
           if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) {
             problems.push({ source, path: `${path}.${key}`, message: 'must be a list of component ids' });
@@ -205,8 +218,18 @@ export function resolveConfig(raw: RawServiceConfig, registry: ComponentRegistry
           for (const ref of v as string[]) {
             if (seen.has(ref)) problems.push({ source, path: `${path}.${key}`, message: `"${ref}" is listed twice` });
             seen.add(ref);
-            const declared = isMap(raw[key]) && Object.hasOwn(raw[key] as object, ref);
-            if (!declared) problems.push({ source, path: `${path}.${key}`, message: `references "${ref}", which is not defined under ${key}` });
+            // A connector stands where a receiver or an exporter would.
+            const asConnector = key !== 'processors' && isMap(raw.connectors) && Object.hasOwn(raw.connectors, ref);
+            const declared = (isMap(raw[key]) && Object.hasOwn(raw[key] as object, ref)) || asConnector;
+            if (!declared) {
+              problems.push({ source, path: `${path}.${key}`, message: `references "${ref}", which is not defined under ${key}${key === 'processors' ? '' : ' or connectors'}` });
+              continue;
+            }
+            if (asConnector) continue;
+            const c = resolved[key].get(ref);
+            if (c && !signalsOf(c.factory as { signals?: readonly Signal[] }).includes(signal)) {
+              problems.push({ source, path: `${path}.${key}`, message: `"${ref}" does not support ${signal} (${c.id.type} handles ${signalsOf(c.factory as { signals?: readonly Signal[] }).join(' and ')}), so it cannot be in the ${signal} pipeline "${name}"` });
+            }
           }
         }
         if ((lists.receivers ?? []).length === 0) problems.push({ source, path: `${path}.receivers`, message: 'a pipeline needs at least one receiver' });
@@ -215,27 +238,73 @@ export function resolveConfig(raw: RawServiceConfig, registry: ComponentRegistry
         // `tsmetrics_device_scrape_up`; a processor before it that rewrites names or labels
         // could make its grace period silently wrong, so that order is refused.
         const procs = lists.processors ?? [];
-        const stale = procs.findIndex((ref) => resolved.processors?.get(ref)?.id.type === 'staleness');
+        const stale = procs.findIndex((ref) => resolved.processors.get(ref)?.id.type === 'staleness');
         for (const ref of procs.slice(0, Math.max(0, stale))) {
-          const c = resolved.processors?.get(ref);
+          const c = resolved.processors.get(ref);
           const f = c?.factory as ProcessorFactory<unknown> | undefined;
           if (c && f?.rewritesData?.(c.config)) problems.push({ source, path: `${path}.processors`, message: `"${ref}" rewrites names and labels, so it must come after "${procs[stale]}" (staleness reads device_id and tsmetrics_device_scrape_up as the receivers wrote them)` });
         }
-        pipelines.push({ name, receivers: lists.receivers ?? [], processors: lists.processors ?? [], exporters: lists.exporters ?? [] });
+        pipelines.push({ name, signal, receivers: lists.receivers ?? [], processors: lists.processors ?? [], exporters: lists.exporters ?? [] });
       }
+      problems.push(...connectorProblems(resolved.connectors, pipelines, source));
     }
   }
 
   if (problems.length || !service) throw new ConfigError(problems);
   return {
     source,
-    receivers: resolved.receivers as Map<string, ResolvedComponent>,
-    processors: resolved.processors as Map<string, ResolvedComponent>,
-    exporters: resolved.exporters as Map<string, ResolvedComponent>,
+    receivers: resolved.receivers,
+    processors: resolved.processors,
+    exporters: resolved.exporters,
+    connectors: resolved.connectors,
     pipelines,
     service,
     secrets,
   };
+}
+
+/**
+ * The rules a connector must follow, as in the Collector: it is the exporter of at least one
+ * pipeline and the receiver of at least one, each pair of signals it joins is one its factory
+ * supports, and no chain of connectors leads a pipeline back into itself.
+ */
+function connectorProblems(connectors: ReadonlyMap<string, ResolvedComponent>, pipelines: readonly PipelineConfig[], source: string): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  for (const [id, c] of connectors) {
+    const f = c.factory as ConnectorFactory<unknown>;
+    const asExporter = pipelines.filter((p) => p.exporters.includes(id));
+    const asReceiver = pipelines.filter((p) => p.receivers.includes(id));
+    if (asExporter.length === 0 && asReceiver.length === 0) continue;
+    if (asExporter.length === 0) problems.push({ source, path: `connectors.${id}`, message: `is a receiver of ${asReceiver.map((p) => `"${p.name}"`).join(', ')} but no pipeline lists it as an exporter, so it would never receive anything` });
+    if (asReceiver.length === 0) problems.push({ source, path: `connectors.${id}`, message: `is an exporter of ${asExporter.map((p) => `"${p.name}"`).join(', ')} but no pipeline lists it as a receiver, so what it makes would go nowhere` });
+    const pairs = f.pairs.map((x) => `${x.from} → ${x.to}`).join(', ');
+    for (const p of asExporter) {
+      if (!f.pairs.some((x) => x.from === p.signal)) problems.push({ source, path: `service.pipelines.${p.name}.exporters`, message: `"${id}" does not take ${p.signal} (${c.id.type} connects ${pairs}), so it cannot export from the ${p.signal} pipeline "${p.name}"` });
+    }
+    for (const p of asReceiver) {
+      if (!f.pairs.some((x) => x.to === p.signal)) problems.push({ source, path: `service.pipelines.${p.name}.receivers`, message: `"${id}" does not emit ${p.signal} (${c.id.type} connects ${pairs}), so it cannot be a receiver of the ${p.signal} pipeline "${p.name}"` });
+      for (const q of asExporter) {
+        if (!f.pairs.some((x) => x.from === q.signal && x.to === p.signal) && f.pairs.some((x) => x.from === q.signal) && f.pairs.some((x) => x.to === p.signal)) {
+          problems.push({ source, path: `connectors.${id}`, message: `cannot join the ${q.signal} pipeline "${q.name}" to the ${p.signal} pipeline "${p.name}" (${c.id.type} connects ${pairs})` });
+        }
+      }
+    }
+  }
+  // A pipeline feeds another through each connector it exports to; a cycle would loop data.
+  const next = new Map<string, string[]>(pipelines.map((p) => [p.name, pipelines.filter((q) => q.receivers.some((r) => connectors.has(r) && p.exporters.includes(r))).map((q) => q.name)]));
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (name: string, trail: string[]): void => {
+    if (state.get(name) === 'done') return;
+    if (state.get(name) === 'visiting') {
+      problems.push({ source, path: 'service.pipelines', message: `connectors form a cycle: ${[...trail.slice(trail.indexOf(name)), name].join(' → ')}` });
+      return;
+    }
+    state.set(name, 'visiting');
+    for (const n of next.get(name) ?? []) visit(n, [...trail, name]);
+    state.set(name, 'done');
+  };
+  for (const p of pipelines) visit(p.name, []);
+  return problems;
 }
 
 /** The config as printed by `/debug` and `tsmetrics validate`: secrets replaced by [REDACTED]. */
@@ -247,6 +316,7 @@ export function redactedConfig(cfg: ServiceConfig): unknown {
     receivers: comp(cfg.receivers),
     processors: comp(cfg.processors),
     exporters: comp(cfg.exporters),
+    ...(cfg.connectors.size ? { connectors: comp(cfg.connectors) } : {}),
     service: { ...(redactConfig(serviceSchema, cfg.service) as object), pipelines: Object.fromEntries(cfg.pipelines.map((p) => [p.name, { receivers: p.receivers, processors: p.processors, exporters: p.exporters }])) },
   };
 }

@@ -4,21 +4,26 @@ import type { ComponentRegistry } from '../component/registry.ts';
 import type {
   BatchInfo,
   Clock,
+  Connector,
+  ConnectorFactory,
   Exporter,
   ExporterFactory,
   HttpRoute,
+  LogsConsumer,
   MetricsConsumer,
   Processor,
   ProcessorFactory,
   Receiver,
   ReceiverFactory,
   Settings,
+  Signal,
 } from '../component/types.ts';
 import { SelfEndpoints, systemClock } from '../component/types.ts';
 import type { ResolvedComponent, ServiceConfig } from '../config/service.ts';
 import { errorMessage } from '../errors.ts';
 import { nopLogger, OnceLogger, Redactor, type Logger } from '../log/logger.ts';
 import { countPoints } from '../model/batch.ts';
+import { countRecords, type LogsBatch } from '../model/logs.ts';
 import { SelfTelemetry } from '../telemetry/self.ts';
 import { InventoryHub, type DeviceSelector } from './inventory.ts';
 import { settlesBy, shutdownCutOffOf } from '../util/abort.ts';
@@ -58,11 +63,21 @@ export interface ServiceOptions {
   selfEndpoints?: SelfEndpoints;
 }
 
+/** Where a pipeline ends: an exporter, or a connector that starts other pipelines. */
+interface PipelineExit {
+  readonly id: string;
+  readonly consumer: Exporter | Connector;
+}
+
 interface PipelineNode {
   readonly name: string;
+  readonly signal: Signal;
   readonly processors: Array<{ id: string; processor: Processor }>;
-  readonly exporters: Array<{ id: string; exporter: Exporter }>;
+  readonly exporters: PipelineExit[];
 }
+
+/** Either signal's batch, as it travels one pipeline. */
+type AnyBatch = ResourceMetrics | LogsBatch;
 
 /**
  * The pipeline runtime: builds receivers → processors → exporters from a validated config,
@@ -79,6 +94,7 @@ export class PipelineService {
   readonly selfEndpoints: SelfEndpoints;
   readonly receivers = new Map<string, Receiver>();
   readonly exporters = new Map<string, Exporter>();
+  readonly connectors = new Map<string, Connector>();
   readonly pipelines: PipelineNode[] = [];
   private readonly _dispatcher: Dispatcher;
   private readonly _ownsDispatcher: boolean;
@@ -114,10 +130,19 @@ export class PipelineService {
     });
 
     // Exporters are shared between pipelines, as in the Collector.
-    const usedExporters = new Set(config.pipelines.flatMap((p) => p.exporters));
+    const usedExporters = new Set(config.pipelines.flatMap((p) => p.exporters.filter((id) => !config.connectors.has(id))));
     for (const id of usedExporters) {
       const c = config.exporters.get(id) as ResolvedComponent;
       this.exporters.set(id, (c.factory as ExporterFactory<unknown>).createExporter(settingsFor(c), c.config));
+    }
+    // A connector emits into every pipeline that lists it as a receiver; those pipelines are
+    // looked up when data flows, so a chain of connectors needs no particular build order.
+    const usedConnectors = new Set(config.pipelines.flatMap((p) => [...p.exporters, ...p.receivers].filter((id) => config.connectors.has(id))));
+    for (const id of usedConnectors) {
+      const c = config.connectors.get(id) as ResolvedComponent;
+      const into = (signal: Signal): PipelineNode[] => this.pipelines.filter((p) => p.signal === signal && config.pipelines.find((x) => x.name === p.name)?.receivers.includes(id));
+      const outputs = { metrics: this._fanOut(() => into('metrics')), logs: this._fanOutLogs(() => into('logs')) };
+      this.connectors.set(id, (c.factory as ConnectorFactory<unknown>).createConnector(settingsFor(c), c.config, outputs));
     }
     // Processors are per pipeline, so stateful ones (staleness) never mix pipelines.
     for (const p of config.pipelines) {
@@ -125,67 +150,82 @@ export class PipelineService {
         const c = config.processors.get(id) as ResolvedComponent;
         return { id, processor: (c.factory as ProcessorFactory<unknown>).createProcessor(settingsFor(c), c.config) };
       });
-      const exporters = p.exporters.map((id) => ({ id, exporter: this.exporters.get(id) as Exporter }));
-      this.pipelines.push({ name: p.name, processors, exporters });
+      const exporters = p.exporters.map((id) => ({ id, consumer: (this.exporters.get(id) ?? this.connectors.get(id)) as Exporter | Connector }));
+      this.pipelines.push({ name: p.name, signal: p.signal, processors, exporters });
     }
-    // Receivers once each; their consumer fans out to every pipeline listing them.
-    const usedReceivers = new Set(config.pipelines.flatMap((p) => p.receivers));
-    for (const id of usedReceivers) {
-      const c = config.receivers.get(id) as ResolvedComponent;
-      const pipes = this.pipelines.filter((p) => config.pipelines.find((x) => x.name === p.name)?.receivers.includes(id));
-      const selectors = config.pipelines
-        .filter((p) => p.receivers.includes(id))
-        .map((p) =>
+    // Receivers once per signal; their consumer fans out to every pipeline listing them.
+    for (const signal of ['metrics', 'logs'] as const) {
+      const usedReceivers = new Set(config.pipelines.filter((p) => p.signal === signal).flatMap((p) => p.receivers.filter((id) => !config.connectors.has(id))));
+      for (const id of usedReceivers) {
+        const c = config.receivers.get(id) as ResolvedComponent;
+        const listing = config.pipelines.filter((p) => p.signal === signal && p.receivers.includes(id));
+        const pipes = this.pipelines.filter((p) => listing.some((x) => x.name === p.name));
+        const selectors = listing.map((p) =>
           p.processors.flatMap((pid) => {
             const pc = config.processors.get(pid) as ResolvedComponent;
             const f = pc.factory as ProcessorFactory<unknown>;
             return f.deviceSelector ? [f.deviceSelector(pc.config)] : [];
           }),
         );
-      const next = this._fanOut(pipes);
-      this.receivers.set(id, (c.factory as ReceiverFactory<unknown>).createReceiver(settingsFor(c, selectors), c.config, next));
+        const f = c.factory as ReceiverFactory<unknown>;
+        const settings = settingsFor(c, selectors);
+        const receiver = signal === 'metrics' ? f.createReceiver(settings, c.config, this._fanOut(() => pipes)) : (f.createLogsReceiver as NonNullable<ReceiverFactory<unknown>['createLogsReceiver']>)(settings, c.config, this._fanOutLogs(() => pipes));
+        // One id feeding pipelines of both signals is two receivers; the second is named apart.
+        this.receivers.set(this.receivers.has(id) ? `${id} (${signal})` : id, receiver);
+      }
     }
   }
 
-  private _fanOut(pipes: PipelineNode[]): MetricsConsumer {
+  private _fanOut(pipes: () => PipelineNode[]): MetricsConsumer {
     return {
       consume: async (batch, info) => {
-        await Promise.all(pipes.map((p) => this._runPipeline(p, batch, info)));
+        await Promise.all(pipes().map((p) => this._runPipeline(p, batch, info)));
       },
     };
   }
 
-  private async _runPipeline(p: PipelineNode, input: ResourceMetrics, sourceInfo: BatchInfo): Promise<void> {
+  private _fanOutLogs(pipes: () => PipelineNode[]): LogsConsumer {
+    return {
+      consumeLogs: async (batch, info) => {
+        await Promise.all(pipes().map((p) => this._runPipeline(p, batch, info)));
+      },
+    };
+  }
+
+  private async _runPipeline(p: PipelineNode, input: AnyBatch, sourceInfo: BatchInfo): Promise<void> {
     const info: BatchInfo = { ...sourceInfo, pipeline: p.name };
-    let batch: ResourceMetrics | null = input;
+    const logs = p.signal === 'logs';
+    const count = (b: AnyBatch | null): number => (logs ? countRecords(b as LogsBatch | null) : b ? countPoints(b as ResourceMetrics) : 0);
+    let batch: AnyBatch | null = input;
     for (const { id, processor } of p.processors) {
-      const before = countPoints(batch);
-      this.telemetry.received(id, before);
+      const before = count(batch);
+      this.telemetry.received(id, before, p.signal);
       try {
-        batch = await processor.process(batch, info);
+        batch = logs ? await (processor.processLogs as NonNullable<Processor['processLogs']>).call(processor, batch as LogsBatch, info) : await processor.process(batch as ResourceMetrics, info);
       } catch (err) {
         // A processor that throws loses this batch for this pipeline only; the process goes on.
         this.telemetry.error(id, 'exception');
         this._once.fail(`processor:${id}`, 'exception', 'processor failed; batch dropped for this pipeline', { component: id, pipeline: p.name, error: errorMessage(err) });
-        this.telemetry.dropped(id, before);
+        this.telemetry.dropped(id, before, p.signal);
         return;
       }
       this._once.ok(`processor:${id}`);
       if (!batch) {
-        this.telemetry.dropped(id, before);
+        this.telemetry.dropped(id, before, p.signal);
         return;
       }
-      const after = countPoints(batch);
-      this.telemetry.sent(id, after);
-      if (after < before) this.telemetry.dropped(id, before - after);
+      const after = count(batch);
+      this.telemetry.sent(id, after, p.signal);
+      if (after < before) this.telemetry.dropped(id, before - after, p.signal);
     }
     const out = batch;
     await Promise.all(
-      p.exporters.map(async ({ id, exporter }) => {
-        const n = countPoints(out);
-        this.telemetry.received(id, n);
+      p.exporters.map(async ({ id, consumer }) => {
+        const n = count(out);
+        this.telemetry.received(id, n, p.signal);
         try {
-          await exporter.consume(out, info);
+          if (logs) await (consumer.consumeLogs as NonNullable<Exporter['consumeLogs']>).call(consumer, out as LogsBatch, info);
+          else await (consumer.consume as NonNullable<Connector['consume']>).call(consumer, out as ResourceMetrics, info);
           this._once.ok(`exporter:${id}`);
         } catch (err) {
           this.telemetry.error(id, 'exception');
@@ -195,9 +235,9 @@ export class PipelineService {
     );
   }
 
-  /** HTTP routes the exporters want mounted (Prometheus `/metrics`). */
+  /** HTTP routes the exporters and receivers want mounted (`/metrics`, `/sd/devices`). */
   routes(): HttpRoute[] {
-    return [...this.exporters.values()].flatMap((e) => e.routes?.() ?? []);
+    return [...this.exporters.values(), ...this.receivers.values()].flatMap((e) => e.routes?.() ?? []);
   }
 
   /** Starts exporters, then processors, then receivers (data never flows into a stopped node). */
@@ -206,11 +246,13 @@ export class PipelineService {
     this._state = 'started';
     for (const e of this.exporters.values()) await e.start();
     for (const p of this.pipelines) for (const { processor } of p.processors) await processor.start();
+    for (const c of this.connectors.values()) await c.start();
     for (const r of this.receivers.values()) await r.start();
     this.logger.info('pipelines started', {
       pipelines: this.pipelines.map((p) => p.name).join(','),
       receivers: [...this.receivers.keys()].join(','),
       exporters: [...this.exporters.keys()].join(','),
+      ...(this.connectors.size ? { connectors: [...this.connectors.keys()].join(',') } : {}),
     });
   }
 
@@ -258,6 +300,7 @@ export class PipelineService {
     };
     const receiversBy = AbortSignal.any([deadline, AbortSignal.timeout(RECEIVER_STOP_GRACE_MS)]);
     await Promise.all([...this.receivers].map(([id, r]) => step(id, r, receiversBy, () => r.shutdown(receiversBy))));
+    await Promise.all([...this.connectors].map(([id, c]) => step(id, c, deadline, () => c.shutdown(deadline))));
     for (const p of this.pipelines) await Promise.all(p.processors.map(({ id, processor }) => step(id, processor, deadline, () => processor.shutdown(deadline))));
     await Promise.all([...this.exporters].map(([id, e]) => step(id, e, deadline, () => e.shutdown(deadline))));
     // Closing connections and meters carries no data; it runs even past the deadline.

@@ -54,6 +54,9 @@ export class SelfTelemetry {
   private readonly _received: Counter;
   private readonly _sent: Counter;
   private readonly _dropped: Counter;
+  private readonly _receivedLogs: Counter;
+  private readonly _sentLogs: Counter;
+  private readonly _droppedLogs: Counter;
   private readonly _errors: Counter;
   private readonly _cycle: Histogram;
   private readonly _status = new Map<string, SourceStatus>();
@@ -69,6 +72,16 @@ export class SelfTelemetry {
     });
     this._dropped = this.meter.createCounter('tsmetrics_component_dropped_points', {
       description: 'Data points a component dropped on purpose (filters) or could not deliver.',
+    });
+    // Log records are counted apart from points: one sum of both would mean nothing.
+    this._receivedLogs = this.meter.createCounter('tsmetrics_component_received_log_records', {
+      description: 'Log records a component received (receivers: produced) per batch.',
+    });
+    this._sentLogs = this.meter.createCounter('tsmetrics_component_sent_log_records', {
+      description: 'Log records a component passed on to the next component or destination.',
+    });
+    this._droppedLogs = this.meter.createCounter('tsmetrics_component_dropped_log_records', {
+      description: 'Log records a component dropped on purpose (filters, redaction) or could not deliver.',
     });
     this._errors = this.meter.createCounter('tsmetrics_component_errors', {
       description: 'Errors per component, by bounded error type.',
@@ -91,14 +104,15 @@ export class SelfTelemetry {
     });
   }
 
-  received(id: string, n: number): void {
-    if (n > 0) this._received.add(n, { component_id: id });
+  /** Counts what a component took in: data points, or log records when `signal` is `logs`. */
+  received(id: string, n: number, signal: 'metrics' | 'logs' = 'metrics'): void {
+    if (n > 0) (signal === 'logs' ? this._receivedLogs : this._received).add(n, { component_id: id });
   }
-  sent(id: string, n: number): void {
-    if (n > 0) this._sent.add(n, { component_id: id });
+  sent(id: string, n: number, signal: 'metrics' | 'logs' = 'metrics'): void {
+    if (n > 0) (signal === 'logs' ? this._sentLogs : this._sent).add(n, { component_id: id });
   }
-  dropped(id: string, n: number): void {
-    if (n > 0) this._dropped.add(n, { component_id: id });
+  dropped(id: string, n: number, signal: 'metrics' | 'logs' = 'metrics'): void {
+    if (n > 0) (signal === 'logs' ? this._droppedLogs : this._dropped).add(n, { component_id: id });
   }
   error(id: string, kind: ErrorKind, n = 1): void {
     this._errors.add(n, { component_id: id, error_type: kind });
