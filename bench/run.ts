@@ -19,6 +19,7 @@ import { serializePrometheusText } from '../exporters/prometheus/serializer.ts';
 import type { PrometheusExporterComponent } from '../exporters/prometheus/prometheus.ts';
 import { median, simulatorProcess, tailnetSnapshot, type Result } from './lib.ts';
 import { otlpDelta, otlpEncode, otlpGrpcExport } from './otlp.ts';
+import { e2eDevices } from './e2e.ts';
 
 const quick = process.argv.includes('--quick');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
@@ -316,6 +317,15 @@ async function apiCollectors(): Promise<void> {
   }
 }
 
+// The shipped process against 10,000 simulated devices: what a replica costs in RSS and CPU.
+async function e2e(): Promise<void> {
+  const devices = quick ? 1000 : 10_000;
+  const f = await e2eDevices(devices, quick ? 2 : 4, 15_000);
+  const mb = f.rssBytes / 2 ** 20;
+  results.push({ name: 'e2e_10k_devices', value: +mb.toFixed(0), unit: 'MB RSS', target: '≤ 350 MB', met: devices < 10_000 ? null : mb <= 350, note: `${devices} devices, tsmetrics CLI in its own process, simulator in another; peak RSS ${(f.peakRssBytes / 2 ** 20).toFixed(0)} MB; ${f.cpuMsPerCycle.toFixed(0)} ms CPU per ${f.intervalMs / 1000} s cycle (${(f.cpuMsPerCycle / devices).toFixed(3)} ms per device) over ${f.cycles} cycles` });
+  results.push({ name: 'e2e_cpu_ms_per_device', value: +(f.cpuMsPerCycle / devices).toFixed(3), unit: 'ms CPU/device/cycle', target: '≤ 0.2 ms', met: f.cpuMsPerCycle / devices <= 0.2, note: 'whole process: API inventory, scrapes, parse, pipeline, Prometheus render ahead of requests' });
+}
+
 const all: Array<[string, () => unknown]> = [
   ['limiter', limiter],
   ['api_collectors', apiCollectors],
@@ -333,6 +343,7 @@ const all: Array<[string, () => unknown]> = [
     await otlpGrpcExport(quick, results);
   }],
   ['cpu', steadyCpu],
+  ['e2e', e2e],
   ['prometheus', prometheusReference],
 ];
 const started = Date.now();

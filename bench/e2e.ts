@@ -1,0 +1,88 @@
+// `e2e_10k_devices`: the product as it ships, measured from outside. The simulator serves N
+// devices from its own process; tsmetrics runs as its own process (the CLI, env-built pipeline),
+// and this harness reads the process's RSS and CPU time from /proc while it scrapes every
+// interval. Cycles are counted through /health, which costs next to nothing to serve (a
+// `/metrics` GET would add a render of every series to the CPU being measured).
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { simulatorProcess } from './lib.ts';
+
+const CLK_TCK = 100; // Linux USER_HZ, the unit of utime/stime in /proc/<pid>/stat.
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** CPU seconds (user + system) the process has used so far. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may contain spaces.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
+}
+
+function rssBytes(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+  return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+}
+
+async function deviceCycles(url: string): Promise<number> {
+  const res = await fetch(`${url}/health`);
+  const doc = (await res.json()) as { sources?: Record<string, { cycles?: number }> };
+  return doc.sources?.device_metrics?.cycles ?? 0;
+}
+
+export interface E2eFigure {
+  devices: number;
+  intervalMs: number;
+  cycles: number;
+  cpuMsPerCycle: number;
+  rssBytes: number;
+  peakRssBytes: number;
+}
+
+/** Runs tsmetrics against `devices` simulated devices for `cycles` measured cycles after two warm-up ones. */
+export async function e2eDevices(devices: number, cycles: number, intervalMs: number): Promise<E2eFigure> {
+  const sim = await simulatorProcess({ devices, uniform: true });
+  const port = await freePort();
+  const main = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+  const child = spawn(process.execPath, [main, 'run'], {
+    env: { PATH: process.env.PATH ?? '', ...sim.env, PORT: String(port), BIND_HOST: '127.0.0.1', SCRAPE_INTERVAL: `${intervalMs}ms`, LOG_LEVEL: 'error', MAX_CONCURRENT_SCRAPES: '100' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const pid = child.pid as number;
+  try {
+    const waitFor = async (n: number): Promise<void> => {
+      const limit = Date.now() + intervalMs * (n + 4) + 60_000;
+      for (;;) {
+        if (child.exitCode !== null) throw new Error(`tsmetrics exited with ${child.exitCode}`);
+        const c = await deviceCycles(url).catch(() => 0);
+        if (c >= n) return;
+        if (Date.now() > limit) throw new Error(`only ${c} of ${n} device cycles completed`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    await waitFor(2);
+    const c0 = cpuSeconds(pid);
+    const n0 = await deviceCycles(url);
+    await waitFor(n0 + cycles);
+    const cpu = cpuSeconds(pid) - c0;
+    const mem = rssBytes(pid);
+    return { devices, intervalMs, cycles, cpuMsPerCycle: (cpu * 1000) / cycles, rssBytes: mem.rss, peakRssBytes: mem.peak };
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
+    await sim.stop();
+  }
+}
