@@ -113,9 +113,12 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
   const allowed = config.allowed_cidrs.map((c) => parseCidr(c) as Cidr);
   // Through a proxy (tsnet mode, a sidecar) the connector only reaches the proxy; the address is
   // checked before the request instead (chooseAddress only returns IPs inside allowed_cidrs).
+  // One connection per device: a device gets one request per cycle, and with one connection
+  // undici keeps a plain Client per origin instead of a Pool, whose fixed 2,048-slot queue cost
+  // 16 KB per device (160 MB of heap for a 10,000-device tailnet, measured with a heap snapshot).
   const agent: Dispatcher = config.proxy_url
     ? new ProxyAgent({ uri: config.proxy_url, proxyTunnel: true, connections: 64, keepAliveTimeout: 120_000 })
-    : createGuardedAgent(allowed, config.timeout, 2, (address, port) => settings.selfEndpoints.isSelf(address, port, localAddresses));
+    : createGuardedAgent(allowed, config.timeout, 1, (address, port) => settings.selfEndpoints.isSelf(address, port, localAddresses));
   const limiter = new Limiter(config.max_concurrent);
   const once = new OnceLogger(settings.logger);
   const dropOnce = new OnceLogger(settings.logger);
