@@ -1,0 +1,89 @@
+import type { HrTime } from '@opentelemetry/api';
+
+/** A decoded RFC 3339 time: ms since the epoch and the exact OpenTelemetry time (ns kept). */
+export interface Time {
+  readonly ms: number;
+  readonly hr: HrTime;
+  /** The text as the API sent it. */
+  readonly text: string;
+}
+
+const RFC3339 = /^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** Parses an RFC 3339 time with 0–9 fractional digits and any offset; undefined when invalid. */
+export function parseTime(v: unknown): Time | undefined {
+  if (typeof v !== 'string' || v.length > 40) return undefined;
+  const m = RFC3339.exec(v);
+  if (!m) return undefined;
+  const whole = Date.parse(`${m[1]}T${m[2]}${(m[4] as string).toUpperCase()}`);
+  if (!Number.isFinite(whole)) return undefined;
+  const sec = Math.floor(whole / 1000);
+  const ns = m[3] ? Number((m[3] + '00000000').slice(0, 9)) : 0;
+  return { ms: sec * 1000 + Math.floor(ns / 1e6), hr: [sec, ns], text: v };
+}
+
+/** Go's zero time, which the API sends for "unset" (audit `deferredAt`). */
+export function isZeroTime(t: Time): boolean {
+  return t.ms < Date.UTC(1970, 0, 1);
+}
+
+export function hrFromMs(ms: number): HrTime {
+  const sec = Math.floor(ms / 1000);
+  return [sec, (ms - sec * 1000) * 1e6];
+}
+
+/** `ip:port` or `[ipv6]:port` as flow logs write them. */
+export interface Endpoint {
+  readonly address: string;
+  readonly port: number;
+  readonly family: 4 | 6;
+}
+
+const V4 = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/;
+const V6 = /^\[([0-9A-Fa-f:.]{2,45})(?:%[^\]]{1,16})?\]:(\d{1,5})$/;
+
+/** Parses a flow endpoint; undefined when it is not one (the entry is then malformed). */
+export function parseEndpoint(v: unknown): Endpoint | undefined {
+  if (typeof v !== 'string' || v.length > 64) return undefined;
+  const m4 = V4.exec(v);
+  if (m4) {
+    if ((m4[1] as string).split('.').some((o) => Number(o) > 255)) return undefined;
+    const port = Number(m4[2]);
+    return port <= 65535 ? { address: m4[1] as string, port, family: 4 } : undefined;
+  }
+  const m6 = V6.exec(v);
+  if (m6 && (m6[1] as string).includes(':')) {
+    const port = Number(m6[2]);
+    return port <= 65535 ? { address: (m6[1] as string).toLowerCase(), port, family: 6 } : undefined;
+  }
+  return undefined;
+}
+
+/** A JSON value as a bounded string, or undefined when it is not a string. */
+export function boundedString(v: unknown, max: number): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  return v.length > max ? v.slice(0, max) : v;
+}
+
+/** A non-negative integer count; missing is 0, anything else not a count is undefined. */
+export function countOf(v: unknown): number | undefined {
+  if (v === undefined || v === null) return 0;
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+}
+
+export const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** The `logs` list of a response body (`null` or absent when there is nothing), or an error text. */
+export function logsOf(text: string): { logs: unknown[]; tailnet: string | undefined } | { error: string } {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return { error: 'response is not JSON' };
+  }
+  if (!isObject(v)) return { error: 'response is not a JSON object' };
+  const logs = v.logs;
+  if (logs !== undefined && logs !== null && !Array.isArray(logs)) return { error: 'response has a "logs" field that is not a list' };
+  const tailnet = typeof v.tailnet === 'string' && v.tailnet.length <= 256 ? v.tailnet : undefined;
+  return { logs: (logs as unknown[] | null | undefined) ?? [], tailnet };
+}

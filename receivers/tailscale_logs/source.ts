@@ -1,0 +1,245 @@
+import type { Counter } from '@opentelemetry/api';
+import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import type { Settings } from '../../src/component/types.ts';
+import { errorMessage } from '../../src/errors.ts';
+import type { OnceLogger } from '../../src/log/logger.ts';
+import { ApiCallError, type TailscaleApiClient } from '../tailscale_api/client.ts';
+import type { LogType, TailscaleLogsConfig } from './config.ts';
+import { IdentitySet, recordIdentity } from './dedup.ts';
+import { isObject, logsOf } from './decode.ts';
+import { auditTimes, flowTimes, mapAudit, mapFlow, type DropReason, type MapContext } from './mapping.ts';
+import type { TypeState } from './storage.ts';
+import { nextFrom, planWindows, type Window } from './window.ts';
+
+const DAY = 86_400_000;
+
+/** What each log type is: its endpoint, scope and how long Tailscale keeps it. */
+export const LOG_TYPE_INFO: Readonly<Record<LogType, { path: string; scope: string; retentionMs: number; what: string }>> = {
+  network: { path: 'logging/network', scope: 'logs:network:read', retentionMs: 30 * DAY, what: 'network flow logs' },
+  configuration: { path: 'logging/configuration', scope: 'logs:configuration:read', retentionMs: 90 * DAY, what: 'configuration audit logs' },
+};
+
+/** The receiver's own counters, shared by its log types. */
+export interface LogCounters {
+  readonly received: Counter;
+  readonly deduplicated: Counter;
+  readonly late: Counter;
+  readonly dropped: Counter;
+}
+
+export interface PollResult {
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly records: ReadableLogRecord[];
+  /** The tailnet name the configuration endpoint reported, when it did. */
+  readonly tailnet?: string;
+}
+
+/** Shortest window a too-large answer is split down to before that window is given up. */
+const MIN_SPLIT_MS = 1000;
+
+/**
+ * One log type of a `tailscale_logs` receiver: its read position, the identities of the records
+ * it emitted inside the re-read horizon, and one poll at a time. A poll changes that state only
+ * when it finishes, so an aborted poll leaves it as it was and its windows are read again.
+ */
+export class LogSource {
+  readonly type: LogType;
+  readonly sourceId: string;
+  private readonly _s: Settings;
+  private readonly _c: TailscaleLogsConfig;
+  private readonly _client: TailscaleApiClient;
+  private readonly _counters: LogCounters;
+  private readonly _once: OnceLogger;
+  private readonly _attrs: { component_id: string; source: LogType };
+  private _from: number | undefined;
+  private _position: number | undefined;
+  private _ids: IdentitySet;
+  private _evictedLogged = 0;
+
+  constructor(o: { type: LogType; settings: Settings; config: TailscaleLogsConfig; client: TailscaleApiClient; counters: LogCounters; once: OnceLogger }) {
+    this.type = o.type;
+    this.sourceId = `${o.settings.id.key}:${o.type}`;
+    this._s = o.settings;
+    this._c = o.config;
+    this._client = o.client;
+    this._counters = o.counters;
+    this._once = o.once;
+    this._attrs = { component_id: o.settings.id.key, source: o.type };
+    this._ids = new IdentitySet(o.config.dedup_capacity);
+    o.settings.telemetry.registerSource(this.sourceId);
+  }
+
+  /** Resumes from saved state. */
+  restore(t: TypeState): void {
+    this._from = t.from;
+    this._position = t.position;
+    this._ids = new IdentitySet(this._c.dedup_capacity);
+    for (const [id, ms] of t.ids) this._ids.add(id, ms);
+  }
+
+  /** The state to save, or undefined before the first successful read. */
+  snapshot(): TypeState | undefined {
+    if (this._from === undefined || this._position === undefined) return undefined;
+    return { from: this._from, position: this._position, ids: this._ids.entries() };
+  }
+
+  /** Identities remembered now (tests, README measurement). */
+  get remembered(): number {
+    return this._ids.size;
+  }
+
+  private _drop(reason: DropReason, n = 1): void {
+    if (n > 0) this._counters.dropped.add(n, { ...this._attrs, reason });
+  }
+
+  /** Reads the windows due now and returns the new records as log records (state updated). */
+  async poll(signal: AbortSignal, ctx: Omit<MapContext, 'drop'>): Promise<PollResult> {
+    const c = this._c;
+    const info = LOG_TYPE_INFO[this.type];
+    const now = this._s.clock.now();
+    const deadlineMs = now + Math.max(5000, c.interval * 0.9);
+    let from = this._from ?? now - c.initial_window;
+    if (from < now - info.retentionMs) {
+      // Tailscale clamps older starts silently; saying so is all that can be done about it.
+      this._once.fail(`retention:${this.type}`, 'clamped', `tailscale_logs: the saved position of the ${info.what} is older than Tailscale keeps them (${info.retentionMs / DAY} days); reading from the retention limit, the records before it are gone`, { source: this.type });
+      from = now - info.retentionMs;
+    }
+    const queue: Window[] = planWindows(from, now, c.max_window, c.max_windows_per_poll);
+    const maxRequests = c.max_windows_per_poll * 2;
+    const drops = new Map<DropReason, number>();
+    const drop = (reason: DropReason, n = 1): void => {
+      drops.set(reason, (drops.get(reason) ?? 0) + n);
+    };
+    const mctx: MapContext = { ...ctx, drop };
+    const seenNow = new Map<string, number>();
+    const out: ReadableLogRecord[] = [];
+    let received = 0;
+    let deduplicated = 0;
+    let late = 0;
+    let reached: number | undefined;
+    let requests = 0;
+    let failure: ApiCallError | undefined;
+    let tailnet: string | undefined;
+    let truncated = false;
+    while (queue.length && !truncated) {
+      const w = queue.shift() as Window;
+      if (requests >= maxRequests || this._s.clock.now() >= deadlineMs) break;
+      requests++;
+      let text: string;
+      try {
+        const q = new URLSearchParams({ start: new Date(w.start).toISOString(), end: new Date(w.end).toISOString() });
+        text = (await this._client.get(`${this._client.tailnetPath}/${info.path}?${q.toString()}`, { signal, deadlineMs, scope: info.scope, tag: `logs_${this.type}` })).text;
+      } catch (err) {
+        if (signal.aborted) throw err;
+        const e = err instanceof ApiCallError ? err : new ApiCallError('network', errorMessage(err));
+        if (e.kind === 'too_large') {
+          if (w.end - w.start >= 2 * MIN_SPLIT_MS) {
+            const mid = w.start + Math.floor((w.end - w.start) / 2);
+            queue.unshift({ start: w.start, end: mid }, { start: mid, end: w.end });
+            continue;
+          }
+          // One second of logs larger than max_body_size: that second is given up, visibly.
+          drop('too_large');
+          this._once.fail(`too_large:${this.type}`, 'window', `tailscale_logs: one second of ${info.what} is larger than max_body_size; that second is skipped`, { source: this.type, start: new Date(w.start).toISOString(), max_body_size: c.max_body_size });
+          reached = w.end;
+          continue;
+        }
+        failure = e;
+        break;
+      }
+      const parsed = logsOf(text);
+      if ('error' in parsed) {
+        failure = new ApiCallError('decode', `${info.what}: ${parsed.error}`);
+        break;
+      }
+      tailnet ??= parsed.tailnet;
+      for (const raw of parsed.logs) {
+        received++;
+        const { id, size } = recordIdentity(raw);
+        if (this._ids.has(id) || seenNow.has(id)) {
+          deduplicated++;
+          continue;
+        }
+        const times = this.type === 'network' ? flowTimes(raw) : auditTimes(raw);
+        if (!times) {
+          // Remembered with the window's end, so a re-read does not count it again.
+          drop('malformed');
+          seenNow.set(id, w.end);
+          continue;
+        }
+        const filterMs = 'logged' in times ? times.logged.ms : times.event.ms;
+        const latestMs = 'logged' in times ? Math.max(times.logged.ms, times.end.ms) : times.latestMs;
+        // No timestamp reaches the window: the server sent something not asked for, and it
+        // could come back on every poll once its identity is pruned.
+        if (latestMs < w.start) {
+          drop('outside_window');
+          continue;
+        }
+        if (size > c.max_event_size) {
+          drop('too_large');
+          seenNow.set(id, latestMs);
+          continue;
+        }
+        const rec = raw as Record<string, unknown>;
+        const mapped = 'logged' in times ? mapFlow(rec, times, mctx) : isObject(rec) ? mapAudit(rec, times.event, mctx) : undefined;
+        if (mapped === undefined) {
+          drop('malformed');
+          seenNow.set(id, latestMs);
+          continue;
+        }
+        const list = Array.isArray(mapped) ? mapped : [mapped];
+        if (out.length > 0 && out.length + list.length > c.max_records_per_poll) {
+          // The rest of this window is read again next poll; what was emitted is remembered.
+          truncated = true;
+          break;
+        }
+        if (this._position !== undefined && filterMs <= this._position) late++;
+        seenNow.set(id, latestMs);
+        for (const r of list) out.push(r);
+      }
+      if (!truncated) reached = w.end;
+    }
+    if (truncated) this._once.fail(`max_records:${this.type}`, 'cut', `tailscale_logs: a poll of ${info.what} reached max_records_per_poll; the rest follows on the next polls`, { source: this.type, max_records_per_poll: c.max_records_per_poll });
+    else this._once.ok(`max_records:${this.type}`);
+    // The poll is complete (or failed part-way): everything up to `reached` has been emitted.
+    for (const [id, ms] of seenNow) this._ids.add(id, ms);
+    this._position = reached === undefined ? this._position : Math.max(this._position ?? reached, reached);
+    this._from = nextFrom(from, reached, now, c.lag);
+    if (this._position !== undefined) this._ids.prune(this._from);
+    if (this._ids.evicted > this._evictedLogged) {
+      this._evictedLogged = this._ids.evicted;
+      this._once.fail(`dedup:${this.type}`, 'full', 'tailscale_logs: dedup_capacity reached; the oldest remembered records were forgotten, and a re-read could repeat them', { source: this.type, dedup_capacity: c.dedup_capacity });
+    }
+    if (received) this._counters.received.add(received, this._attrs);
+    if (deduplicated) this._counters.deduplicated.add(deduplicated, this._attrs);
+    if (late) this._counters.late.add(late, this._attrs);
+    for (const [reason, n] of drops) this._drop(reason, n);
+    for (const reason of ['malformed', 'limit'] as const) {
+      const n = drops.get(reason);
+      if (n) this._once.fail(`drop:${reason}:${this.type}`, reason, `tailscale_logs: ${reason === 'malformed' ? 'malformed records or entries were skipped' : 'lists longer than max_list_length were cut'} in the ${info.what}`, { source: this.type, count: n });
+      else this._once.ok(`drop:${reason}:${this.type}`);
+    }
+    if (failure) return { ok: false, error: this._report(failure), records: out, ...(tailnet ? { tailnet } : {}) };
+    this._once.ok(`api:${this.type}`, `tailscale_logs: ${info.what} readable again`, { source: this.type });
+    return { ok: true, records: out, ...(tailnet ? { tailnet } : {}) };
+  }
+
+  /** Logs a failed poll once per kind and returns the message for /health. */
+  private _report(e: ApiCallError): string {
+    const info = LOG_TYPE_INFO[this.type];
+    const message = this._s.secrets.scrub(e.message);
+    this._s.telemetry.error(this.sourceId, e.kind);
+    if (e.status === 403 || e.status === 404) {
+      const has = this._client.hasScope(info.scope);
+      const why =
+        e.status === 404 && has === true
+          ? 'this control server does not offer the endpoint, or logging is off for the tailnet (HTTP 404)'
+          : `the credential may not read them (HTTP ${e.status}, missing scope ${info.scope})`;
+      this._once.fail(`api:${this.type}`, `unavailable:${e.status}`, `tailscale_logs: ${info.what} are off: ${why}; nothing is emitted for them until they can be read (remove ${this.type} from types to stop trying)`, { source: this.type, status: e.status, needs_scope: info.scope, error: message });
+    } else {
+      this._once.fail(`api:${this.type}`, e.kind, `tailscale_logs: reading ${info.what} failed; the same windows are read again next poll`, { source: this.type, kind: e.kind, error: message });
+    }
+    return message;
+  }
+}
