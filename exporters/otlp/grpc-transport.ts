@@ -3,10 +3,10 @@ import { ChannelCredentials } from '@grpc/grpc-js';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { IOtlpExportDelegate } from '@opentelemetry/otlp-exporter-base';
 import { createEmptyMetadata, createInsecureCredentials, createOtlpGrpcExportDelegate, createSslCredentials } from '@opentelemetry/otlp-grpc-exporter-base';
-import { MetricsExporterMetricsHelper } from '@opentelemetry/otlp-transformer';
+import { LogsExporterMetricsHelper, type IExporterMetricsHelper, type ISerializer, MetricsExporterMetricsHelper, ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { VERSION } from '../../src/version.ts';
-import { defaultEndpoint, type OtlpExporterConfig } from './config.ts';
+import { signalSettings, type OtlpExporterConfig, type SignalSettings } from './config.ts';
 import { MAX_RETRIES, retryDelayMs } from './grpc-retry.ts';
 import { protobufSerializer } from './serializer.ts';
 import type { TlsMaterial } from './tls.ts';
@@ -14,6 +14,8 @@ import type { OtlpTransport } from './transport.ts';
 
 /** The OTLP metrics service method (opentelemetry-proto). */
 export const GRPC_METRICS_PATH = '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export';
+/** The OTLP logs service method (opentelemetry-proto). */
+export const GRPC_LOGS_PATH = '/opentelemetry.proto.collector.logs.v1.LogsService/Export';
 
 /** Where a gRPC endpoint points and whether the channel is TLS (the specification's rules). */
 export function grpcTarget(endpoint: string, insecure: boolean): { target: string; secure: boolean } {
@@ -93,27 +95,32 @@ class GrpcConnections {
 }
 
 /**
- * OTLP/gRPC through the official gRPC exporter base (`@opentelemetry/otlp-grpc-exporter-base`:
- * grpc-js channel, deadline, gzip, metadata, user agent) with our protobuf encoder, so
- * staleness flags survive. Every option is passed explicitly: nothing is taken from the
- * process environment behind the configuration's back. The official transport treats every
- * failure as final; retries on the codes the specification calls retryable happen here.
+ * OTLP/gRPC of one signal through the official gRPC exporter base
+ * (`@opentelemetry/otlp-grpc-exporter-base`: grpc-js channel, deadline, gzip, metadata, user
+ * agent). Metrics are written by our protobuf encoder, so staleness flags survive; logs by the
+ * stock logs serializer. Every option is passed explicitly: nothing is taken from the process
+ * environment behind the configuration's back. The official transport treats every failure as
+ * final; retries on the codes the specification calls retryable happen here.
  */
-export class GrpcTransport implements OtlpTransport {
+export class GrpcTransport<T = ResourceMetrics> implements OtlpTransport<T> {
   private readonly _connections = new GrpcConnections();
-  private readonly _delegate: IOtlpExportDelegate<ResourceMetrics>;
+  private readonly _delegate: IOtlpExportDelegate<T>;
   private readonly _timeout: number;
   /** Bumped by {@link cancel}: an export started before it stops retrying. */
   private _generation = 0;
   private readonly _waits = new Set<() => void>();
 
-  constructor(c: OtlpExporterConfig, tls: TlsMaterial | undefined) {
-    const { target, secure } = grpcTarget(c.endpoint || defaultEndpoint('grpc'), c.tls.insecure);
+  /** `settings`: a signal's settings, or a whole exporter configuration (its metrics). */
+  constructor(settings: SignalSettings | OtlpExporterConfig, tls: TlsMaterial | undefined) {
+    const s = 'signal' in settings ? settings : signalSettings(settings, 'metrics');
+    const { target, secure } = grpcTarget(s.endpoint, s.insecure);
     const channel = secure ? createSslCredentials(tls?.ca, tls?.key, tls?.cert) : createInsecureCredentials();
     const credentials = new KeptCredentials(channel, this._connections);
-    const headers = { ...c.headers };
-    this._timeout = c.timeout;
-    this._delegate = createOtlpGrpcExportDelegate(
+    const headers = { ...s.headers };
+    this._timeout = s.timeout;
+    const logs = s.signal === 'logs';
+    // One delegate type for both signals: the serializer and the helper are what differ.
+    const delegate = createOtlpGrpcExportDelegate<unknown, unknown>(
       {
         url: target,
         credentials: () => credentials,
@@ -122,22 +129,23 @@ export class GrpcTransport implements OtlpTransport {
           for (const [k, v] of Object.entries(headers)) md.set(k.toLowerCase(), v);
           return md;
         },
-        compression: c.compression,
-        timeoutMillis: c.timeout,
+        compression: s.compression,
+        timeoutMillis: s.timeout,
         // Sends are one at a time; a few more let a cancelled call finish while the next starts.
         concurrencyLimit: 4,
         userAgent: `tsmetrics/${VERSION}`,
       },
-      protobufSerializer,
-      'otlp_grpc_metric_exporter',
-      MetricsExporterMetricsHelper,
+      (logs ? ProtobufLogsSerializer : protobufSerializer) as ISerializer<unknown, unknown>,
+      logs ? 'otlp_grpc_log_exporter' : 'otlp_grpc_metric_exporter',
+      (logs ? LogsExporterMetricsHelper : MetricsExporterMetricsHelper) as IExporterMetricsHelper<unknown>,
       undefined,
-      'MetricsExportService',
-      GRPC_METRICS_PATH,
+      logs ? 'LogsExportService' : 'MetricsExportService',
+      logs ? GRPC_LOGS_PATH : GRPC_METRICS_PATH,
     );
+    this._delegate = delegate as IOtlpExportDelegate<T>;
   }
 
-  private _once(rm: ResourceMetrics): Promise<ExportResult> {
+  private _once(rm: T): Promise<ExportResult> {
     return new Promise((resolve) => this._delegate.export(rm, resolve));
   }
 
@@ -154,7 +162,7 @@ export class GrpcTransport implements OtlpTransport {
     });
   }
 
-  async export(rm: ResourceMetrics): Promise<ExportResult> {
+  async export(rm: T): Promise<ExportResult> {
     const generation = this._generation;
     const deadline = performance.now() + this._timeout;
     for (let n = 0; ; n++) {

@@ -3,11 +3,12 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { ExportResult } from '@opentelemetry/core';
 import { OTLPMetricExporterBase } from '@opentelemetry/exporter-metrics-otlp-http';
-import { CompressionAlgorithm } from '@opentelemetry/otlp-exporter-base';
+import { CompressionAlgorithm, type IOtlpExportDelegate } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
-import { MetricsExporterMetricsHelper } from '@opentelemetry/otlp-transformer';
+import { JsonLogsSerializer, LogsExporterMetricsHelper, MetricsExporterMetricsHelper, ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { defaultEndpoint, type OtlpExporterConfig } from './config.ts';
+import type { LogsBatch } from '../../src/model/logs.ts';
+import type { SignalSettings } from './config.ts';
 import { jsonSerializer, protobufSerializer } from './serializer.ts';
 import type { TlsMaterial } from './tls.ts';
 import type { OtlpTransport } from './transport.ts';
@@ -61,38 +62,53 @@ class SocketKeeper {
   }
 }
 
+/** The official transport's options for one signal, every one of them given explicitly. */
+function httpOptions(s: SignalSettings, sockets: SocketKeeper): ReturnType<typeof convertLegacyHttpOptions> {
+  const json = s.protocol === 'http/json';
+  return convertLegacyHttpOptions(
+    {
+      url: s.endpoint,
+      headers: { ...s.headers },
+      timeoutMillis: s.timeout,
+      compression: s.compression === 'gzip' ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE,
+      httpAgentOptions: sockets.factory,
+    },
+    s.signal === 'logs' ? 'LOGS' : 'METRICS',
+    s.signal === 'logs' ? 'v1/logs' : 'v1/metrics',
+    { 'Content-Type': json ? 'application/json' : 'application/x-protobuf' },
+  );
+}
+
 /** The official OTLP/HTTP exporter (retries, Retry-After, timeout, gzip) with our serializer. */
 class TsmetricsOtlpHttpExporter extends OTLPMetricExporterBase {
-  constructor(c: OtlpExporterConfig, sockets: SocketKeeper) {
-    const json = c.protocol === 'http/json';
-    const options = convertLegacyHttpOptions(
-      {
-        url: c.endpoint || defaultEndpoint(c.protocol),
-        headers: { ...c.headers },
-        timeoutMillis: c.timeout,
-        compression: c.compression === 'gzip' ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE,
-        httpAgentOptions: sockets.factory,
-      },
-      'METRICS',
-      'v1/metrics',
-      { 'Content-Type': json ? 'application/json' : 'application/x-protobuf' },
-    );
-    super(createOtlpHttpExportDelegate(options, json ? jsonSerializer : protobufSerializer, 'otlp_http_metric_exporter', MetricsExporterMetricsHelper, undefined));
+  constructor(s: SignalSettings, sockets: SocketKeeper) {
+    const json = s.protocol === 'http/json';
+    super(createOtlpHttpExportDelegate(httpOptions(s, sockets), json ? jsonSerializer : protobufSerializer, 'otlp_http_metric_exporter', MetricsExporterMetricsHelper, undefined));
   }
 }
 
-/** OTLP/HTTP (protobuf or JSON) through the official transport. */
-export class HttpTransport implements OtlpTransport {
-  private readonly _sockets: SocketKeeper;
-  private readonly _exporter: TsmetricsOtlpHttpExporter;
+/**
+ * The official logs delivery: the same node transport, with the stock logs serializers (they
+ * write every field a log record has; nothing needs fixing as staleness does for metrics).
+ */
+function logsDelegate(s: SignalSettings, sockets: SocketKeeper): IOtlpExportDelegate<LogsBatch> {
+  const serializer = s.protocol === 'http/json' ? JsonLogsSerializer : ProtobufLogsSerializer;
+  // The serializers take a mutable array type but only read it.
+  return createOtlpHttpExportDelegate(httpOptions(s, sockets), serializer, 'otlp_http_log_exporter', LogsExporterMetricsHelper, undefined) as unknown as IOtlpExportDelegate<LogsBatch>;
+}
 
-  constructor(c: OtlpExporterConfig, tls: TlsMaterial | undefined) {
+/** OTLP/HTTP (protobuf or JSON) of one signal through the official transport. */
+export class HttpTransport<T = ResourceMetrics> implements OtlpTransport<T> {
+  private readonly _sockets: SocketKeeper;
+  private readonly _exporter: { export(items: T, done: (r: ExportResult) => void): void; shutdown(): Promise<void> };
+
+  constructor(s: SignalSettings, tls: TlsMaterial | undefined) {
     this._sockets = new SocketKeeper(tls);
-    this._exporter = new TsmetricsOtlpHttpExporter(c, this._sockets);
+    this._exporter = (s.signal === 'logs' ? logsDelegate(s, this._sockets) : new TsmetricsOtlpHttpExporter(s, this._sockets)) as unknown as typeof this._exporter;
   }
 
-  export(rm: ResourceMetrics): Promise<ExportResult> {
-    return new Promise((resolve) => this._exporter.export(rm, resolve));
+  export(items: T): Promise<ExportResult> {
+    return new Promise((resolve) => this._exporter.export(items, resolve));
   }
 
   cancel(err: Error): void {

@@ -1,4 +1,3 @@
-import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { Attributes } from '@opentelemetry/api';
@@ -6,56 +5,129 @@ import type { BatchInfo, Exporter, Settings } from '../../src/component/types.ts
 import { ErrorCode, errorMessage, TsmetricsError } from '../../src/errors.ts';
 import { beforeDeadline, type ShutdownReporter } from '../../src/util/abort.ts';
 import { countPoints } from '../../src/model/batch.ts';
+import type { LogsBatch } from '../../src/model/logs.ts';
 import { OnceLogger } from '../../src/log/logger.ts';
-import { defaultEndpoint, temporalityOf, type OtlpExporterConfig } from './config.ts';
+import { signalSettings, temporalityOf, type OtlpExporterConfig, type SignalSettings } from './config.ts';
 import { GrpcTransport } from './grpc-transport.ts';
 import { HttpTransport } from './http-transport.ts';
 import { identityAttributes, resourceGroups } from './identity.ts';
+import { logsWithIdentity } from './logs-resource.ts';
+import { splitLogsByEncodedSize } from './logs-size.ts';
 import { DeltaConverter } from './temporality.ts';
 import { splitByEncodedSize } from './protobuf.ts';
-import { loadTls } from './tls.ts';
+import { SendQueue } from './send-queue.ts';
+import { loadTls, type TlsMaterial } from './tls.ts';
 import type { OtlpTransport } from './transport.ts';
 
-/** The delta stream of tsmetrics' own metrics (pipeline streams are `<pipeline>\0<receiver>`). */
+/** The delta stream of tsmetrics' own metrics (pipeline streams are `<pipeline>\u0000<receiver>`). */
 const SELF_SOURCE = '\u0000self';
 
+function transportFor<T>(s: SignalSettings, tls: TlsMaterial | undefined): OtlpTransport<T> {
+  return s.protocol === 'grpc' ? new GrpcTransport<T>(s, tls) : new HttpTransport<T>(s, tls);
+}
+
+/** `n batches not sent (…)`, with `what` naming the kind of batch. */
+function notSent(n: number, what: string): string {
+  return n === 1 ? `1 ${what} not sent (the endpoint had not taken it by the deadline)` : `${n} ${what}es not sent (the endpoint had not taken them by the deadline)`;
+}
+
 /**
- * `otlp`: pushes each batch to an OpenTelemetry Collector over OTLP/HTTP or OTLP/gRPC. Batches
- * wait in a bounded queue and are sent one at a time, so a slow or down endpoint never blocks
- * the pipeline or grows memory; what the queue or the endpoint drops is counted. Every batch
- * carries the instance's identity and its tailnet on the resource (identity.ts), goes out in the
- * configured temporality (temporality.ts), and tsmetrics' own metrics follow the same way.
+ * `otlp`: pushes each batch to an OpenTelemetry Collector over OTLP/HTTP or OTLP/gRPC: metrics
+ * pipelines' batches and logs pipelines' log records, each signal with its own transport and
+ * queue. Batches wait in a bounded queue and are sent one at a time, so a slow or down endpoint
+ * never blocks the pipeline or grows memory; what the queue or the endpoint drops is counted.
+ * Every batch carries the instance's identity and its tailnet on the resource (identity.ts,
+ * logs-resource.ts), metrics go out in the configured temporality (temporality.ts), and
+ * tsmetrics' own metrics follow the same way.
  */
 export class OtlpExporterComponent implements Exporter, ShutdownReporter {
   private readonly _s: Settings;
   private readonly _c: OtlpExporterConfig;
-  private readonly _transport: OtlpTransport;
+  private readonly _tls: TlsMaterial | undefined;
+  private readonly _transport: OtlpTransport<ResourceMetrics>;
+  private _logsTransport: OtlpTransport<LogsBatch> | undefined;
   private readonly _delta: DeltaConverter;
   private readonly _identity: Attributes;
-  private readonly _endpoint: string;
-  private readonly _queue: ResourceMetrics[] = [];
+  private readonly _metrics: SendQueue<ResourceMetrics>;
+  private _logs: SendQueue<LogsBatch> | undefined;
   private readonly _once: OnceLogger;
-  private _sending: Promise<void> | undefined;
   private _timer: NodeJS.Timeout | undefined;
   private _selfTimer: NodeJS.Timeout | undefined;
   private _stopped = false;
-  /** The batch on the wire, and how to give up on it. */
-  private _inFlight: { batch: ResourceMetrics; giveUp: (why: string) => void } | undefined;
-  /** Set when shutdown gave up on what was left; nothing more is sent. */
-  private _abandoned = false;
   private _cutOff: string | undefined;
-  /** Batches and points delivered, and dropped (for tests and /debug). */
-  readonly stats = { sentBatches: 0, sentPoints: 0, droppedBatches: 0, droppedPoints: 0 };
+  /** Batches, points and log records delivered, and dropped (for tests and /debug). */
+  readonly stats = { sentBatches: 0, sentPoints: 0, droppedBatches: 0, droppedPoints: 0, sentLogBatches: 0, sentLogRecords: 0, droppedLogBatches: 0, droppedLogRecords: 0 };
 
   constructor(settings: Settings, config: OtlpExporterConfig) {
     this._s = settings;
     this._c = config;
-    const tls = loadTls(config.tls);
-    this._transport = config.protocol === 'grpc' ? new GrpcTransport(config, tls) : new HttpTransport(config, tls);
+    this._tls = loadTls(config.tls);
+    const metrics = signalSettings(config, 'metrics');
+    this._transport = transportFor<ResourceMetrics>(metrics, this._tls);
     this._delta = new DeltaConverter(temporalityOf(config));
     this._identity = identityAttributes(config);
-    this._endpoint = config.endpoint || defaultEndpoint(config.protocol);
     this._once = new OnceLogger(settings.logger);
+    const id = settings.id.key;
+    this._metrics = new SendQueue<ResourceMetrics>({
+      signal: 'metrics',
+      transport: this._transport,
+      timeout: metrics.timeout,
+      maxBatches: config.max_queue_batches,
+      count: countPoints,
+      split: (rm) => (config.max_request_bytes > 0 ? splitByEncodedSize(rm, config.max_request_bytes) : [rm]),
+      counters: {
+        sent: (n) => {
+          this.stats.sentPoints += n;
+          settings.telemetry.sent(id, n);
+        },
+        batchSent: () => this.stats.sentBatches++,
+        dropped: (n) => {
+          this.stats.droppedBatches++;
+          this.stats.droppedPoints += n;
+          settings.telemetry.dropped(id, n);
+          settings.telemetry.error(id, 'export');
+        },
+      },
+      once: this._once,
+      logFields: { endpoint: metrics.endpoint, protocol: metrics.protocol },
+    });
+  }
+
+  /**
+   * The logs queue and transport, made on the first logs batch: an exporter only metrics
+   * pipelines use holds no second connection.
+   */
+  private _logsQueue(): SendQueue<LogsBatch> {
+    if (this._logs) return this._logs;
+    const c = this._c;
+    const s = signalSettings(c, 'logs');
+    const id = this._s.id.key;
+    const telemetry = this._s.telemetry;
+    this._logsTransport = transportFor<LogsBatch>(s, this._tls);
+    this._logs = new SendQueue<LogsBatch>({
+      signal: 'logs',
+      transport: this._logsTransport,
+      timeout: s.timeout,
+      maxBatches: c.max_queue_batches,
+      count: (b) => b.length,
+      split: (b) => (c.max_request_bytes > 0 ? splitLogsByEncodedSize(b, c.max_request_bytes) : [b]),
+      counters: {
+        sent: (n) => {
+          this.stats.sentLogRecords += n;
+          telemetry.sent(id, n, 'logs');
+        },
+        batchSent: () => this.stats.sentLogBatches++,
+        dropped: (n) => {
+          this.stats.droppedLogBatches++;
+          this.stats.droppedLogRecords += n;
+          telemetry.dropped(id, n, 'logs');
+          telemetry.error(id, 'export');
+        },
+      },
+      once: this._once,
+      logFields: { endpoint: s.endpoint, protocol: s.protocol },
+    });
+    return this._logs;
   }
 
   async start(): Promise<void> {
@@ -75,6 +147,14 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
     // whole snapshot); the Prometheus side keeps the cumulative original.
     const out = this._delta.convert(batch, `${info.pipeline ?? ''}\u0000${info.source}`, 'pipeline');
     for (const rm of resourceGroups(out, this._identity, this._c.resource_attributes, this._s.inventory)) this._enqueue(rm);
+  }
+
+  /** Queues a logs batch, its records' resources merged with the identity (logs-resource.ts). */
+  async consumeLogs(batch: LogsBatch, _info: BatchInfo): Promise<void> {
+    if (this._stopped || batch.length === 0) return;
+    const queue = this._logsQueue();
+    queue.push(logsWithIdentity(batch, this._identity, this._c.resource_attributes, this._s.inventory));
+    if (this._c.interval === 0) queue.kick();
   }
 
   /**
@@ -101,12 +181,8 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
   private _enqueue(rm: ResourceMetrics): void {
     // A request without points says nothing (a delta baseline, an empty snapshot).
     if (countPoints(rm) === 0) return;
-    this._queue.push(rm);
-    while (this._queue.length > this._c.max_queue_batches) {
-      const dropped = this._queue.shift() as ResourceMetrics;
-      this._drop(dropped, 'queue full');
-    }
-    if (this._c.interval === 0) this._kick();
+    this._metrics.push(rm);
+    if (this._c.interval === 0) this._metrics.kick();
   }
 
   /** Series whose last point the delta conversion holds (0 with cumulative temporality). */
@@ -114,81 +190,14 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
     return this._delta.trackedSeries();
   }
 
-  private _drop(batch: ResourceMetrics, why: string, quiet = false, n = countPoints(batch)): void {
-    this.stats.droppedBatches++;
-    this.stats.droppedPoints += n;
-    this._s.telemetry.dropped(this._s.id.key, n);
-    this._s.telemetry.error(this._s.id.key, 'export');
-    // Batches given up at shutdown are named once in the shutdown's own line.
-    if (!quiet) this._once.fail('export', why, 'OTLP export failed; batch dropped', { reason: why, endpoint: this._endpoint, protocol: this._c.protocol });
-  }
-
   private _kick(): void {
-    if (this._sending || this._abandoned) return;
-    this._sending = this._drain().finally(() => {
-      this._sending = undefined;
-    });
+    this._metrics.kick();
+    this._logs?.kick();
   }
 
-  private async _drain(): Promise<void> {
-    while (this._queue.length && !this._abandoned) {
-      const batch = this._queue.shift() as ResourceMetrics;
-      const { result: r, delivered } = await this._send(batch);
-      if (delivered > 0) {
-        this.stats.sentPoints += delivered;
-        this._s.telemetry.sent(this._s.id.key, delivered);
-      }
-      if (r.code === ExportResultCode.SUCCESS) {
-        this.stats.sentBatches++;
-        this._once.ok('export', 'OTLP export recovered', { endpoint: this._endpoint });
-      } else {
-        this._drop(batch, r.error?.message ?? 'failed', this._abandoned, countPoints(batch) - delivered);
-      }
-    }
-  }
-
-  /**
-   * One batch through the official transport, bounded as a whole (connect, retries, response
-   * headers and body) by `timeout`: at the limit the connection is destroyed and the batch fails.
-   * A batch larger than `max_request_bytes` goes as several requests, one after the other, under
-   * the same deadline; the points of those that arrived before a failure count as delivered.
-   */
-  private _send(batch: ResourceMetrics): Promise<{ result: ExportResult; delivered: number }> {
-    return new Promise((resolve) => {
-      let done = false;
-      let delivered = 0;
-      const finish = (r: ExportResult): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        this._inFlight = undefined;
-        resolve({ result: r, delivered });
-      };
-      const giveUp = (why: string): void => {
-        const err = new TsmetricsError(ErrorCode.EXPORT, why);
-        this._transport.cancel(err);
-        finish({ code: ExportResultCode.FAILED, error: err });
-      };
-      const timer = setTimeout(() => giveUp(`no complete answer within ${this._c.timeout} ms`), this._c.timeout);
-      this._inFlight = { batch, giveUp };
-      const pieces = this._c.max_request_bytes > 0 ? splitByEncodedSize(batch, this._c.max_request_bytes) : [batch];
-      void (async () => {
-        for (const piece of pieces) {
-          const r = await this._transport.export(piece);
-          if (done) return;
-          if (r.code !== ExportResultCode.SUCCESS) return finish(r);
-          if (pieces.length > 1) delivered += countPoints(piece);
-        }
-        delivered = countPoints(batch);
-        finish({ code: ExportResultCode.SUCCESS });
-      })();
-    });
-  }
-
-  /** Sends what is queued and waits for it (tests, shutdown). */
+  /** Sends what is queued, of both signals, and waits for it (tests, shutdown). */
   async flush(): Promise<void> {
-    this._kick();
-    while (this._sending) await this._sending;
+    await Promise.all([this._metrics.flush(), this._logs?.flush()]);
   }
 
   /**
@@ -201,16 +210,18 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
     if (this._timer) clearInterval(this._timer);
     if (this._selfTimer) clearInterval(this._selfTimer);
     if ((await beforeDeadline(this.flush(), deadline)).state === 'cut') {
-      this._abandoned = true;
-      const left = this._queue.splice(0);
-      const n = left.length + (this._inFlight ? 1 : 0);
-      if (n > 0) this._cutOff = n === 1 ? '1 batch not sent (the endpoint had not taken it by the deadline)' : `${n} batches not sent (the endpoint had not taken them by the deadline)`;
-      for (const b of left) this._drop(b, 'shutdown deadline', true);
-      this._inFlight?.giveUp('cut off by the shutdown deadline');
+      const parts: string[] = [];
+      const metrics = this._metrics.abandon();
+      if (metrics > 0) parts.push(notSent(metrics, 'batch'));
+      const logs = this._logs?.abandon() ?? 0;
+      if (logs > 0) parts.push(notSent(logs, 'logs batch'));
+      if (parts.length) this._cutOff = parts.join(', ');
     }
-    this._transport.close(new TsmetricsError(ErrorCode.EXPORT, 'the OTLP exporter is shut down'));
+    const closed = new TsmetricsError(ErrorCode.EXPORT, 'the OTLP exporter is shut down');
+    this._transport.close(closed);
+    this._logsTransport?.close(closed);
     this._delta.clear();
-    await beforeDeadline(this._transport.shutdown(), deadline).catch(() => undefined);
+    await beforeDeadline(Promise.all([this._transport.shutdown(), this._logsTransport?.shutdown()]), deadline).catch(() => undefined);
   }
 
   /** What the last shutdown gave up on, e.g. `3 batches not sent (…)`. */
