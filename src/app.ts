@@ -6,12 +6,14 @@ import { redactedConfig, resolveConfig, type RawServiceConfig, type ServiceConfi
 import { loadYamlConfig, type UnsetReference } from './config/yaml.ts';
 import { createLogger, Redactor, type Logger } from './log/logger.ts';
 import { PAST_DEADLINE_GRACE_MS, PipelineService, type ShutdownReport } from './pipeline/service.ts';
-import { HttpServer } from './server/http.ts';
+import { HttpServer, type ReloadOutcome } from './server/http.ts';
 import { TailnetSimulator } from './simulator/simulator.ts';
 import { startHeadscaleSimulator, type HeadscaleSimulator } from './simulator/headscale.ts';
 import { VERSION } from './version.ts';
 import { existsSync, readFileSync } from 'node:fs';
-import { ConfigError, errorMessage, type ConfigProblem } from './errors.ts';
+import { ConfigError, errorMessage, formatProblem, type ConfigProblem } from './errors.ts';
+import { ReloadQueue, restartOnly } from './pipeline/reload.ts';
+import type { LogFields } from './log/logger.ts';
 import { applyServicePrecedence, unusedVariables, type ServiceFlags } from './config/precedence.ts';
 import { defaultTailscalePath, freePort, TailscaledSupervisor, which } from './tsnet/supervisor.ts';
 import type { ResolvedComponent } from './config/service.ts';
@@ -129,8 +131,17 @@ export interface Running {
   readonly simulator: TailnetSimulator | undefined;
   /** The simulated Headscale server in front of `simulator` (demo mode with DEMO_HEADSCALE). */
   readonly headscale: HeadscaleSimulator | undefined;
+  /** The configuration running now (a successful {@link reload} replaces it). */
   readonly config: ServiceConfig;
   readonly logger: Logger;
+  /**
+   * Re-reads the configuration (the pipeline file and the environment, as at start), validates
+   * it whole, and applies it: only changed components are rebuilt, settings that need a restart
+   * are reported and kept. On any problem the running configuration stays and `ok` is false,
+   * with one line per problem (also logged). SIGHUP and `POST /-/reload` call this. Concurrent
+   * calls share runs; it never rejects.
+   */
+  reload(): Promise<ReloadOutcome>;
   /**
    * Stops the pipeline, the tsnet node, the HTTP server and the simulator within `deadline`
    * (default `service.shutdown_timeout`), logging one line that names whatever the deadline cut
@@ -171,7 +182,10 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
   }
   for (const s of config.secrets) redactor.add(s);
   const logs = config.service.telemetry.logs;
-  const logger = o.logger ?? createLogger({ level: logs.level, format: logs.format, redactor, ...(o.write ? { write: o.write } : {}) });
+  const makeLogger = (l: typeof logs): Logger => createLogger({ level: l.level, format: l.format, redactor, ...(o.write ? { write: o.write } : {}) });
+  // Our own logger is one a reload can switch (level, format); a caller's is used as given.
+  let baseLogger = o.logger ?? makeLogger(logs);
+  const logger = o.logger ?? switchableLogger(() => baseLogger);
   let supervisor: TailscaledSupervisor | undefined;
   const ts = config.service.tsnet;
   if (ts.enabled) {
@@ -210,8 +224,9 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
     maxConnections: http.max_connections,
     version: VERSION,
     logger,
-    debugConfig: () => redactedConfig(config),
+    debugConfig: () => redactedConfig(service.config),
     redact: (text) => redactor.scrub(text),
+    reload: () => reload(),
     ...(supervisor ? { notReadyReason: () => supervisor?.notReadyReason() } : {}),
   });
   let address: AddressInfo;
@@ -259,6 +274,59 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
       });
     }
   }
+  const reloadOnce = async (): Promise<ReloadOutcome> => {
+    const running = service.config;
+    const fail = (status: number, problems: string[], why: string): ReloadOutcome => {
+      service.telemetry.configLoaded(false, Date.now());
+      logger.error(`configuration reload failed: ${why}; the running configuration is kept`, { problems: problems.length });
+      for (const line of problems) logger.error(`reload: ${line}`);
+      return { ok: false, status, problems };
+    };
+    let next: ServiceConfig;
+    try {
+      // The same sources as at start: the file and this process's environment (re-read now),
+      // and in demo mode the simulator, which keeps running, with its variables.
+      const extra: Env = headscale ? headscale.env() : simulator ? simulator.env() : {};
+      next = loadConfig(o.env, { ...(o.configFile ? { configFile: o.configFile } : {}), ...(o.registry ? { registry: o.registry } : {}), ...(o.flags ? { flags: o.flags } : {}), extraEnv: extra });
+    } catch (err) {
+      if (err instanceof ConfigError) return fail(400, err.problems.map(formatProblem), `${err.problems.length} problem${err.problems.length === 1 ? '' : 's'} in the configuration`);
+      return fail(400, [errorMessage(err)], 'the configuration could not be read');
+    }
+    const re = readEnv({ ...o.env });
+    for (const v of [re.OAUTH_CLIENT_SECRET, re.TS_API_KEY, re.OAUTH_TOKEN, re.TS_AUTHKEY, re.METRICS_TOKEN, re.OTEL_EXPORTER_OTLP_HEADERS, re.HEADSCALE_API_KEY]) redactor.add(v);
+    for (const sec of next.secrets) redactor.add(sec);
+    const { keys, service: settings } = restartOnly(running.service, next.service);
+    next = { ...next, service: settings };
+    if (supervisor) next = withProxy(next, supervisor.proxyUrl);
+    let changes;
+    try {
+      changes = await service.reload(next);
+    } catch (err) {
+      return fail(stopped ? 503 : 500, [errorMessage(err)], 'the new components could not be built');
+    }
+    const h = next.service.http;
+    server.applySettings({ metricsToken: h.metrics_token, maxConnections: h.max_connections, writeTimeoutMs: h.write_timeout, maxMetricsStreams: h.max_metrics_streams });
+    const nextLogs = next.service.telemetry.logs;
+    if (!o.logger && (nextLogs.level !== running.service.telemetry.logs.level || nextLogs.format !== running.service.telemetry.logs.format)) baseLogger = makeLogger(nextLogs);
+    service.telemetry.configLoaded(true, Date.now());
+    for (const key of keys) logger.warn(`reload: ${key} changed, which needs a restart; it keeps its running value until then`);
+    const fields: LogFields = {};
+    for (const k of ['added', 'replaced', 'removed'] as const) if (changes[k].length) fields[k] = changes[k].join(',');
+    fields.kept = changes.kept.length;
+    logger.info(changes.added.length + changes.replaced.length + changes.removed.length ? 'configuration reloaded' : 'configuration reloaded: no component changed', fields);
+    for (const note of next.notes ?? []) logger.warn(note);
+    return { ok: true, status: 200, problems: [], ...changes, needs_restart: keys };
+  };
+  const queue = new ReloadQueue(() =>
+    reloadOnce().catch((err: unknown) => {
+      logger.error('configuration reload failed unexpectedly', { error: errorMessage(err) });
+      return { ok: false, status: 500, problems: [errorMessage(err)] };
+    }),
+  );
+  const reload = (): Promise<ReloadOutcome> => {
+    if (stopped) return Promise.resolve({ ok: false, status: 503, problems: ['tsmetrics is shutting down'] });
+    return queue.request();
+  };
   let stopped: Promise<ShutdownReport> | undefined;
   const stopAll = async (deadline: AbortSignal): Promise<ShutdownReport> => {
     const report = await service.shutdownWithReport(deadline);
@@ -290,12 +358,40 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
     url,
     simulator,
     headscale,
-    config,
+    get config() {
+      return service.config;
+    },
     logger,
-    stop(deadline = AbortSignal.timeout(config.service.shutdown_timeout)) {
+    reload,
+    stop(deadline = AbortSignal.timeout(service.config.service.shutdown_timeout)) {
       stopped ??= stopAll(deadline);
       return stopped;
     },
+  };
+}
+
+/**
+ * A logger whose lines go to whatever logger `current` returns at the moment, so a reload can
+ * change the level and format of every component's logger without rebuilding the components.
+ */
+function switchableLogger(current: () => Logger, fields?: LogFields): Logger {
+  let base: Logger | undefined;
+  let made: Logger | undefined;
+  const get = (): Logger => {
+    const b = current();
+    if (b !== base) {
+      base = b;
+      made = fields ? b.child(fields) : b;
+    }
+    return made as Logger;
+  };
+  return {
+    debug: (m, f) => get().debug(m, f),
+    info: (m, f) => get().info(m, f),
+    warn: (m, f) => get().warn(m, f),
+    error: (m, f) => get().error(m, f),
+    child: (f) => switchableLogger(current, { ...fields, ...f }),
+    isLevelEnabled: (l) => get().isLevelEnabled(l),
   };
 }
 

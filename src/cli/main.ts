@@ -182,6 +182,9 @@ function bindFailure(err: unknown, address: string, port: number): string | unde
   return `cannot listen on ${address}:${port}: ${why[code] as string} (${code}); set BIND_HOST/--bind or PORT/--port`;
 }
 
+/** A SIGHUP that came while starting: held (not fatal) and honoured once the process runs. */
+let earlyHangup: { seen: boolean; listener: () => void } | undefined;
+
 async function waitForSignal(running: Running): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
@@ -210,6 +213,19 @@ async function waitForSignal(running: Running): Promise<number> {
     };
     process.on('SIGTERM', () => onSignal('SIGTERM'));
     process.on('SIGINT', () => onSignal('SIGINT'));
+    // SIGHUP re-reads the configuration, as Prometheus and the Collector's reloaders expect; the
+    // reload logs its own outcome, and a failed one leaves the running configuration in place.
+    const onHangup = (): void => {
+      if (stopping) return;
+      running.logger.info('reloading the configuration', { signal: 'SIGHUP' });
+      void running.reload();
+    };
+    process.on('SIGHUP', onHangup);
+    if (earlyHangup) {
+      process.off('SIGHUP', earlyHangup.listener);
+      if (earlyHangup.seen) onHangup();
+      earlyHangup = undefined;
+    }
   });
 }
 
@@ -242,6 +258,11 @@ export async function main(argv: string[], env: Record<string, string | undefine
     switch (name) {
       case 'run': {
         const flags = serviceFlags(values);
+        if (!values.once && !earlyHangup) {
+          const held = { seen: false, listener: () => void (held.seen = true) };
+          earlyHangup = held;
+          process.on('SIGHUP', held.listener);
+        }
         let running: Running;
         try {
           running = await startTsmetrics({ env, flags, ...(configFile ? { configFile } : {}) });

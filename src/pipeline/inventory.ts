@@ -45,6 +45,11 @@ export class InventoryHub {
     for (const l of this._listeners) l(s);
   }
 
+  /** Forgets a source that no longer exists (a receiver removed by a reload). */
+  remove(source: string): void {
+    this._snapshots.delete(source);
+  }
+
   /** The latest snapshot of `source`, or of every source when omitted. */
   get(source: string): InventorySnapshot | undefined {
     return this._snapshots.get(source);

@@ -26,12 +26,18 @@ export interface ScraperOptions {
   onShutdown?(): Promise<void>;
 }
 
+/** A receiver that can say when its next cycle is due, so a replacement can keep its rhythm. */
+export interface CycleSchedule {
+  /** Wall-clock ms of the next cycle; undefined before the first is scheduled or after shutdown. */
+  nextCycleDueMs(): number | undefined;
+}
+
 /**
  * Receiver helper that owns the interval loop, as the Collector's scraper controller does:
  * cycles never overlap (the next one is scheduled when the previous one ends), a throwing scrape
  * is counted and contained, self-telemetry is recorded, and shutdown aborts the cycle in flight.
  */
-export function createScrapingReceiver(settings: Settings, opts: ScraperOptions, next: MetricsConsumer): Receiver & ShutdownReporter {
+export function createScrapingReceiver(settings: Settings, opts: ScraperOptions, next: MetricsConsumer): Receiver & ShutdownReporter & CycleSchedule {
   const id = settings.id.key;
   const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
@@ -39,6 +45,8 @@ export function createScrapingReceiver(settings: Settings, opts: ScraperOptions,
   let started = false;
   let stopped = false;
   let cutOff: string | undefined;
+  /** Wall-clock ms when the next cycle is due (what a replacement takes over on reload). */
+  let dueMs: number | undefined;
   settings.telemetry.registerSource(id);
 
   const runCycle = async (): Promise<void> => {
@@ -77,8 +85,10 @@ export function createScrapingReceiver(settings: Settings, opts: ScraperOptions,
 
   const schedule = (delay: number): void => {
     if (stopped) return;
+    dueMs = Date.now() + delay;
     timer = setTimeout(() => {
       const began = Date.now();
+      dueMs = began + opts.interval;
       void cycleOnce().then(() => schedule(Math.max(0, opts.interval - (Date.now() - began))));
     }, delay);
   };
@@ -114,5 +124,6 @@ export function createScrapingReceiver(settings: Settings, opts: ScraperOptions,
       if (opts.onShutdown) await beforeDeadline(opts.onShutdown(), deadline);
     },
     shutdownCutOff: () => cutOff,
+    nextCycleDueMs: () => (stopped ? undefined : dueMs),
   };
 }

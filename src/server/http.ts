@@ -38,6 +38,11 @@ export interface HttpServerOptions {
   notReadyReason?: () => string | undefined;
   /** Routes mounted in addition to the exporters' (e.g. a fallback `/metrics`). */
   extraRoutes?: HttpRoute[];
+  /**
+   * Re-reads and applies the configuration; with it, `POST /-/reload` is served (behind
+   * `metricsToken` when one is set, as `/metrics` is).
+   */
+  reload?: () => Promise<ReloadOutcome>;
   /** Time allowed to receive a request's headers, ms (default 10 s). */
   headersTimeoutMs?: number;
   /** Time allowed for a whole request, ms (default 30 s). */
@@ -60,6 +65,24 @@ export interface HttpServerOptions {
   maxMetricsStreams?: number;
   /** Connections one client address may hold (default: an eighth of `maxConnections`). */
   maxConnectionsPerIp?: number;
+}
+
+/** What `POST /-/reload` answers: the outcome of one reload, as JSON (secrets scrubbed). */
+export interface ReloadOutcome {
+  readonly ok: boolean;
+  /** HTTP status: 200 when applied, non-2xx when the running configuration was kept. */
+  readonly status: number;
+  /** One line per problem when `ok` is false. */
+  readonly problems: readonly string[];
+  readonly [field: string]: unknown;
+}
+
+/** Settings a configuration reload may change on a running server. */
+export interface LiveHttpSettings {
+  metricsToken: string;
+  maxConnections: number;
+  writeTimeoutMs: number;
+  maxMetricsStreams: number;
 }
 
 /**
@@ -164,6 +187,7 @@ function reset(socket: Socket | null | undefined): void {
 }
 
 const BUILTIN_PATHS = new Set(['/health', '/healthz', '/livez', '/ready', '/readyz', '/debug']);
+const RELOAD_PATH = '/-/reload';
 
 /**
  * The HTTP surface: `/metrics` (mounted from the Prometheus exporter), `/health`, `/ready`,
@@ -176,16 +200,20 @@ const BUILTIN_PATHS = new Set(['/health', '/healthz', '/livez', '/ready', '/read
 export class HttpServer {
   private readonly _server: Server;
   private readonly _opts: HttpServerOptions;
-  private readonly _routes = new Map<string, HttpRoute>();
+  /** The service's route table this server last merged with `extraRoutes`, and the result. */
+  private _routesFrom: ReadonlyMap<string, HttpRoute> | undefined;
+  private _routes = new Map<string, HttpRoute>();
   private readonly _startedMs: number;
   private readonly _redact: (text: string) => string;
-  private readonly _writeTimeoutMs: number;
-  private readonly _maxStreams: number;
+  private _writeTimeoutMs: number;
+  private _maxStreams: number;
+  private _metricsToken: string;
   private _streams = 0;
   /** `/metrics` responses in flight, with their client and when their socket last moved. */
   private readonly _active = new Set<{ res: ServerResponse; ip: string; bytes: number; movedMs: number }>();
   private readonly _perIp = new Map<string, number>();
-  private readonly _maxPerIp: number;
+  private _maxPerIp: number;
+  private _maxConnections: number;
   /** Sockets with a response in flight (the ones a timeout should reset rather than close). */
   private readonly _busy = new WeakSet<Socket>();
 
@@ -196,7 +224,7 @@ export class HttpServer {
     this._writeTimeoutMs = opts.writeTimeoutMs ?? httpConfig.write_timeout ?? DEFAULT_WRITE_TIMEOUT_MS;
     this._maxStreams = Math.max(1, opts.maxMetricsStreams ?? httpConfig.max_metrics_streams ?? DEFAULT_MAX_METRICS_STREAMS);
     this._redact = opts.redact ?? defaultRedact(opts.service);
-    for (const r of [...opts.service.routes(), ...(opts.extraRoutes ?? [])]) if (!this._routes.has(r.path)) this._routes.set(r.path, r);
+    this._metricsToken = opts.metricsToken;
     this._server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: opts.requestTimeoutMs ?? 30_000, headersTimeout: opts.headersTimeoutMs ?? 10_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: Math.min(1000, opts.headersTimeoutMs ?? 1000) }, (req, res) => {
       // The deadline runs from the request to the last byte, so a client that reads a trickle
       // cannot hold a response (and the rendered page it pins) forever either.
@@ -219,6 +247,7 @@ export class HttpServer {
     // keep-alive sockets from it cannot lock everyone else (Prometheus, the probes) out; near
     // the global cap, idle keep-alive sockets are shed first.
     this._maxPerIp = Math.max(1, opts.maxConnectionsPerIp ?? Math.max(1, Math.floor(opts.maxConnections / 8)));
+    this._maxConnections = opts.maxConnections;
     this._server.on('connection', (socket: Socket) => {
       const ip = socket.remoteAddress ?? '';
       const n = (this._perIp.get(ip) ?? 0) + 1;
@@ -233,7 +262,7 @@ export class HttpServer {
         else this._perIp.set(ip, left);
       });
       this._server.getConnections((_err, count) => {
-        if (count >= opts.maxConnections * 0.9) this._server.closeIdleConnections();
+        if (count >= this._maxConnections * 0.9) this._server.closeIdleConnections();
       });
     });
     // A socket that makes no progress for this long (a reader that stopped reading) is reset:
@@ -241,6 +270,32 @@ export class HttpServer {
     // keep-alive sockets are closed politely, as Node would.
     this._server.timeout = this._writeTimeoutMs;
     this._server.on('timeout', (socket: Socket) => (this._busy.has(socket) ? reset(socket) : socket.destroy()));
+  }
+
+  /**
+   * Applies reloaded settings: the token, the connection and stream caps and the write timeout
+   * hold for requests and connections from now on (ones in progress keep what they started with).
+   */
+  applySettings(s: LiveHttpSettings): void {
+    this._metricsToken = s.metricsToken;
+    this._writeTimeoutMs = s.writeTimeoutMs;
+    this._server.timeout = s.writeTimeoutMs;
+    this._maxStreams = Math.max(1, s.maxMetricsStreams);
+    this._maxConnections = s.maxConnections;
+    this._server.maxConnections = s.maxConnections;
+    if (this._opts.maxConnectionsPerIp === undefined) this._maxPerIp = Math.max(1, Math.floor(s.maxConnections / 8));
+  }
+
+  /** The routes to serve now: the service's current table, then `extraRoutes` for free paths. */
+  private _currentRoutes(): Map<string, HttpRoute> {
+    const table = this._opts.service.routeTable();
+    if (table !== this._routesFrom) {
+      const merged = new Map(table);
+      for (const r of this._opts.extraRoutes ?? []) if (!merged.has(r.path)) merged.set(r.path, r);
+      this._routes = merged;
+      this._routesFrom = table;
+    }
+    return this._routes;
   }
 
   /** Responses of mounted routes (`/metrics`) in progress now; never above `maxMetricsStreams`. */
@@ -256,11 +311,14 @@ export class HttpServer {
       // The target is the client's text (`//x:bad`, `http://[::1`); a bad one is its mistake.
       return plain(res, 400, 'bad request: unparseable request target', { connection: 'close' });
     }
-    const route = this._routes.get(path);
+    // One lookup per request in a table a reload replaces whole: old routes or new, never a mix.
+    const route = this._currentRoutes().get(path);
+    if (path === RELOAD_PATH && this._opts.reload && !route) return this._reload(req, res);
     const known = route || BUILTIN_PATHS.has(path);
     if (!known) return plain(res, 404, 'not found');
     if (req.method !== 'GET' && req.method !== 'HEAD') return plain(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
-    const { service, metricsToken } = this._opts;
+    const { service } = this._opts;
+    const metricsToken = this._metricsToken;
     const needsToken = path === '/debug' || route?.protected;
     if (needsToken && metricsToken && !tokenMatches(req.headers.authorization, metricsToken)) {
       return plain(res, 401, 'unauthorized', { 'www-authenticate': 'Bearer' });
@@ -336,6 +394,25 @@ export class HttpServer {
     }
   }
 
+  /**
+   * `POST /-/reload`. The request body is never read (nothing in it is used), and the connection
+   * is closed after the answer when the client sent one, so a body costs at most the request
+   * timeout. Concurrent requests share runs (see ReloadQueue in pipeline/reload.ts).
+   */
+  private async _reload(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    const close: Record<string, string> = hasBody ? { connection: 'close' } : {};
+    if (req.method !== 'POST') return plain(res, 405, 'method not allowed: use POST', { allow: 'POST', ...close });
+    if (this._metricsToken && !tokenMatches(req.headers.authorization, this._metricsToken)) {
+      return plain(res, 401, 'unauthorized', { 'www-authenticate': 'Bearer', ...close });
+    }
+    const outcome = await (this._opts.reload as () => Promise<ReloadOutcome>)();
+    if (res.destroyed) return;
+    if (hasBody) res.setHeader('connection', 'close');
+    const { status, ...body } = outcome;
+    return json(res, status, body, this._redact);
+  }
+
   /** Binds and resolves with the real address (port 0 picks a free port). */
   listen(): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
@@ -359,9 +436,17 @@ export class HttpServer {
   }
 }
 
-/** The service's runtime secrets (OAuth tokens…) and its config's secret values. */
+/** The service's runtime secrets (OAuth tokens…) and the secret values of its running config. */
 function defaultRedact(service: PipelineService): (text: string) => string {
-  const fromConfig = new Redactor();
-  for (const s of service.config.secrets) fromConfig.add(s);
-  return (text) => fromConfig.scrub(service.secrets.scrub(text));
+  let from: unknown;
+  let fromConfig = new Redactor();
+  return (text) => {
+    // A reload brings a new config and its secrets; the redactor follows it.
+    if (service.config !== from) {
+      from = service.config;
+      fromConfig = new Redactor();
+      for (const s of service.config.secrets) fromConfig.add(s);
+    }
+    return fromConfig.scrub(service.secrets.scrub(text));
+  };
 }

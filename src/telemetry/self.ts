@@ -60,6 +60,9 @@ export class SelfTelemetry {
   private readonly _errors: Counter;
   private readonly _cycle: Histogram;
   private readonly _status = new Map<string, SourceStatus>();
+  private readonly _reloads: Counter;
+  /** Outcome of the last configuration load or reload; undefined until one is recorded. */
+  private _reload: { ok: boolean; lastSuccessMs: number | undefined } | undefined;
 
   constructor(resource: Attributes = {}) {
     this.meterProvider = new MeterProvider({ resource: resourceFromAttributes(resource), readers: [this._reader] });
@@ -96,6 +99,22 @@ export class SelfTelemetry {
     const up = this.meter.createObservableGauge('tsmetrics_source_up', {
       description: '1 when the source’s last cycle succeeded, 0 when it failed (last good data is still served).',
     });
+    // Named as Prometheus and Alertmanager name theirs, so the same alert rules carry over.
+    const reloadOk = this.meter.createObservableGauge('tsmetrics_config_last_reload_successful', {
+      description: '1 when the last configuration reload (or the load at start) succeeded, 0 when it failed and the previous configuration is still running.',
+    });
+    const reloadAt = this.meter.createObservableGauge('tsmetrics_config_last_reload_success_timestamp_seconds', {
+      description: 'Unix time of the last successful configuration load (start or reload).',
+    });
+    this._reloads = this.meter.createCounter('tsmetrics_config_reloads', {
+      description: 'Configuration reloads attempted, by result (success, failure).',
+    });
+    reloadOk.addCallback((obs) => {
+      if (this._reload) obs.observe(this._reload.ok ? 1 : 0);
+    });
+    reloadAt.addCallback((obs) => {
+      if (this._reload?.lastSuccessMs !== undefined) obs.observe(this._reload.lastSuccessMs / 1000);
+    });
     lastSuccess.addCallback((obs) => {
       for (const [id, s] of this._status) if (s.lastSuccessMs !== undefined) obs.observe(s.lastSuccessMs / 1000, { component_id: id });
     });
@@ -123,6 +142,17 @@ export class SelfTelemetry {
     if (!this._status.has(id)) {
       this._status.set(id, { up: false, cycles: 0, lastCycleMs: undefined, lastSuccessMs: undefined, lastDurationMs: undefined, lastError: undefined, details: {} });
     }
+  }
+
+  /** Forgets a source that no longer exists (a receiver a reload removed). */
+  forgetSource(id: string): void {
+    this._status.delete(id);
+  }
+
+  /** Records the configuration loaded at start (`reload` false) or the outcome of a reload. */
+  configLoaded(ok: boolean, atMs: number, reload = true): void {
+    if (reload) this._reloads.add(1, { result: ok ? 'success' : 'failure' });
+    this._reload = { ok, lastSuccessMs: ok ? atMs : this._reload?.lastSuccessMs };
   }
 
   /** Records the end of a receiver cycle. */
