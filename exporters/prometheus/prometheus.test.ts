@@ -1,14 +1,13 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { startTsmetrics } from '../../src/app.ts';
 import { API_METRICS } from '../../receivers/tailscale_api/metrics.ts';
 import { BatchBuilder } from '../../src/model/batch.ts';
 import { markBatchHasStale, markStale } from '../../src/model/stale.ts';
 import { buildService, fixtureFamilyTypes, http, waitFor } from '../../test/helpers/index.ts';
-import { freePort, requireTool, stopChild, tempDir } from '../../test/helpers/system.ts';
+import { requireTool } from '../../test/helpers/system.ts';
+import { prometheusScraping, waitForScrapes } from '../../test/helpers/prometheus-server.ts';
 import type { PrometheusExporterComponent } from './prometheus.ts';
 
 test('503 with a one-line reason until something can be served', async (t) => {
@@ -98,60 +97,12 @@ test('promtool check metrics accepts the demo /metrics (the only lints are the s
   assert.deepEqual(problems.filter((l) => !allowed.test(l)), [], out);
 });
 
-/**
- * Starts Prometheus on a port the kernel reported free; if another process takes the port in
- * the moment between, Prometheus exits with "address already in use" and is started again on a
- * new one (at most three times).
- */
-async function startPrometheus(t: TestContext, dir: string, cfg: string): Promise<{ api: string; log: () => string }> {
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
-    const prom = spawn('prometheus', [`--config.file=${cfg}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    let spawnError: Error | undefined;
-    prom.on('error', (err) => (spawnError = err));
-    prom.stderr.on('data', (c: Buffer) => (log += c.toString()));
-    const base = `http://127.0.0.1:${port}`;
-    const state = await waitFor(
-      async () => {
-        if (spawnError) throw new Error(`prometheus could not be started: ${spawnError.message}`);
-        if (prom.exitCode !== null || prom.signalCode !== null) return 'exited';
-        return (await http(`${base}/-/ready`).catch(() => undefined))?.status === 200 ? 'ready' : undefined;
-      },
-      30_000,
-      100,
-    ).catch(async (err: unknown) => {
-      await stopChild(prom, 2000);
-      throw new Error(`Prometheus did not become ready: ${String(err)}\n${log.slice(-2000)}`);
-    });
-    if (state === 'ready') {
-      // Stopped (and waited for) before the caller's later hook removes its data directory.
-      t.after(() => stopChild(prom));
-      return { api: `${base}/api/v1`, log: () => log };
-    }
-    if (!/address already in use/.test(log) || attempt === 3) throw new Error(`Prometheus exited ${prom.exitCode}:\n${log.slice(-2000)}`);
-  }
-}
-
 test('a real Prometheus scrapes the demo: up is 1, every family is stored, rate() has values', { timeout: 120_000 }, async (t) => {
-  requireTool('prometheus');
   const running = await demo(t);
-  const dir = tempDir('tsmetrics-prom-');
-  const cfg = join(dir.path, 'prometheus.yml');
-  writeFileSync(cfg, `global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\nscrape_configs:\n  - job_name: tsmetrics\n    static_configs:\n      - targets: ['${running.address.address}:${running.address.port}']\n`);
-  let prom: { api: string; log: () => string };
-  try {
-    prom = await startPrometheus(t, dir.path, cfg);
-  } finally {
-    // Registered after Prometheus' own stop hook, so it runs once Prometheus has exited.
-    t.after(() => dir.remove());
-  }
+  const prom = await prometheusScraping(t, `${running.address.address}:${running.address.port}`);
   const { api } = prom;
-  const query = async (q: string) => JSON.parse((await http(`${api}/query?query=${encodeURIComponent(q)}`)).body) as { data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
-  // Wait for two scrapes.
-  await waitFor(async () => (await query('count_over_time(up{job="tsmetrics"}[1m])')).data.result.some((r) => Number(r.value[1]) >= 2), 60_000, 500).catch((err: unknown) => {
-    throw new Error(`Prometheus did not scrape twice: ${String(err)}\n${prom.log().slice(-2000)}`);
-  });
+  const query = async (q: string) => ({ data: { result: await prom.query(q) } });
+  await waitForScrapes(prom);
   const up = await query('up{job="tsmetrics"}');
   assert.equal(up.data.result[0]?.value[1], '1');
   const names = new Set((JSON.parse((await http(`${api}/label/__name__/values`)).body) as { data: string[] }).data);
@@ -163,7 +114,8 @@ test('a real Prometheus scrapes the demo: up is 1, every family is stored, rate(
   }, 30_000, 500);
   assert.ok(rate && rate.data.result.length > 0);
   assert.ok(rate.data.result.some((r) => Number(r.value[1]) > 0), 'counters grow in the simulator, so rates are positive');
-  // The counter type reached Prometheus' metadata.
-  const meta = JSON.parse((await http(`${api}/metadata?metric=tailscaled_inbound_bytes_total`)).body) as { data: Record<string, Array<{ type: string }>> };
-  assert.equal(meta.data.tailscaled_inbound_bytes_total?.[0]?.type, 'counter');
+  // The counter type reached Prometheus' metadata. Prometheus asks for OpenMetrics first, where a
+  // counter's family is named without `_total`.
+  const meta = JSON.parse((await http(`${api}/metadata?metric=tailscaled_inbound_bytes`)).body) as { data: Record<string, Array<{ type: string }>> };
+  assert.equal(meta.data.tailscaled_inbound_bytes?.[0]?.type, 'counter');
 });

@@ -10,7 +10,9 @@ import { batchHasStale, isStale } from '../../src/model/stale.ts';
 import type { BatchInfo, Exporter, HttpRoute, Settings } from '../../src/component/types.ts';
 import { errorMessage } from '../../src/errors.ts';
 import type { PrometheusExporterConfig } from './config.ts';
-import { prerender, serializePrometheusParts } from './serializer.ts';
+import { prerender, serializeParts } from './serializer.ts';
+import { negotiate, TEXT_FORMAT, type ExpositionFormat, type Negotiated } from './negotiate.ts';
+import { FormatCaches } from './render-cache.ts';
 
 function withoutStalePoints(batch: ResourceMetrics): ResourceMetrics {
   if (!batchHasStale(batch)) return batch;
@@ -52,11 +54,14 @@ export class PrometheusExporterComponent implements Exporter {
   private readonly _merged = new Map<string, { inputs: ResourceMetrics[]; out: ResourceMetrics }>();
   private readonly _prerenders = new Map<string, NodeJS.Timeout>();
   private readonly _serializer: PrometheusSerializer;
+  /** Rendered bodies per exposition format scrapers ask for (see render-cache.ts). */
+  private readonly _formats: FormatCaches;
   private _stopped = false;
 
   constructor(settings: Settings, config: PrometheusExporterConfig) {
     this._settings = settings;
     this._config = config;
+    this._formats = new FormatCaches(settings.clock);
     this._serializer = new PrometheusSerializer(undefined, false, undefined, !config.target_info, !config.scope_info);
   }
 
@@ -79,7 +84,9 @@ export class PrometheusExporterComponent implements Exporter {
       const delay = Math.min(1000, Math.max(10, info.interval / 10));
       const timer = setTimeout(() => {
         this._prerenders.delete(key);
-        if (!this._stopped && this._latest.get(key)?.batch === kept) prerender(kept);
+        if (this._stopped || this._latest.get(key)?.batch !== kept) return;
+        // Only in the formats scrapers currently ask for: one format asked, one page held.
+        for (const { format, cache } of this._formats.active()) prerender(kept, format, cache);
       }, delay);
       timer.unref();
       this._prerenders.set(key, timer);
@@ -137,13 +144,16 @@ export class PrometheusExporterComponent implements Exporter {
     return out;
   }
 
-  /** Renders the exposition text; undefined when there is nothing to serve yet. */
-  async render(): Promise<string | undefined> {
-    return (await this.renderParts())?.join('');
+  /**
+   * Renders the exposition text (0.0.4 text unless another format is given); undefined when
+   * there is nothing to serve yet.
+   */
+  async render(format: ExpositionFormat = TEXT_FORMAT): Promise<string | undefined> {
+    return (await this.renderParts(format))?.join('');
   }
 
   /** The exposition as parts (streamed to the client without one giant copy). */
-  async renderParts(): Promise<string[] | undefined> {
+  async renderParts(format: ExpositionFormat = TEXT_FORMAT): Promise<string[] | undefined> {
     let snap = this.snapshot();
     // Before any source delivered data there is still something true to say once a cycle has
     // run: a source that failed from the start (bad credential, wrong tailnet) must show as
@@ -159,13 +169,24 @@ export class PrometheusExporterComponent implements Exporter {
     if (!snap) return undefined;
     // The fast serializer matches the official one byte for byte for our default options; the
     // official one is still used when target_info or scope labels are switched on.
-    return this._config.target_info || this._config.scope_info ? [this._serializer.serialize(snap)] : serializePrometheusParts(snap);
+    if (this._config.target_info || this._config.scope_info) return [this._serializer.serialize(snap)];
+    return serializeParts(snap, format, this._formats.use(format));
+  }
+
+  /**
+   * The format a request gets. With `target_info` or `scope_info` on, the page comes from the
+   * official serializer, which writes only the 0.0.4 text, so that is what is served then.
+   */
+  negotiate(req: IncomingMessage): Negotiated {
+    if (this._config.target_info || this._config.scope_info) return negotiate(undefined);
+    return negotiate(req.headers.accept);
   }
 
   private async _handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let parts: string[] | undefined;
+    const { format, contentType } = this.negotiate(req);
     try {
-      parts = await this.renderParts();
+      parts = await this.renderParts(format);
     } catch (err) {
       this._settings.telemetry.error(this._settings.id.key, 'exception');
       res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
@@ -181,7 +202,8 @@ export class PrometheusExporterComponent implements Exporter {
     }
     let size = 0;
     for (const p of parts) size += p.length;
-    const headers: Record<string, string> = { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', vary: 'Accept-Encoding' };
+    // The body depends on Accept (format, name escaping) as well as on Accept-Encoding.
+    const headers: Record<string, string> = { 'content-type': contentType, vary: 'Accept, Accept-Encoding' };
     const gz = this._config.gzip && size >= GZIP_MIN_BYTES && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
     if (req.method === 'HEAD') {
       res.writeHead(200, headers);
