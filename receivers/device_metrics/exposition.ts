@@ -82,6 +82,18 @@ function isNameChar(c: number, colon: boolean): boolean {
   return c < 128 && ((CLASS[c] as number) & (colon ? 8 : 2)) !== 0;
 }
 
+/**
+ * Whether `text` holds at `i` the same whole name (the next character cannot continue it) as the
+ * `len` characters at `at`. Names repeat line after line, so trying the expected one first saves
+ * scanning and slicing it again; comparing the text with itself is several times faster than
+ * `startsWith` with the sliced name.
+ */
+function sameNameAt(text: string, i: number, at: number, len: number, colon: boolean): boolean {
+  if (len === 0 || isNameChar(text.charCodeAt(i + len), colon)) return false;
+  for (let k = 0; k < len; k++) if (text.charCodeAt(i + k) !== text.charCodeAt(at + k)) return false;
+  return true;
+}
+
 const FLOAT_RE = /^[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)$/;
 
 /**
@@ -240,6 +252,12 @@ export function parseExposition(text: string, limits: ExpositionLimits = {}): Ex
   nextBackslash = text.indexOf('\\');
   // Label names repeat on every sample of a family; reuse the strings seen last.
   const labelNames: string[] = [];
+  /** The label names of the last sample, by position (unquoted ones only). */
+  const labelAt: (string | undefined)[] = [];
+  /** Where each of `labelAt` was read in `text`. */
+  const labelPos: number[] = [];
+  /** Where `lastName` was read in `text`. */
+  let lastNameAt = 0;
   const len = text.length;
   let pos = 0;
   let lineNo = 0;
@@ -297,17 +315,22 @@ export function parseExposition(text: string, limits: ExpositionLimits = {}): Ex
         name = readQuoted(text, i, lineEnd, lineNo, 'metric name');
         i = quotedNext;
       } else {
-        const nameStart = i;
-        if (!isNameStart(text.charCodeAt(i), true)) throw new ExpositionParseError(lineNo, 'invalid metric name in comment');
-        while (i < lineEnd && isNameChar(text.charCodeAt(i), true)) i++;
         // TYPE, HELP and the samples name the same family in a row: reuse the string.
-        name = i - nameStart === lastName.length && text.startsWith(lastName, nameStart) ? lastName : text.slice(nameStart, i);
-        lastName = name;
+        if (sameNameAt(text, i, lastNameAt, lastName.length, true)) {
+          name = lastName;
+          i += name.length;
+        } else {
+          const nameStart = i;
+          if (!isNameStart(text.charCodeAt(i), true)) throw new ExpositionParseError(lineNo, 'invalid metric name in comment');
+          while (i < lineEnd && isNameChar(text.charCodeAt(i), true)) i++;
+          name = lastName = text.slice(nameStart, i);
+          lastNameAt = nameStart;
+        }
       }
       if (i < lineEnd && text.charCodeAt(i) !== 32 && text.charCodeAt(i) !== 9) throw new ExpositionParseError(lineNo, 'invalid metric name in comment');
       if (name.length > maxName) tooLongName(lineNo, name);
       while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
-      const f = family(name);
+      const f = current !== undefined && current.fam.name === name ? current : family(name);
       current = f;
       if (i >= lineEnd) continue; // a name and nothing else is not an error either
       if (kw === 'HELP') {
@@ -336,12 +359,17 @@ export function parseExposition(text: string, limits: ExpositionLimits = {}): Ex
     // A sample line: name [labels] value [timestamp]; the name may also be quoted inside the braces.
     let name = '';
     if (c0 !== 123) {
-      if (!isNameStart(c0, true)) throw new ExpositionParseError(lineNo, 'invalid metric name');
-      const nameStart = i;
-      while (i < lineEnd && isNameChar(text.charCodeAt(i), true)) i++;
       // Consecutive samples usually repeat the name: reuse the string instead of slicing again.
-      name = i - nameStart === lastName.length && text.startsWith(lastName, nameStart) ? lastName : text.slice(nameStart, i);
-      lastName = name;
+      if (sameNameAt(text, i, lastNameAt, lastName.length, true)) {
+        name = lastName;
+        i += name.length;
+      } else {
+        if (!isNameStart(c0, true)) throw new ExpositionParseError(lineNo, 'invalid metric name');
+        const nameStart = i;
+        while (i < lineEnd && isNameChar(text.charCodeAt(i), true)) i++;
+        name = lastName = text.slice(nameStart, i);
+        lastNameAt = nameStart;
+      }
     }
     const labels: Record<string, string> = {};
     let nLabels = 0;
@@ -377,19 +405,31 @@ export function parseExposition(text: string, limits: ExpositionLimits = {}): Ex
           lname = qv;
           if (lname.length > maxLabelName) throw new ExpositionLimitError(lineNo, 'label_name', `label name of ${lname.length} characters exceeds the limit of ${maxLabelName}`);
         } else {
-          const ls = i;
-          if (!isNameStart(text.charCodeAt(i), false)) throw new ExpositionParseError(lineNo, name ? `invalid label name for metric "${name}"` : 'invalid metric name');
-          while (i < lineEnd && isNameChar(text.charCodeAt(i), false)) i++;
-          let known: string | undefined;
-          for (const n of labelNames) {
-            if (n.length === i - ls && text.startsWith(n, ls)) {
-              known = n;
-              break;
+          // The previous sample's label at this position is the likely one (already checked
+          // against the limit); only unquoted names are kept there, so they hold name characters only.
+          const expected = labelAt[nLabels];
+          if (expected !== undefined && sameNameAt(text, i, labelPos[nLabels] as number, expected.length, false)) {
+            lname = expected;
+            i += expected.length;
+          } else {
+            const ls = i;
+            if (!isNameStart(text.charCodeAt(i), false)) throw new ExpositionParseError(lineNo, name ? `invalid label name for metric "${name}"` : 'invalid metric name');
+            while (i < lineEnd && isNameChar(text.charCodeAt(i), false)) i++;
+            let known: string | undefined;
+            for (const n of labelNames) {
+              if (n.length === i - ls && text.startsWith(n, ls)) {
+                known = n;
+                break;
+              }
+            }
+            if (i - ls > maxLabelName) throw new ExpositionLimitError(lineNo, 'label_name', `label name of ${i - ls} characters exceeds the limit of ${maxLabelName}`);
+            lname = known ?? text.slice(ls, i);
+            if (!known && labelNames.length < 16) labelNames.push(lname);
+            if (nLabels < 16) {
+              labelAt[nLabels] = lname;
+              labelPos[nLabels] = ls;
             }
           }
-          if (i - ls > maxLabelName) throw new ExpositionLimitError(lineNo, 'label_name', `label name of ${i - ls} characters exceeds the limit of ${maxLabelName}`);
-          lname = known ?? text.slice(ls, i);
-          if (!known && labelNames.length < 16) labelNames.push(lname);
           while (i < lineEnd && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
           if (text.charCodeAt(i) !== 61) throw new ExpositionParseError(lineNo, `expected '=' after label name "${lname}"`);
         }
