@@ -12,6 +12,7 @@ export const deviceFilterProcessorFactory: ProcessorFactory<DeviceFilterConfig> 
   stability: 'beta',
   description: 'Keeps or drops whole devices by name, tag and online state; devices it drops are never scraped.',
   configSchema,
+  signals: ['metrics', 'logs'],
   createProcessor: (settings, config) => createDeviceFilter(settings, config),
   deviceSelector,
 };
