@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { LocalApiSimulator } from './localapi.ts';
-import { TailnetApiSimulator, type TailnetApiOptions } from './tailnet-api.ts';
+import { policyText, TailnetApiSimulator, type TailnetApiOptions } from './tailnet-api.ts';
+import { TailnetLogsSimulator } from './logs.ts';
 import { defaultFields, finishDevice, isEphemeralIndex, makeDevice, renderClientMetrics, TEMPLATE_COUNT, type ApiDevice, type SimDevice, type TailnetOptions } from './model.ts';
 
 /** A misbehaviour a simulated device or the API can be told to show. */
@@ -119,6 +120,8 @@ export class TailnetSimulator {
   localApi: LocalApiSimulator | undefined;
   /** Users, keys, DNS, settings, posture, Services, policy, log streams, webhooks, invites (tailnet-api.ts). */
   readonly tailnetApi: TailnetApiSimulator;
+  /** Network flow and configuration audit logs, served at `…/logging/{network,configuration}` (logs.ts). */
+  readonly logs: TailnetLogsSimulator;
 
   constructor(opts: SimulatorOptions = {}) {
     this._opts = opts;
@@ -129,7 +132,17 @@ export class TailnetSimulator {
     this.oauthClients = opts.oauthClients ?? [{ id: `k${randomBytes(6).toString('hex')}CNTRL`, secret: `tskey-client-sim-${randomBytes(16).toString('hex')}` }];
     this.tailnet = opts.tailnet ?? 'example.com';
     this._explicit = opts.devices_json;
-    this.tailnetApi = new TailnetApiSimulator({ now: this._now, tailnet: this.tailnet, devices: () => this.apiDevices(), apiKeys: this.apiKeys, oauthClients: this.oauthClients }, opts);
+    const lifetime = opts.ephemeralLifetimeMs ?? 120_000;
+    this.logs = new TailnetLogsSimulator({
+      now: this._now,
+      tailnet: this.tailnet,
+      devicesAt: (t) => (this._explicit ? this._explicit.filter((d) => !this._removed.has(d.id)) : this.currentDevices(t, lifetime).map((d) => finishDevice(d, t))),
+      ephemeralLifetimeMs: lifetime,
+      generated: this._explicit === undefined,
+      policyText,
+      oauthClientId: this.oauthClients[0]?.id ?? 'kSimOAuth011CNTRL',
+    });
+    this.tailnetApi = new TailnetApiSimulator({ now: this._now, tailnet: this.tailnet, devices: () => this.apiDevices(), apiKeys: this.apiKeys, oauthClients: this.oauthClients, logs: this.logs }, opts);
     const seed = opts.seed ?? 1;
     const count = opts.names?.length ?? opts.devices ?? 12;
     for (let i = 0; i < count; i++) {

@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApiDevice } from './model.ts';
+import type { TailnetLogsSimulator } from './logs.ts';
 
 /** The bodies the endpoints serve, as JSON values (fixture-driven tests replace any of them). */
 export interface TailnetApiBodies {
@@ -53,6 +54,8 @@ interface Context {
   readonly devices: () => ApiDevice[];
   readonly apiKeys: readonly string[];
   readonly oauthClients: ReadonlyArray<{ id: string }>;
+  /** Network flow and configuration audit logs (logs.ts). */
+  readonly logs?: TailnetLogsSimulator;
 }
 
 const MIN = 60_000;
@@ -185,6 +188,12 @@ export class TailnetApiSimulator {
       if (missing('logStream') || need('logStream', 'log_streaming:read')) return true;
       const body = b.logStream ? b.logStream[type] : this.logStream(type);
       return body === null ? send(res, 404, NOT_FOUND) : send(res, 200, body);
+    }
+    const logging = /^logging\/(network|configuration)$/.exec(rest);
+    if (logging && this._c.logs) {
+      const type = logging[1] as 'network' | 'configuration';
+      if (missing(`logging/${type}`) || need('logging', `logs:${type}:read`)) return true;
+      return this._c.logs.serve(type, url, res);
     }
     const hosts = /^services\/([^/]+)\/devices$/.exec(rest);
     if (hosts) {
@@ -437,7 +446,7 @@ const DNS_CONFIGURATION = {
 };
 
 /** Three versions of a HuJSON policy (comments, trailing commas), differing in a group and a grant. */
-function policyText(version: number): string {
+export function policyText(version: number): string {
   const dev = ['"bob@example.com"', '"frank@example.com"', ...(version >= 1 ? ['"erin@example.com"'] : [])].join(', ');
   const labGrant = version === 2 ? '\n\t\t{"src": ["group:dev"], "dst": ["lab-net"], "ip": ["*"]},' : '';
   return `// Tailnet policy (simulated), version ${version}.
