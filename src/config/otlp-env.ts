@@ -1,8 +1,8 @@
 /**
  * The OpenTelemetry exporter variables (OTEL_EXPORTER_OTLP_*, OTEL_RESOURCE_ATTRIBUTES,
  * OTEL_SERVICE_NAME) and how they build the environment pipeline's `otlp` exporter. A
- * metrics-specific variable (`OTEL_EXPORTER_OTLP_METRICS_<X>`) wins over the general one
- * (`OTEL_EXPORTER_OTLP_<X>`), as the specification says. Every value is passed to the exporter
+ * signal-specific variable (`OTEL_EXPORTER_OTLP_METRICS_<X>`, `OTEL_EXPORTER_OTLP_LOGS_<X>`) wins
+ * over the general one (`OTEL_EXPORTER_OTLP_<X>`) for its signal only, as the specification says. Every value is passed to the exporter
  * explicitly, so the official exporters never read the process environment on their own.
  */
 import type { ConfigProblem } from '../errors.ts';
@@ -12,6 +12,11 @@ import { splitList, type SettingSchema } from './schema.ts';
 export interface OtlpEnvSettings {
   OTEL_EXPORTER_OTLP_ENDPOINT: string;
   OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: string;
+  OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: string;
+  OTEL_EXPORTER_OTLP_LOGS_HEADERS: string;
+  OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: string;
+  OTEL_EXPORTER_OTLP_LOGS_COMPRESSION: string;
+  OTEL_EXPORTER_OTLP_LOGS_TIMEOUT: number;
   OTEL_EXPORTER_OTLP_HEADERS: string;
   OTEL_EXPORTER_OTLP_METRICS_HEADERS: string;
   OTEL_EXPORTER_OTLP_PROTOCOL: string;
@@ -42,6 +47,11 @@ const protocols = ['http/protobuf', 'http/json', 'grpc'];
 export const otlpEnvSchema: { [K in keyof OtlpEnvSettings]: SettingSchema<OtlpEnvSettings[K]> } = {
   OTEL_EXPORTER_OTLP_ENDPOINT: str('OTEL_EXPORTER_OTLP_ENDPOINT', 'OTLP endpoint; enables OTLP push. HTTP: base URL (/v1/metrics is appended). gRPC: http(s)://host:port or host:port.'),
   OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: str('OTEL_EXPORTER_OTLP_METRICS_ENDPOINT', 'OTLP metrics endpoint, used as given (HTTP: the full URL).'),
+  OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: str('OTEL_EXPORTER_OTLP_LOGS_ENDPOINT', 'OTLP logs endpoint of logs pipelines, used as given (HTTP: the full URL; default: OTEL_EXPORTER_OTLP_ENDPOINT + /v1/logs).'),
+  OTEL_EXPORTER_OTLP_LOGS_HEADERS: { env: 'OTEL_EXPORTER_OTLP_LOGS_HEADERS', doc: 'Headers for logs only; merged over OTEL_EXPORTER_OTLP_HEADERS.', format: 'secret', default: '', sensitive: true },
+  OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: { env: 'OTEL_EXPORTER_OTLP_LOGS_PROTOCOL', doc: 'Protocol for logs (default: OTEL_EXPORTER_OTLP_PROTOCOL).', format: ['', ...protocols], default: '' },
+  OTEL_EXPORTER_OTLP_LOGS_COMPRESSION: { env: 'OTEL_EXPORTER_OTLP_LOGS_COMPRESSION', doc: 'Compression for logs (default: OTEL_EXPORTER_OTLP_COMPRESSION).', format: ['', 'gzip', 'none'], default: '' },
+  OTEL_EXPORTER_OTLP_LOGS_TIMEOUT: { env: 'OTEL_EXPORTER_OTLP_LOGS_TIMEOUT', doc: 'Deadline for logs, ms (default: OTEL_EXPORTER_OTLP_TIMEOUT).', format: 'nat', default: 0 },
   OTEL_EXPORTER_OTLP_HEADERS: { env: 'OTEL_EXPORTER_OTLP_HEADERS', doc: 'key=value,… headers (gRPC: metadata) sent with OTLP requests.', format: 'secret', default: '', sensitive: true },
   OTEL_EXPORTER_OTLP_METRICS_HEADERS: { env: 'OTEL_EXPORTER_OTLP_METRICS_HEADERS', doc: 'Headers for metrics only; merged over OTEL_EXPORTER_OTLP_HEADERS.', format: 'secret', default: '', sensitive: true },
   OTEL_EXPORTER_OTLP_PROTOCOL: { env: 'OTEL_EXPORTER_OTLP_PROTOCOL', doc: 'http/protobuf, http/json or grpc.', format: protocols, default: 'http/protobuf' },
@@ -69,6 +79,9 @@ export const otlpEnvSchema: { [K in keyof OtlpEnvSettings]: SettingSchema<OtlpEn
 export const OTLP_ENV_PATHS: ReadonlyArray<[RegExp, string]> = [
   [/^exporters\.otlp\.endpoint$/, 'OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT'],
   [/^exporters\.otlp\.headers/, 'OTEL_EXPORTER_OTLP_HEADERS or OTEL_EXPORTER_OTLP_METRICS_HEADERS'],
+  [/^exporters\.otlp\.metrics_headers/, 'OTEL_EXPORTER_OTLP_METRICS_HEADERS'],
+  [/^exporters\.otlp\.logs_headers/, 'OTEL_EXPORTER_OTLP_LOGS_HEADERS'],
+  [/^exporters\.otlp\.logs_endpoint$/, 'OTEL_EXPORTER_OTLP_LOGS_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT'],
   [/^exporters\.otlp\.timeout$/, 'OTEL_EXPORTER_OTLP_TIMEOUT or OTEL_EXPORTER_OTLP_METRICS_TIMEOUT'],
   [/^exporters\.otlp\.interval$/, 'OTEL_METRIC_EXPORT_INTERVAL'],
   [/^exporters\.otlp\.tls\.ca_file$/, 'OTEL_EXPORTER_OTLP_CERTIFICATE or OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE'],
@@ -128,14 +141,23 @@ export function otlpExporterFromEnv(e: OtlpEnvSettings, ctx: OtlpEnvContext): Re
   if (!base && !specific) return undefined;
   // HTTP appends the signal path to the general endpoint; gRPC endpoints have no path.
   const endpoint = specific || (protocol === 'grpc' ? base : `${base.replace(/\/+$/, '')}/v1/metrics`);
+  // Logs: their own variables, else the general ones (never the metrics-specific ones).
+  const logsProtocol = pick(e.OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, e.OTEL_EXPORTER_OTLP_PROTOCOL);
+  const logsEndpoint = e.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT || (base ? (logsProtocol === 'grpc' ? base : `${base.replace(/\/+$/, '')}/v1/logs`) : logsProtocol === 'grpc' ? 'http://localhost:4317' : 'http://localhost:4318/v1/logs');
   const resource = parseKeyValueList(e.OTEL_RESOURCE_ATTRIBUTES);
   if (e.OTEL_SERVICE_NAME) resource['service.name'] = e.OTEL_SERVICE_NAME;
   return {
     endpoint,
     protocol,
-    headers: { ...parseKeyValueList(e.OTEL_EXPORTER_OTLP_HEADERS), ...parseKeyValueList(e.OTEL_EXPORTER_OTLP_METRICS_HEADERS) },
+    headers: parseKeyValueList(e.OTEL_EXPORTER_OTLP_HEADERS),
+    metrics_headers: parseKeyValueList(e.OTEL_EXPORTER_OTLP_METRICS_HEADERS),
     compression: pick(e.OTEL_EXPORTER_OTLP_METRICS_COMPRESSION, e.OTEL_EXPORTER_OTLP_COMPRESSION),
     timeout: `${e.OTEL_EXPORTER_OTLP_METRICS_TIMEOUT || e.OTEL_EXPORTER_OTLP_TIMEOUT}ms`,
+    logs_endpoint: logsEndpoint,
+    logs_protocol: logsProtocol,
+    logs_headers: parseKeyValueList(e.OTEL_EXPORTER_OTLP_LOGS_HEADERS),
+    logs_compression: pick(e.OTEL_EXPORTER_OTLP_LOGS_COMPRESSION, e.OTEL_EXPORTER_OTLP_COMPRESSION),
+    logs_timeout: `${e.OTEL_EXPORTER_OTLP_LOGS_TIMEOUT || e.OTEL_EXPORTER_OTLP_TIMEOUT}ms`,
     interval: `${e.OTEL_METRIC_EXPORT_INTERVAL}ms`,
     tls: {
       insecure: insecureText === 'true',

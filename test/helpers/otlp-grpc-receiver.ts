@@ -1,9 +1,18 @@
 import { createServer as createNetServer, connect, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { Metadata, Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
-import { decodeProtobuf, type WireMetric, type WirePoint, type WireRequest } from './otlp-receiver.ts';
+import { decodeLogsProtobuf, decodeProtobuf, logRecordsOf, type WireMetric, type WirePoint, type WireRequest, type WireResourceLogs } from './otlp-receiver.ts';
 
 /** The OTLP metrics service method, spelled out here (independent of the code under test). */
 const EXPORT_PATH = '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export';
+/** The OTLP logs service method. */
+const LOGS_EXPORT_PATH = '/opentelemetry.proto.collector.logs.v1.LogsService/Export';
+
+/** A logs Export call as the server saw it. */
+export interface GrpcWireLogsRequest {
+  resourceLogs: WireResourceLogs[];
+  metadata: Record<string, string>;
+  bytes: number;
+}
 
 /** One answer the receiver gives instead of OK. */
 export interface GrpcStep {
@@ -54,6 +63,8 @@ export function statusWithRetryInfo(code: number, delayMs: number): Buffer {
  */
 export class OtlpGrpcReceiver {
   readonly requests: GrpcWireRequest[] = [];
+  /** Calls of the logs service, record by record. */
+  readonly logRequests: GrpcWireLogsRequest[] = [];
   /** Answers to give, one per call, before answering OK. */
   readonly script: GrpcStep[] = [];
   /** Calls that arrived (answered or not). */
@@ -69,6 +80,15 @@ export class OtlpGrpcReceiver {
   url = '';
 
   async start(opts: { tls?: { key: Buffer; cert: Buffer; clientCa?: Buffer } } = {}): Promise<void> {
+    const bytes = {
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: (b: Buffer) => b,
+      requestDeserialize: (b: Buffer) => b,
+      responseSerialize: (b: Buffer) => b,
+      responseDeserialize: (b: Buffer) => b,
+    };
+    this._server.addService({ export: { path: LOGS_EXPORT_PATH, ...bytes } }, { export: (call: ServerUnaryCall<Buffer, Buffer>, cb: sendUnaryData<Buffer>) => this._handle(call, cb, 'logs') });
     this._server.addService(
       {
         export: {
@@ -106,7 +126,7 @@ export class OtlpGrpcReceiver {
     this.url = `${opts.tls ? 'https' : 'http'}://${this.address}`;
   }
 
-  private _handle(call: ServerUnaryCall<Buffer, Buffer>, cb: sendUnaryData<Buffer>): void {
+  private _handle(call: ServerUnaryCall<Buffer, Buffer>, cb: sendUnaryData<Buffer>, signal: 'metrics' | 'logs' = 'metrics'): void {
     this.calls++;
     const step = this.script.shift();
     if (step?.hang) {
@@ -122,7 +142,8 @@ export class OtlpGrpcReceiver {
     const body = call.request;
     const metadata: Record<string, string> = {};
     for (const [k, v] of Object.entries(call.metadata.getMap())) metadata[k] = String(v);
-    this.requests.push({ ...decodeProtobuf(body), metadata, bytes: body.length, body });
+    if (signal === 'logs') this.logRequests.push({ resourceLogs: decodeLogsProtobuf(body), metadata, bytes: body.length });
+    else this.requests.push({ ...decodeProtobuf(body), metadata, bytes: body.length, body });
     cb(null, Buffer.alloc(0));
   }
 
@@ -137,6 +158,11 @@ export class OtlpGrpcReceiver {
     this._hung.clear();
     this._server.forceShutdown();
     await new Promise<void>((r) => (this._relay ? this._relay.close(() => r()) : r()));
+  }
+
+  /** Every log record received, in order. */
+  records(): ReturnType<typeof logRecordsOf> {
+    return logRecordsOf(this.logRequests);
   }
 
   /** Every point of metric `name` across all requests, with the request index. */
