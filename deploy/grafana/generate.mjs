@@ -358,9 +358,63 @@ const governanceDash = dashboard('tsmetrics-governance', 'Tailscale / Governance
   ],
 });
 
+// ---- Network flows (flow_metrics and audit_metrics connectors, fed by tailscale_logs) ----
+nextId = 1;
+grid.x = 0;
+grid.y = 0;
+const fl = 'job=~"$job",tailnet=~"$tailnet"';
+const fsel = `${fl},src_device=~"$device"`;
+// Payload traffic: physical (the WireGuard underlay) carries the same bytes again plus overhead.
+const payload = `${fsel},traffic_type!="physical"`;
+const au = `${fl}`;
+const flows = [
+  stat('Payload traffic', `sum(rate(tailscale_network_flow_bytes_total{${payload}}[5m]))`, 'Bps', 4),
+  stat('Through exit nodes', `sum(rate(tailscale_network_flow_bytes_total{${fsel},traffic_type="exit"}[5m])) or vector(0)`, 'Bps', 4),
+  stat('Through subnet routers', `sum(rate(tailscale_network_flow_bytes_total{${fsel},traffic_type="subnet"}[5m])) or vector(0)`, 'Bps', 4),
+  stat('Underlay overhead', `100 * (sum(rate(tailscale_network_flow_bytes_total{${fsel},traffic_type="physical"}[5m])) / sum(rate(tailscale_network_flow_bytes_total{${payload}}[5m])) - 1)`, 'percent', 4),
+  stat('Configuration changes (24h)', `sum(increase(tailscale_configuration_events_total{${au}}[24h])) or vector(0)`, 'short', 4),
+  stat('Failed changes (24h)', `sum(increase(tailscale_configuration_events_total{${au},result="failed"}[24h])) or vector(0)`, 'short', 4, [{ color: 'green', value: null }, { color: 'orange', value: 1 }]),
+  row('Top talkers'),
+  ts('Top sources (payload)', [target(`topk(10, sum by (src_device) (rate(tailscale_network_flow_bytes_total{${payload}}[5m])))`, '{{src_device}}')], 'Bps'),
+  ts('Top destinations (payload)', [target(`topk(10, sum by (dst_device) (rate(tailscale_network_flow_bytes_total{${payload}}[5m])))`, '{{dst_device}}')], 'Bps'),
+  ts('Traffic by type', [target(`sum by (traffic_type) (rate(tailscale_network_flow_bytes_total{${fsel}}[5m]))`, '{{traffic_type}}')], 'Bps'),
+  ts('Traffic by protocol (payload)', [target(`sum by (protocol) (rate(tailscale_network_flow_bytes_total{${payload}}[5m]))`, '{{protocol}}')], 'Bps'),
+  row('Exit nodes and subnet routers'),
+  ts('Exit traffic by reporting device', [target(`sum by (src_device) (rate(tailscale_network_flow_bytes_total{${fsel},traffic_type="exit",direction="tx"}[5m]))`, 'sent {{src_device}}'), target(`-sum by (src_device) (rate(tailscale_network_flow_bytes_total{${fsel},traffic_type="exit",direction="rx"}[5m]))`, 'received {{src_device}}')], 'Bps'),
+  ts('Subnet traffic by destination', [target(`topk(10, sum by (dst_device) (rate(tailscale_network_flow_bytes_total{${fsel},traffic_type="subnet"}[5m])))`, '{{dst_device}}')], 'Bps'),
+  row('Source → destination'),
+  peerTable(
+    'Source → destination (selected range)',
+    [
+      target(`topk(50, sum by (src_device, dst_device, traffic_type, protocol) (increase(tailscale_network_flow_bytes_total{${payload}}[$__range])))`),
+      target(`sum by (src_device, dst_device, traffic_type, protocol) (increase(tailscale_network_flow_packets_total{${payload}}[$__range]))`),
+    ],
+    [['A', 'Bytes', 'decbytes'], ['B', 'Packets']],
+    24,
+    12,
+  ),
+  row('Configuration changes'),
+  ts('Changes by target and action', [target(`sum by (event_type, action) (increase(tailscale_configuration_events_total{${au}}[1h]))`, '{{event_type}} {{action}}')], 'short', 12),
+  ts('Changes by actor and result', [target(`sum by (actor_type, result) (increase(tailscale_configuration_events_total{${au}}[1h]))`, '{{actor_type}} {{result}}')], 'short', 12),
+  row('tsmetrics'),
+  ts('Log sources up', [target(`min by (source) (tsmetrics_source_up{job=~"$job",source=~".*:(network|configuration)"})`, '{{source}}')], 'short', 8),
+  ts('Flow records over max_series / rejected', [target(`sum by (component_id) (rate(tsmetrics_flow_metrics_overflow_records_total{job=~"$job"}[5m]))`, 'overflow {{component_id}}'), target(`sum by (component_id) (rate(tsmetrics_flow_metrics_rejected_records_total{job=~"$job"}[5m]))`, 'rejected {{component_id}}')], 'short', 8),
+  ts('Log records dropped by component', [target(`sum by (component_id) (rate(tsmetrics_component_dropped_log_records_total{job=~"$job"}[5m]))`, '{{component_id}}')], 'short', 8),
+];
+const flowsDash = dashboard('tsmetrics-flows', 'Tailscale / Network flows', flows, {
+  deviceQuery: 'label_values(tailscale_network_flow_bytes_total{job=~"$job",tailnet=~"$tailnet"}, src_device)',
+  deviceLabel: 'Source',
+  extraVars: [{ name: 'tailnet', type: 'query', datasource: DS, query: 'label_values(tailscale_network_flow_bytes_total{job=~"$job"}, tailnet)', refresh: 2, includeAll: true, multi: true, allValue: '.*', current: {}, label: 'Tailnet' }],
+  links: [
+    { type: 'dashboards', title: 'Overview', url: '/d/tsmetrics-overview', asDropdown: false, includeVars: false, keepTime: true, tags: [] },
+    { type: 'dashboards', title: 'Governance', url: '/d/tsmetrics-governance', asDropdown: false, includeVars: false, keepTime: true, tags: [] },
+  ],
+});
+
 const here = new URL('.', import.meta.url);
 writeFileSync(new URL('tsmetrics-overview.json', here), JSON.stringify(overviewDash, null, 2) + '\n');
 writeFileSync(new URL('tsmetrics-device-details.json', here), JSON.stringify(detailsDash, null, 2) + '\n');
 writeFileSync(new URL('tsmetrics-connectivity.json', here), JSON.stringify(connectivityDash, null, 2) + '\n');
 writeFileSync(new URL('tsmetrics-headscale.json', here), JSON.stringify(headscaleDash, null, 2) + '\n');
 writeFileSync(new URL('tsmetrics-governance.json', here), JSON.stringify(governanceDash, null, 2) + '\n');
+writeFileSync(new URL('tsmetrics-flows.json', here), JSON.stringify(flowsDash, null, 2) + '\n');
