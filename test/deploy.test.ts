@@ -88,7 +88,7 @@ test('every metric name used by the dashboards and alert rules is produced by th
   for (const f of ['tsmetrics-overview.json', 'tsmetrics-device-details.json', 'tsmetrics-connectivity.json', 'tsmetrics-governance.json']) {
     for (const e of dashboardExprs(JSON.parse(readFileSync(join(DEPLOY, 'grafana', f), 'utf8')))) for (const n of metricNames(e)) used.set(n, f);
   }
-  const rules = parseYaml(readFileSync(join(DEPLOY, 'prometheus/alerts.yaml'), 'utf8')) as { groups: Array<{ rules: Array<{ expr: string }> }> };
+  const rules = parseYaml(readFileSync(join(DEPLOY, 'prometheus/alerts.yaml'), 'utf8')) as { groups: Array<{ name: string; rules: Array<{ expr: string }> }> };
   // The logs group (and tsmetrics-flows.json) needs a logs pipeline: checked in connectors/flow_metrics/deploy-assets.test.ts.
   for (const g of rules.groups) if (g.name !== 'tailscale-logs') for (const r of g.rules) for (const n of metricNames(r.expr)) used.set(n, 'alerts.yaml');
   assert.ok(used.size > 30, `found ${used.size} metric names`);
