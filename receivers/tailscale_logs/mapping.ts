@@ -225,7 +225,6 @@ function mapEntry(entry: unknown, type: string, rec: Record<string, unknown>, no
   a['tailscale.flow.end'] = t.end.text;
   a['tailscale.node.id'] = nodeId;
   a['tailscale.flow.logged'] = t.logged.text;
-  void rec;
   return logRecord(ctx, t.start.hr, FLOW_EVENT, INFO, body, a);
 }
 

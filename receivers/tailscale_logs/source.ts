@@ -122,9 +122,13 @@ export class LogSource {
     let failure: ApiCallError | undefined;
     let tailnet: string | undefined;
     let truncated = false;
+    let cut = false;
     while (queue.length && !truncated) {
+      if (requests >= maxRequests || this._s.clock.now() >= deadlineMs) {
+        cut = true;
+        break;
+      }
       const w = queue.shift() as Window;
-      if (requests >= maxRequests || this._s.clock.now() >= deadlineMs) break;
       requests++;
       let text: string;
       try {
@@ -134,6 +138,8 @@ export class LogSource {
         if (signal.aborted) throw err;
         const e = err instanceof ApiCallError ? err : new ApiCallError('network', errorMessage(err));
         if (e.kind === 'too_large') {
+          this._s.telemetry.error(this.sourceId, 'too_large');
+          this._once.fail(`split:${this.type}`, 'split', `tailscale_logs: an answer of the ${info.what} was larger than max_body_size; its window is split in halves`, { source: this.type, max_body_size: c.max_body_size });
           if (w.end - w.start >= 2 * MIN_SPLIT_MS) {
             const mid = w.start + Math.floor((w.end - w.start) / 2);
             queue.unshift({ start: w.start, end: mid }, { start: mid, end: w.end });
@@ -205,7 +211,11 @@ export class LogSource {
     // The poll is complete (or failed part-way): everything up to `reached` has been emitted.
     for (const [id, ms] of seenNow) this._ids.add(id, ms);
     this._position = reached === undefined ? this._position : Math.max(this._position ?? reached, reached);
-    this._from = nextFrom(from, reached, now, c.lag);
+    // A poll cut short (request budget, deadline, max_records_per_poll) continues where it
+    // stopped; otherwise the next one re-reads the last `lag`.
+    this._from = cut || truncated ? Math.max(from, reached ?? from) : nextFrom(from, reached, now, c.lag);
+    if (cut) this._once.fail(`cut:${this.type}`, 'cut', `tailscale_logs: a poll of ${info.what} used its request budget (max_windows_per_poll) or deadline before reaching now; the next poll continues from there`, { source: this.type, reached: reached === undefined ? null : new Date(reached).toISOString() });
+    else this._once.ok(`cut:${this.type}`);
     if (this._position !== undefined) this._ids.prune(this._from);
     if (this._ids.evicted > this._evictedLogged) {
       this._evictedLogged = this._ids.evicted;
