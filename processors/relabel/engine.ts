@@ -56,6 +56,10 @@ interface CompiledRule {
   readonly targetLabel: string;
   readonly replacement: string;
   readonly names: Readonly<Record<string, number>>;
+  /** Label names are checked as UTF-8 (else: the legacy character set). */
+  readonly utf8: boolean;
+  /** The target label is a template, so each expansion must be checked. */
+  readonly templatedTarget: boolean;
   /** Match results by input value; label values repeat across series, so this saves most regex work. */
   readonly cache: Map<string, (string | null)[] | null>;
 }
@@ -71,27 +75,54 @@ function compileRegex(text: string): RE2JS {
   }
 }
 
-/** Validates a rule as Prometheus does; throws `RelabelConfigError` naming the problem. */
-export function validateRelabelConfig(rule: RelabelConfig): void {
-  compileRule(rule);
+/**
+ * How label names in rules and results are checked, as Prometheus 3's `name_validation_scheme`:
+ * `utf8` (its default) accepts any non-empty well-formed text, `legacy` only
+ * `[a-zA-Z_][a-zA-Z0-9_]*`.
+ */
+export type NameValidationScheme = 'utf8' | 'legacy';
+
+/** Whether `name` is a label name under the scheme (`utf8`: non-empty, no lone surrogate). */
+export function isValidLabelName(name: string, scheme: NameValidationScheme): boolean {
+  return scheme === 'utf8' ? name.length > 0 && name.isWellFormed() : LABEL_NAME_RE.test(name);
 }
 
-function compileRule(rule: RelabelConfig): CompiledRule {
+/** Validates a rule as Prometheus does; throws `RelabelConfigError` naming the problem. */
+export function validateRelabelConfig(rule: RelabelConfig, scheme: NameValidationScheme = 'utf8'): void {
+  compileRule(rule, scheme);
+}
+
+/**
+ * A field as Prometheus' YAML decoding leaves it: absent keeps the default, an explicit null
+ * is the field's zero value (so `separator: null` is "" and no longer the default).
+ */
+function field(rule: RelabelConfig, key: keyof RelabelConfig, absent: unknown, zero: unknown): unknown {
+  const v = (rule as Record<string, unknown>)[key];
+  return v === undefined ? absent : v === null ? zero : v;
+}
+
+function compileRule(rule: RelabelConfig, scheme: NameValidationScheme): CompiledRule {
   if (rule === null || typeof rule !== 'object' || Array.isArray(rule)) throw new RelabelConfigError('a relabel rule must be a map');
   for (const k of Object.keys(rule)) if (!KNOWN_FIELDS.has(k)) throw new RelabelConfigError(`unknown field "${k}" in relabel rule`);
-  const rawAction = rule.action ?? 'replace';
+  if (scheme !== 'utf8' && scheme !== 'legacy') throw new RelabelConfigError(`unknown name validation scheme "${String(scheme)}", must be utf8 or legacy`);
+  const rawAction = field(rule, 'action', 'replace', '');
   if (typeof rawAction !== 'string') throw new RelabelConfigError('relabel action must be a string');
   if (rawAction === '') throw new RelabelConfigError('relabel action cannot be empty');
   const action = rawAction.toLowerCase();
   if (!ACTIONS.has(action)) throw new RelabelConfigError(`unknown relabel action "${rawAction}"`);
-  const src = rule.source_labels;
+  // Absent or null: no source labels at all; an explicit list, even an empty one, is "set"
+  // (Prometheus refuses `source_labels: []` on labeldrop too).
+  const src = rule.source_labels ?? undefined;
   if (src !== undefined && (!Array.isArray(src) || src.some((s) => typeof s !== 'string'))) throw new RelabelConfigError('source_labels must be a list of label names');
-  for (const s of src ?? []) if (!LABEL_NAME_RE.test(s)) throw new RelabelConfigError(`"${s}" is not a valid label name in source_labels`);
-  const separator = rule.separator ?? DEFAULT_SEPARATOR;
-  const regexText = rule.regex ?? DEFAULT_REGEX;
-  const target = rule.target_label ?? '';
-  const replacement = rule.replacement ?? DEFAULT_REPLACEMENT;
-  const modulus = rule.modulus ?? 0;
+  for (const s of src ?? []) if (!isValidLabelName(s, scheme)) throw new RelabelConfigError(`${JSON.stringify(s)} is not a valid label name in source_labels`);
+  const separator = field(rule, 'separator', DEFAULT_SEPARATOR, '');
+  // Prometheus compares the regex with its default by identity, so any regex written out —
+  // even "(.*)" — counts as set for keepequal and dropequal.
+  const regexSet = rule.regex !== undefined;
+  const regexText = field(rule, 'regex', DEFAULT_REGEX, '');
+  const target = field(rule, 'target_label', '', '');
+  const replacement = field(rule, 'replacement', DEFAULT_REPLACEMENT, '');
+  const modulus = field(rule, 'modulus', 0, 0);
   if (typeof separator !== 'string' || typeof regexText !== 'string' || typeof target !== 'string' || typeof replacement !== 'string') {
     throw new RelabelConfigError('separator, regex, target_label and replacement must be strings');
   }
@@ -100,16 +131,17 @@ function compileRule(rule: RelabelConfig): CompiledRule {
   if (['replace', 'hashmod', 'lowercase', 'uppercase', 'keepequal', 'dropequal'].includes(action) && target === '') {
     throw new RelabelConfigError(`relabel configuration for ${action} action requires 'target_label' value`);
   }
-  if (action === 'replace' && !target.includes('$') && !LABEL_NAME_RE.test(target)) throw new RelabelConfigError(`"${target}" is invalid 'target_label' for ${action} action`);
-  if (action === 'replace' && target.includes('$') && !RELABEL_TARGET.matches(target)) throw new RelabelConfigError(`"${target}" is invalid 'target_label' for ${action} action`);
-  if (['lowercase', 'uppercase', 'keepequal', 'dropequal', 'hashmod'].includes(action) && !LABEL_NAME_RE.test(target)) {
+  // A template with `$` is checked as a template: under utf8 any well-formed text is a name.
+  const validTemplate = (t: string): boolean => (scheme === 'utf8' ? isValidLabelName(t, scheme) : RELABEL_TARGET.matches(t));
+  if (action === 'replace' && !(target.includes('$') ? validTemplate(target) : isValidLabelName(target, scheme))) throw new RelabelConfigError(`"${target}" is invalid 'target_label' for ${action} action`);
+  if (['lowercase', 'uppercase', 'keepequal', 'dropequal', 'hashmod'].includes(action) && !isValidLabelName(target, scheme)) {
     throw new RelabelConfigError(`"${target}" is invalid 'target_label' for ${action} action`);
   }
   if (['lowercase', 'uppercase', 'keepequal', 'dropequal'].includes(action) && replacement !== DEFAULT_REPLACEMENT) {
     throw new RelabelConfigError(`'replacement' can not be set for ${action} action`);
   }
-  if (action === 'labelmap' && !RELABEL_TARGET.matches(replacement)) throw new RelabelConfigError(`"${replacement}" is invalid 'replacement' for ${action} action`);
-  if ((action === 'dropequal' || action === 'keepequal') && (regexText !== DEFAULT_REGEX || modulus !== 0 || separator !== DEFAULT_SEPARATOR || replacement !== DEFAULT_REPLACEMENT)) {
+  if (action === 'labelmap' && !validTemplate(replacement)) throw new RelabelConfigError(`"${replacement}" is invalid 'replacement' for ${action} action`);
+  if ((action === 'dropequal' || action === 'keepequal') && (regexSet || modulus !== 0 || separator !== DEFAULT_SEPARATOR || replacement !== DEFAULT_REPLACEMENT)) {
     throw new RelabelConfigError(`${action} action requires only 'source_labels' and \`target_label\`, and no other fields`);
   }
   if ((action === 'labeldrop' || action === 'labelkeep') && (src !== undefined || target !== '' || modulus !== 0 || separator !== DEFAULT_SEPARATOR || replacement !== DEFAULT_REPLACEMENT)) {
@@ -128,6 +160,8 @@ function compileRule(rule: RelabelConfig): CompiledRule {
     targetLabel: target,
     replacement,
     names,
+    utf8: scheme === 'utf8',
+    templatedTarget: target.includes('$'),
     cache: new Map(),
   };
 }
@@ -252,8 +286,9 @@ function applyRule(rule: CompiledRule, labels: Record<string, string>): boolean 
       }
       const groups = matchGroups(rule, val);
       if (!groups) return true;
-      const target = expandTemplate(rule.targetLabel, groups, rule.names);
-      if (!LABEL_NAME_RE.test(target)) return true;
+      // A target without `$` was checked when the rule was compiled.
+      const target = rule.templatedTarget ? expandTemplate(rule.targetLabel, groups, rule.names) : rule.targetLabel;
+      if (rule.templatedTarget && !(rule.utf8 ? target.length > 0 && target.isWellFormed() : LABEL_NAME_RE.test(target))) return true;
       setLabel(labels, target, expandTemplate(rule.replacement, groups, rule.names));
       return true;
     }
@@ -271,7 +306,7 @@ function applyRule(rule: CompiledRule, labels: Record<string, string>): boolean 
         const groups = matchGroups(rule, name);
         if (!groups) continue;
         const res = expandTemplate(rule.replacement, groups, rule.names);
-        if (LABEL_NAME_RE.test(res)) setLabel(labels, res, value);
+        if (rule.utf8 ? res.length > 0 && res.isWellFormed() : LABEL_NAME_RE.test(res)) setLabel(labels, res, value);
       }
       return true;
     }
@@ -284,16 +319,21 @@ function applyRule(rule: CompiledRule, labels: Record<string, string>): boolean 
   }
 }
 
-const compiledCache = new WeakMap<RelabelConfig, CompiledRule>();
+/** Compiled rules by rule object, one map per scheme (a rule compiles differently under each). */
+const compiledCache: Record<NameValidationScheme, WeakMap<RelabelConfig, CompiledRule>> = { utf8: new WeakMap(), legacy: new WeakMap() };
 
-/** Compiles (and validates) rules once; the result can be reused for every series. */
-export function compileRelabelConfigs(rules: readonly RelabelConfig[]): CompiledRule[] {
+/**
+ * Compiles (and validates) rules once; the result can be reused for every series. `scheme`
+ * decides which label names rules may name and write (default `utf8`, as Prometheus 3).
+ */
+export function compileRelabelConfigs(rules: readonly RelabelConfig[], scheme: NameValidationScheme = 'utf8'): CompiledRule[] {
+  const cache = compiledCache[scheme] as WeakMap<RelabelConfig, CompiledRule> | undefined;
   return rules.map((r, i) => {
-    const hit = compiledCache.get(r);
+    const hit = r !== null && typeof r === 'object' ? cache?.get(r) : undefined;
     if (hit) return hit;
     try {
-      const c = compileRule(r);
-      compiledCache.set(r, c);
+      const c = compileRule(r, scheme);
+      cache?.set(r, c);
       return c;
     } catch (err) {
       if (err instanceof RelabelConfigError) throw new RelabelConfigError(`rule ${i + 1}: ${err.message}`);
@@ -313,8 +353,8 @@ export function relabelCompiled(labels: Readonly<Record<string, string>>, rules:
  * Applies Prometheus relabel rules to one label set (`__name__` is the metric name). Returns
  * the new labels, or null when the series is dropped. Input is not modified.
  */
-export function relabel(labels: Record<string, string>, rules: RelabelConfig[]): Record<string, string> | null {
-  return relabelCompiled(labels, compileRelabelConfigs(rules));
+export function relabel(labels: Record<string, string>, rules: RelabelConfig[], scheme: NameValidationScheme = 'utf8'): Record<string, string> | null {
+  return relabelCompiled(labels, compileRelabelConfigs(rules, scheme));
 }
 
 export type { CompiledRule };

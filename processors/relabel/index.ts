@@ -3,7 +3,7 @@ import { configSchema, type RelabelProcessorConfig } from './config.ts';
 import { createRelabelProcessor } from './processor.ts';
 
 export type { RelabelProcessorConfig } from './config.ts';
-export { relabel, validateRelabelConfig, expandTemplate, RelabelConfigError, type RelabelConfig, type RelabelAction } from './engine.ts';
+export { relabel, validateRelabelConfig, expandTemplate, isValidLabelName, RelabelConfigError, type RelabelConfig, type RelabelAction, type NameValidationScheme } from './engine.ts';
 export { relabelBatch } from './processor.ts';
 
 /** `relabel`: Prometheus relabel rules applied to every series. */

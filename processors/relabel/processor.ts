@@ -77,7 +77,7 @@ export class RelabelCache {
 
 /** `relabel` processor: Prometheus metric relabeling over OpenTelemetry batches. */
 export function createRelabelProcessor(config: RelabelProcessorConfig): Processor {
-  const rules = compileRelabelConfigs(config.rules);
+  const rules = compileRelabelConfigs(config.rules, config.name_validation_scheme);
   const cache = new RelabelCache();
   return {
     async start() {},
