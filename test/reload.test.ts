@@ -5,10 +5,11 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startTsmetrics, type Running } from '../src/app.ts';
+import { loadConfig, startTsmetrics, type Running } from '../src/app.ts';
 import { ReloadQueue } from '../src/pipeline/reload.ts';
 import { TailnetSimulator } from '../src/simulator/simulator.ts';
 import { families, http, sampleValue, waitFor } from './helpers/index.ts';
@@ -344,4 +345,60 @@ test('reload requests that arrive while one runs share the next run: a burst cos
   assert.deepEqual(new Set(await Promise.all(burst)), new Set([2]));
   assert.equal(runs, 2);
   assert.equal(await q.request(), 3, 'a request after the burst runs again');
+});
+
+interface Container {
+  name: string;
+  command?: string[];
+  args?: string[];
+  env?: Array<{ name: string; value?: string }>;
+  volumeMounts?: Array<{ name: string; mountPath: string; subPath?: string }>;
+}
+
+test('Kubernetes: the pipeline ConfigMap is mounted as a directory, and the reloader sidecar POSTs /-/reload when the file changes', { timeout: 90_000 }, async (t) => {
+  const docs = parseAllDocuments(readFileSync(join(root, 'deploy/kubernetes-reload.yaml'), 'utf8')).map((d) => d.toJS() as Record<string, any>); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const cm = docs.find((d) => d.kind === 'ConfigMap');
+  const dep = docs.find((d) => d.kind === 'Deployment');
+  const spec = dep?.spec.template.spec as { containers: Container[]; volumes: Array<{ name: string; configMap?: { name: string } }> };
+  const [main, sidecar] = spec.containers as [Container, Container];
+  const configPath = (main.args as string[])[(main.args as string[]).indexOf('--config') + 1] as string;
+  const vol = spec.volumes.find((v) => v.configMap?.name === cm?.metadata.name);
+  assert.ok(vol, 'the ConfigMap is a volume');
+  for (const c of [main, sidecar]) {
+    const m = c.volumeMounts?.find((x) => x.name === vol.name);
+    assert.ok(m, `${c.name} mounts it`);
+    assert.equal(m.subPath, undefined, `${c.name}: no subPath (updates would never arrive)`);
+    assert.equal(join(m.mountPath, 'pipeline.yaml'), configPath);
+  }
+  assert.equal(sidecar.env?.find((e) => e.name === 'WATCH_FILE')?.value, configPath);
+  assert.equal(sidecar.env?.find((e) => e.name === 'RELOAD_URL')?.value, 'http://127.0.0.1:9100/-/reload');
+  const script = cm?.data['config-reloader.sh'] as string;
+  assert.equal(script, readFileSync(join(root, 'deploy/helm/files/config-reloader.sh'), 'utf8'), 'the manifest and the chart run the same script');
+  // The pipeline in the ConfigMap is a valid configuration.
+  const d = tempDir('tsm-k8s-');
+  t.after(() => d.remove());
+  const shipped = join(d.path, 'shipped.yaml');
+  writeFileSync(shipped, cm?.data['pipeline.yaml'] as string);
+  assert.ok(loadConfig({ OAUTH_CLIENT_ID: 'client-id', OAUTH_CLIENT_SECRET: 'client-secret-1234' }, { configFile: shipped }).receivers.has('device_metrics'));
+  // Helm: the same setup behind config.reload.enabled.
+  const values = parseYaml(readFileSync(join(root, 'deploy/helm/values.yaml'), 'utf8')) as { config: { reload: { enabled: boolean } } };
+  assert.equal(values.config.reload.enabled, false);
+  const workload = readFileSync(join(root, 'deploy/helm/templates/workload.yaml'), 'utf8');
+  assert.match(workload, /\.Values\.config\.reload\.enabled/);
+  assert.doesNotMatch(workload, /^\s*subPath:/m);
+
+  // The script itself, run against a live tsmetrics behind a token: an edit of the file reloads it.
+  const r = await rig(t);
+  r.write(pipeline(r.sim, { token: 'reload-token-123456' }));
+  const { run } = await start(t, r);
+  await devicePage(run.url, 'reload-token-123456');
+  const child = spawn('sh', ['-c', script], { env: { PATH: process.env.PATH ?? '', WATCH_FILE: r.file, RELOAD_URL: `${run.url}/-/reload`, RELOAD_INTERVAL: '1', METRICS_TOKEN: 'reload-token-123456' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => stopChild(child));
+  let out = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  await waitFor(() => out.includes('watching'), 10_000);
+  r.write(pipeline(r.sim, { token: 'reload-token-123456', extraExporter: true }));
+  await waitFor(async () => (await http(`${run.url}/federate`, { headers: auth('reload-token-123456') })).status === 200, 30_000);
+  assert.match(out, /changed; POST/);
+  assert.doesNotMatch(out, /refused or failed/);
 });
