@@ -233,6 +233,22 @@ test('the tailscaled fixtures parse completely, TYPE before HELP, empty families
   assert.equal(fresh.reduce((n, f) => n + f.samples.length, 0), 25);
 });
 
+test('characters beyond Latin-1 are read exactly: no code unit passes for a quote, brace or newline', () => {
+  // U+0122, U+017D, U+010A and U+0120 have the low bytes of '"', '}', '\n' and ' '; then an emoji
+  // (a surrogate pair) and a lone surrogate.
+  const value = '\u0122\u017d\u010a\u0120 😀 \ud800 grüße';
+  assert.deepEqual(simple(`# HELP m h\u0122lp \u017d\nm{a="${value}",b="x"} 1\nm{"\u0122 q"="y"} 2\n`), {
+    m: { help: 'h\u0122lp \u017d', type: 'untyped', samples: [['m', { a: value, b: 'x' }, 1], ['m', { '\u0122 q': 'y' }, 2]] },
+  });
+  assert.throws(() => parseExposition('m\u0120 1\n'), (err: unknown) => err instanceof ExpositionParseError && /invalid metric name/.test(err.message));
+});
+
+test('a body parsed after a longer one is read alone: its end is its end, not the earlier text', () => {
+  assert.equal(parseExposition('m{a="b"} 1\n# TYPE n gauge\nn 2\n').length, 2);
+  assert.throws(() => parseExposition('m{a="b"'), (err: unknown) => err instanceof ExpositionParseError && /unexpected end of label value of "a"/.test(err.message));
+  assert.throws(() => parseExposition('m{a="b"} 1\nm'), (err: unknown) => err instanceof ExpositionParseError && err.line === 2 && /missing value/.test(err.message));
+});
+
 // Differential check against parse-prometheus-text-format on inputs it handles correctly.
 test('agrees with parse-prometheus-text-format on the inputs it parses correctly', () => {
   const text = fixture('client-metrics.txt');
