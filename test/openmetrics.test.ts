@@ -257,6 +257,14 @@ test('stale markers are left out of OpenMetrics as of the text format; HEAD nego
   assert.equal(head.body, '');
 });
 
+test('with target_info on, the page comes from the official serializer and every scraper gets the 0.0.4 text', async (t) => {
+  const { get } = await serve(t, [sampleBatch(false)], { target_info: true });
+  const r = await get(PROMETHEUS_3_ACCEPT);
+  assert.equal(r.headers['content-type'], TEXT_TYPE);
+  assert.match(r.body, /^# HELP target_info /m);
+  assert.ok(!r.body.includes('# EOF'));
+});
+
 /** A GET with a raw Accept header value (the test helper would refuse some of these). */
 function rawGet(url: string, accept: string): Promise<HttpResult> {
   return new Promise((resolve, reject) => {

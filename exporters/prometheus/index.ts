@@ -10,7 +10,7 @@ export const prometheusExporterFactory: ExporterFactory<PrometheusExporterConfig
   kind: 'exporter',
   type: 'prometheus',
   stability: 'beta',
-  description: 'Serves the latest pipeline state as Prometheus text on GET /metrics.',
+  description: 'Serves the latest pipeline state on GET /metrics as Prometheus text or, when the scraper asks, OpenMetrics.',
   configSchema,
   createExporter: (settings, config) => new PrometheusExporterComponent(settings, config),
 };
