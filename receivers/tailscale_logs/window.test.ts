@@ -1,0 +1,86 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IdentitySet, recordIdentity } from './dedup.ts';
+import { parseEndpoint, parseTime } from './decode.ts';
+import { protocolOf } from './mapping.ts';
+import { loadState, saveState } from './storage.ts';
+import { nextFrom, planWindows } from './window.ts';
+
+const MIN = 60_000;
+
+test('windows cover [from, now] contiguously, share boundaries, and stop at the budget', () => {
+  assert.deepEqual(planWindows(0, 35 * MIN, 15 * MIN, 10), [
+    { start: 0, end: 15 * MIN },
+    { start: 15 * MIN, end: 30 * MIN },
+    { start: 30 * MIN, end: 35 * MIN },
+  ]);
+  assert.deepEqual(planWindows(0, 60 * MIN, 15 * MIN, 2), [
+    { start: 0, end: 15 * MIN },
+    { start: 15 * MIN, end: 30 * MIN },
+  ]);
+  assert.deepEqual(planWindows(5, 5, 15 * MIN, 3), [{ start: 5, end: 5 }]);
+  assert.deepEqual(planWindows(10, 5, 15 * MIN, 3), [], 'a clock that went back reads nothing');
+});
+
+test('the next start re-reads lag behind now, never moves back, and has no overlap while catching up', () => {
+  assert.equal(nextFrom(0, 60 * MIN, 60 * MIN, 15 * MIN), 45 * MIN, 'steady state: the last lag again');
+  assert.equal(nextFrom(0, 30 * MIN, 600 * MIN, 15 * MIN), 30 * MIN, 'catching up: continue where the poll ended');
+  assert.equal(nextFrom(50 * MIN, 60 * MIN, 60 * MIN, 15 * MIN), 50 * MIN, 'never backwards');
+  assert.equal(nextFrom(7, undefined, 60 * MIN, 15 * MIN), 7, 'nothing read: unchanged');
+});
+
+test('record identities ignore key order; the set prunes by time and is bounded', () => {
+  assert.equal(recordIdentity({ a: 1, b: [1, { c: 'x', d: null }] }).id, recordIdentity({ b: [1, { d: null, c: 'x' }], a: 1 }).id);
+  assert.notEqual(recordIdentity({ a: 1 }).id, recordIdentity({ a: 2 }).id);
+  const s = new IdentitySet(3);
+  s.add('a', 1);
+  s.add('b', 2);
+  s.add('c', 3);
+  s.add('d', 4);
+  assert.equal(s.has('a'), false, 'the oldest goes first when full');
+  assert.equal(s.evicted, 1);
+  s.prune(3);
+  assert.deepEqual(s.entries(), [['c', 3], ['d', 4]], 'identities before the horizon are forgotten; the horizon itself is kept');
+});
+
+test('RFC 3339 times keep their nanoseconds and accept offsets; endpoints and protocols parse as the wire has them', () => {
+  assert.deepEqual(parseTime('2026-08-24T09:20:00.118204551Z')?.hr, [Date.parse('2026-08-24T09:20:00Z') / 1000, 118204551]);
+  assert.equal(parseTime('2023-12-19T16:39:57-08:00')?.ms, Date.parse('2023-12-20T00:39:57Z'));
+  assert.equal(parseTime('0001-01-01T00:00:00Z')?.ms, Date.parse('0001-01-01T00:00:00Z'));
+  for (const bad of ['2026-08-24', 'yesterday', 42, '2026-08-24T09:20:00.1234567890Z']) assert.equal(parseTime(bad), undefined, String(bad));
+  assert.deepEqual(parseEndpoint('[fd7a:115c:a1e0::4d01:54d]:50122'), { address: 'fd7a:115c:a1e0::4d01:54d', port: 50122, family: 6 });
+  assert.deepEqual(parseEndpoint('127.3.3.40:4'), { address: '127.3.3.40', port: 4, family: 4 });
+  for (const bad of ['1.2.3.4', '300.1.1.1:1', '1.2.3.4:70000', '[zz]:1', 'host:80']) assert.equal(parseEndpoint(bad), undefined, bad);
+  assert.deepEqual([6, 17, 1, 58, 99, 0, undefined, 47, 'tcp', 'UDP', '6', 'ipv6-icmp'].map(protocolOf), ['tcp', 'udp', 'icmp', 'ipv6-icmp', 'tsmp', 'unknown', 'unknown', '47', 'tcp', 'udp', 'tcp', 'ipv6-icmp']);
+  assert.equal(protocolOf(-1), undefined);
+  assert.equal(protocolOf({}), undefined);
+});
+
+test('state files: written atomically (no temporary left), read back exactly, anything else is corrupt', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tslogs-state-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'sub', 'state.json');
+  const id = recordIdentity({ x: 1 }).id;
+  await saveState(file, { tailnet: 'example.com', types: { network: { from: 1, position: 2, ids: [[id, 3]] } } });
+  assert.deepEqual(readdirSync(join(dir, 'sub')), ['state.json']);
+  assert.deepEqual(await loadState(file, 10, 1 << 20), { state: { tailnet: 'example.com', types: { network: { from: 1, position: 2, ids: [[id, 3]] } } } });
+  assert.deepEqual(await loadState(join(dir, 'none.json'), 10, 1 << 20), { missing: true });
+  const cases: Array<[string, RegExp]> = [
+    ['{"version":1,"tailnet":"x","types":{"network":{"from":1', /not JSON/],
+    ['{"version":2,"tailnet":"x","types":{}}', /not a version 1/],
+    ['{"version":1,"tailnet":"x","types":{"network":{"from":"a","position":2,"ids":[]}}}', /malformed/],
+    [`{"version":1,"tailnet":"x","types":{"network":{"from":1,"position":2,"ids":[["short",3]]}}}`, /malformed identity/],
+    [`{"version":1,"tailnet":"x","types":{"network":{"from":1,"position":2,"ids":${JSON.stringify(Array.from({ length: 11 }, () => [id, 1]))}}}}`, /more than dedup_capacity/],
+  ];
+  for (const [text, re] of cases) {
+    writeFileSync(file, text);
+    const r = await loadState(file, 10, 1 << 20);
+    assert.ok('corrupt' in r && re.test(r.corrupt), `${text.slice(0, 60)} → ${JSON.stringify(r)}`);
+  }
+  writeFileSync(file, 'x'.repeat(2000));
+  const big = await loadState(file, 10, 1000);
+  assert.ok('corrupt' in big && /bytes/.test(big.corrupt), 'a file larger than any real state is not read');
+});
