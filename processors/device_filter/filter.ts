@@ -49,7 +49,7 @@ function recordDevice(attrs: Attributes, eventName: string | undefined, inventor
   let name: string;
   let tags: string[] = [];
   if (eventName === FLOW_EVENT) {
-    ids = [str(attrs['tailscale.node.id']), str(attrs['tailscale.source.device.id'])];
+    ids = [str(attrs['tailscale.node.id']), str(attrs['tailscale.source.device.node_id']), str(attrs['tailscale.source.device.id'])];
     name = str(attrs['tailscale.source.device.name']);
     tags = tagsOf(attrs['tailscale.source.device.tags']);
   } else if (eventName === AUDIT_EVENT && str(attrs['tailscale.audit.target.type']).toUpperCase() === 'NODE') {
