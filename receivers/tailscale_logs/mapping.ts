@@ -175,7 +175,7 @@ export function mapFlow(rec: Record<string, unknown>, t: FlowTimes, ctx: MapCont
     }
     if (list.length > ctx.maxList) ctx.drop('limit', list.length - ctx.maxList);
     for (const entry of list.slice(0, ctx.maxList)) {
-      const r = mapEntry(entry, type, rec, nodeId, t, nodes, known, ctx);
+      const r = mapEntry(entry, type, nodeId, t, nodes, known, ctx);
       if (r) out.push(r);
       else ctx.drop('malformed');
     }
@@ -183,7 +183,7 @@ export function mapFlow(rec: Record<string, unknown>, t: FlowTimes, ctx: MapCont
   return out;
 }
 
-function mapEntry(entry: unknown, type: string, rec: Record<string, unknown>, nodeId: string, t: FlowTimes, nodes: Map<string, NodeInfo>, known: (ep: Endpoint) => boolean, ctx: MapContext): ReadableLogRecord | undefined {
+function mapEntry(entry: unknown, type: string, nodeId: string, t: FlowTimes, nodes: Map<string, NodeInfo>, known: (ep: Endpoint) => boolean, ctx: MapContext): ReadableLogRecord | undefined {
   if (!isObject(entry)) return undefined;
   const src = entry.src === undefined ? undefined : parseEndpoint(entry.src);
   const dst = entry.dst === undefined ? undefined : parseEndpoint(entry.dst);
