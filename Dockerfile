@@ -12,6 +12,7 @@ COPY src ./src
 COPY receivers ./receivers
 COPY processors ./processors
 COPY exporters ./exporters
+COPY connectors ./connectors
 COPY bin ./bin
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
 
