@@ -26,7 +26,18 @@ export interface DeviceMetricsConfig {
   shard_count: number;
   shard_index: number;
   proxy_url: string;
+  service_discovery: ServiceDiscoveryConfig;
 }
+
+/** `service_discovery`: the targets as a Prometheus HTTP SD document (see sd.ts). */
+export interface ServiceDiscoveryConfig {
+  enabled: boolean;
+  path: string;
+  max_response_bytes: number;
+}
+
+/** Paths the server itself answers; a discovery route on one of them would never be reached. */
+const RESERVED_PATHS = ['/metrics', '/health', '/healthz', '/livez', '/ready', '/readyz', '/debug', '/-/reload'];
 
 export const configSchema = defineSchema<DeviceMetricsConfig>(
   {
@@ -61,6 +72,11 @@ export const configSchema = defineSchema<DeviceMetricsConfig>(
     shard_count: { doc: 'Number of replicas sharing the device scrape.', format: 'nat', default: 1 },
     shard_index: { doc: 'This replica’s shard (0 … shard_count−1).', format: 'nat', default: 0 },
     proxy_url: { doc: 'HTTP proxy that reaches the tailnet (tailscaled --outbound-http-proxy-listen; set automatically in tsnet mode). Empty = dial directly.', format: 'url_or_empty', default: '' },
+    service_discovery: {
+      enabled: { doc: 'Serve the scrape targets as a Prometheus HTTP service discovery document (http_sd_configs).', format: Boolean, default: true },
+      path: { doc: 'Path of the discovery document on the shared HTTP server (behind METRICS_TOKEN when set).', format: String, default: '/sd/devices' },
+      max_response_bytes: { doc: 'Largest discovery document served, bytes; a larger one is answered 503 and Prometheus keeps its last targets.', format: 'nat', default: 64 * 1024 * 1024 },
+    },
   },
   (c) => {
     const p: Array<{ path: string; message: string }> = [];
@@ -74,6 +90,10 @@ export const configSchema = defineSchema<DeviceMetricsConfig>(
     if (c.require_tag && !c.scrape_tag.startsWith('tag:')) p.push({ path: 'scrape_tag', message: 'must start with "tag:"' });
     // Through a proxy the name would be resolved by the proxy, where the allowed-CIDR rule cannot
     // check the address actually dialed.
+    const sd = c.service_discovery;
+    if (!/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/.test(sd.path)) p.push({ path: 'service_discovery.path', message: 'must start with / and be a plain URL path (no query, fragment or spaces)' });
+    else if (RESERVED_PATHS.includes(sd.path.replace(/(.)\/+$/, '$1'))) p.push({ path: 'service_discovery.path', message: `${sd.path} is served by tsmetrics itself; choose another path such as /sd/devices` });
+    if (sd.max_response_bytes < 1024) p.push({ path: 'service_discovery.max_response_bytes', message: 'must be at least 1024' });
     if (c.proxy_url && c.address === 'magicdns') p.push({ path: 'address', message: 'magicdns cannot be used with proxy_url; use ipv4 or ipv6 so the allowed-CIDR rule checks the dialed address' });
     return p;
   },

@@ -6,7 +6,7 @@ import { boundLabel } from '../../src/model/labels.ts';
 import { BoundedCache } from '../../src/model/names.ts';
 import { OnceLogger } from '../../src/log/logger.ts';
 import { errorMessage } from '../../src/errors.ts';
-import type { Device } from '../../src/pipeline/inventory.ts';
+import type { Device, InventorySnapshot } from '../../src/pipeline/inventory.ts';
 import { createScrapingReceiver, type ScrapeResult } from '../../src/pipeline/scraper.ts';
 import type { ErrorKind } from '../../src/telemetry/self.ts';
 import { setMaxListeners } from 'node:events';
@@ -21,6 +21,7 @@ import type { DeviceMetricsConfig } from './config.ts';
 import { convertFamilies, StartTimeTracker, type ConvertReport } from './convert.ts';
 import { ExpositionLimitError, ExpositionParseError, parseExposition, type ExpositionLimits } from './exposition.ts';
 import { FamilyRegistry } from './families.ts';
+import { discoveryRoute, type DiscoveredTarget } from './sd.ts';
 import { ScrapeError, classify, createGuardedAgent, fetchMetrics } from './fetch.ts';
 
 export const SCRAPE_METRICS = {
@@ -30,6 +31,9 @@ export const SCRAPE_METRICS = {
   errors: ['tsmetrics_device_scrape_errors_total', 'Failed scrapes of the device by kind (timeout, refused, http_status, too_large, parse, not_allowed, network).'],
   backoff: ['tsmetrics_device_scrape_backoff_cycles', 'Cycles the device will still be skipped after repeated failures.'],
 } as const;
+
+/** Longest comma-joined list label (tags, addresses) in the discovery document, characters. */
+const SD_LIST_MAX_LENGTH = 1024;
 
 /** Per-device state that lives across cycles. */
 interface DeviceState {
@@ -156,13 +160,39 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
     }
   };
 
-  const targets = (): Device[] => {
-    const snaps = config.inventory ? [settings.inventory.get(config.inventory)].filter((s) => s !== undefined) : settings.inventory.all();
-    const out: Device[] = [];
+  const snapshots = (): InventorySnapshot[] => (config.inventory ? [settings.inventory.get(config.inventory)].filter((s) => s !== undefined) : settings.inventory.all());
+
+  /** The devices a cycle targets, each with the snapshot that listed it first. */
+  const selected = (): Array<{ device: Device; snapshot: InventorySnapshot }> => {
+    const out: Array<{ device: Device; snapshot: InventorySnapshot }> = [];
     const seen = new Set<string>();
-    for (const s of snaps) for (const d of s.devices) if (!seen.has(d.id) && wanted(d)) {
+    for (const s of snapshots()) for (const d of s.devices) if (!seen.has(d.id) && wanted(d)) {
       seen.add(d.id);
-      out.push(d);
+      out.push({ device: d, snapshot: s });
+    }
+    return out;
+  };
+  const targets = (): Device[] => selected().map((t) => t.device);
+
+  /** Where a targeted device is dialed, or why it cannot be (the scrape and discovery both ask). */
+  const dialTarget = (d: Device): { addr: string; url: URL } | { reason: string } => {
+    const addr = chooseAddress(d, config.address, allowed, allowedCache);
+    const url = addr === undefined ? undefined : deviceUrl(addr, config.port, config.path);
+    if (!addr || !url) return { reason: addr ? 'the device address cannot be dialed as given' : config.address === 'magicdns' ? 'the device name is not a plain DNS hostname' : 'no plain IP address inside the allowed networks' };
+    if (config.address !== 'magicdns' && isSelf(addr, config.port)) return { reason: 'the device address is this exporter’s own listen address' };
+    return { addr, url };
+  };
+
+  /** What a scrape would dial now: the targeted devices that have an address it may dial. */
+  const discovered = (): DiscoveredTarget[] => {
+    const out: DiscoveredTarget[] = [];
+    for (const { device, snapshot } of selected()) {
+      try {
+        const dial = dialTarget(device);
+        if ('url' in dial) out.push({ device, tailnet: device.tailnet || snapshot.tailnet, address: `${dial.url.hostname}:${config.port}` });
+      } catch {
+        // A malformed record fails its own selection, as in the scrape.
+      }
     }
     return out;
   };
@@ -216,18 +246,13 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
         finish(false, 0);
         return;
       }
-      const addr = chooseAddress(d, config.address, allowed, allowedCache);
-      const url = addr === undefined ? undefined : deviceUrl(addr, config.port, config.path);
-      if (!addr || !url) {
-        fail(d, s, 'not_allowed', addr ? 'the device address cannot be dialed as given' : config.address === 'magicdns' ? 'the device name is not a plain DNS hostname' : 'no plain IP address inside the allowed networks');
+      const dial = dialTarget(d);
+      if ('reason' in dial) {
+        fail(d, s, 'not_allowed', dial.reason);
         finish(false, 0);
         return;
       }
-      if (config.address !== 'magicdns' && isSelf(addr, config.port)) {
-        fail(d, s, 'not_allowed', 'the device address is this exporter’s own listen address');
-        finish(false, 0);
-        return;
-      }
+      const { url } = dial;
       const began = performance.now();
       try {
         const text = await limiter.schedule(() => fetchMetrics({ dispatcher: agent, url, timeoutMs: config.timeout, maxBytes: config.max_body_size, signal, userAgent: USER_AGENT }));
@@ -308,7 +333,7 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
       signal.addEventListener('abort', done, { once: true });
     });
 
-  return createScrapingReceiver(settings, {
+  const receiver = createScrapingReceiver(settings, {
     interval: config.interval,
     beforeFirst,
     scrape,
@@ -317,4 +342,20 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
       await agent.destroy().catch(() => undefined);
     },
   }, next);
+  const sd = config.service_discovery;
+  const routes = sd.enabled
+    ? [
+        discoveryRoute({
+          path: sd.path,
+          select: discovered,
+          version: snapshots,
+          metricsPath: config.path,
+          limits: { labelMaxLength: config.label_max_length, listMaxLength: SD_LIST_MAX_LENGTH, maxBytes: sd.max_response_bytes },
+          logger: settings.logger,
+          onTooLarge: () => settings.telemetry.error(id, 'too_large'),
+          now: () => settings.clock.now(),
+        }),
+      ]
+    : [];
+  return { ...receiver, routes: () => routes };
 }
