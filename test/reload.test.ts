@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, startTsmetrics, type Running } from '../src/app.ts';
 import { ReloadQueue } from '../src/pipeline/reload.ts';
+import { defaultRegistry } from '../src/components.ts';
+import { fixedLogsReceiverFactory, flowRecord } from '../connectors/common/test-logs.ts';
 import { TailnetSimulator } from '../src/simulator/simulator.ts';
 import { families, http, sampleValue, waitFor } from './helpers/index.ts';
 import { stopChild, tempDir } from './helpers/system.ts';
@@ -401,4 +403,59 @@ test('Kubernetes: the pipeline ConfigMap is mounted as a directory, and the relo
   await waitFor(async () => (await http(`${run.url}/federate`, { headers: auth('reload-token-123456') })).status === 200, 30_000);
   assert.match(out, /changed; POST/);
   assert.doesNotMatch(out, /refused or failed/);
+});
+
+test('a logs pipeline with a connector: adding an exporter on the metrics side keeps the connector, whose counters go on summing', { timeout: 60_000 }, async (t) => {
+  const d = tempDir('tsm-reload-logs-');
+  t.after(() => d.remove());
+  const file = join(d.path, 'pipeline.yaml');
+  const gw = { id: 'nGw1CNTRL', name: 'gw-01.example.ts.net' };
+  const db = { id: 'nDb1CNTRL', name: 'db-01.example.ts.net' };
+  const batch = [flowRecord({ type: 'virtual', protocol: 'tcp', reporter: gw.id, src: { address: '100.64.0.1', port: 51000, device: gw }, dst: { address: '100.64.0.2', port: 5432, device: db }, counts: { tx_bytes: 1000, tx_packets: 10 } })];
+  const yaml = (federate: boolean): string => `receivers:
+  fixed_logs: {}
+connectors:
+  flow_metrics: {}
+exporters:
+  prometheus: {}
+${federate ? '  prometheus/federate: { path: /federate }\n' : ''}service:
+  http: { port: 0 }
+  pipelines:
+    logs: { receivers: [fixed_logs], exporters: [flow_metrics] }
+    metrics: { receivers: [flow_metrics], exporters: [prometheus${federate ? ', prometheus/federate' : ''}] }
+`;
+  writeFileSync(file, yaml(false));
+  const run = await startTsmetrics({ env: {}, configFile: file, registry: defaultRegistry([fixedLogsReceiverFactory(() => [batch])]), port: 0, write: () => undefined });
+  t.after(() => run.stop(AbortSignal.timeout(3000)));
+  const tx = { traffic_type: 'virtual', src_device: gw.name, dst_device: db.name, direction: 'tx' };
+  await run.service.collectNow();
+  assert.equal(sampleValue(families((await http(`${run.url}/metrics`)).body), 'tailscale_network_flow_bytes_total', tx), 1000);
+  writeFileSync(file, yaml(true));
+  const res = await run.reload();
+  assert.equal(res.ok, true, res.problems.join('\n'));
+  assert.deepEqual(res.added, ['prometheus/federate']);
+  assert.ok((res.kept as string[]).includes('flow_metrics') && (res.kept as string[]).includes('fixed_logs'), JSON.stringify(res));
+  await run.service.collectNow();
+  assert.equal(sampleValue(families((await http(`${run.url}/metrics`)).body), 'tailscale_network_flow_bytes_total', tx), 2000, 'the kept connector sums on');
+  assert.equal(sampleValue(families((await http(`${run.url}/federate`)).body), 'tailscale_network_flow_bytes_total', tx), 2000, 'and feeds the new exporter');
+});
+
+test('demo mode: a reload re-reads the environment and keeps the simulator; a changed variable rebuilds what it configures', { timeout: 60_000 }, async (t) => {
+  const env: Record<string, string> = { LOG_LEVEL: 'error', SCRAPE_INTERVAL: '30s' };
+  const run = await startTsmetrics({ env, port: 0, write: () => undefined });
+  t.after(() => run.stop(AbortSignal.timeout(5000)));
+  await waitFor(async () => (await http(`${run.url}/ready`)).status === 200, 30_000);
+  const sim = run.simulator;
+  const same = await postReload(run.url);
+  assert.equal(same.status, 200, JSON.stringify(same.json));
+  assert.deepEqual([same.json.added, same.json.replaced, same.json.removed], [[], [], []], 'nothing changed');
+  env.SCRAPE_INTERVAL = '20s';
+  const changed = await postReload(run.url);
+  assert.equal(changed.status, 200, JSON.stringify(changed.json));
+  assert.ok((changed.json.replaced as string[]).includes('device_metrics'), JSON.stringify(changed.json));
+  assert.equal((run.config.receivers.get('device_metrics')?.config as { interval: number }).interval, 20_000);
+  assert.equal(run.simulator, sim, 'the same simulator');
+  const page = await http(`${run.url}/metrics`);
+  assert.equal(page.status, 200);
+  assert.match(page.body, /^tailscaled_/m, 'still watching the simulated tailnet');
 });
