@@ -143,7 +143,12 @@ export function otlpExporterFromEnv(e: OtlpEnvSettings, ctx: OtlpEnvContext): Re
   const endpoint = specific || (protocol === 'grpc' ? base : `${base.replace(/\/+$/, '')}/v1/metrics`);
   // Logs: their own variables, else the general ones (never the metrics-specific ones).
   const logsProtocol = pick(e.OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, e.OTEL_EXPORTER_OTLP_PROTOCOL);
-  const logsEndpoint = e.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT || (base ? (logsProtocol === 'grpc' ? base : `${base.replace(/\/+$/, '')}/v1/logs`) : logsProtocol === 'grpc' ? 'http://localhost:4317' : 'http://localhost:4318/v1/logs');
+  // When the metrics endpoint is the general one over the same kind of transport, the exporter
+  // derives the same logs endpoint from it (and a bad general endpoint is reported once).
+  const sameAsMetrics = !specific && (logsProtocol === 'grpc') === (protocol === 'grpc');
+  const logsEndpoint =
+    e.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT ||
+    (sameAsMetrics ? '' : base ? (logsProtocol === 'grpc' ? base : `${base.replace(/\/+$/, '')}/v1/logs`) : logsProtocol === 'grpc' ? 'http://localhost:4317' : 'http://localhost:4318/v1/logs');
   const resource = parseKeyValueList(e.OTEL_RESOURCE_ATTRIBUTES);
   if (e.OTEL_SERVICE_NAME) resource['service.name'] = e.OTEL_SERVICE_NAME;
   return {
