@@ -1,7 +1,7 @@
 import { DataPointType, type DataPoint, type Histogram, type MetricData, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { Attributes, HrTime } from '@opentelemetry/api';
 import { BoundedCache, prometheusName } from '../../src/model/names.ts';
-import { escapeName, quoteEscape, seriesRef, writtenLabelName, writtenMetricName, type Escaping } from './escaping.ts';
+import { escapeName, isLegacyMetricName, quoteEscape, seriesRef, writtenLabelName, writtenMetricName, type Escaping } from './escaping.ts';
 import { TEXT_FORMAT, type ExpositionFormat } from './negotiate.ts';
 
 /**
@@ -202,6 +202,9 @@ function metricNameFor(m: MetricData, esc: Escaping): string | undefined {
   return esc === 'allow-utf-8' ? name : escapeName(name, esc, 'metric');
 }
 
+function bareRef(name: string, labels: string): string {
+  return labels.length ? `${name}{${labels}}` : name;
+}
 /** OpenMetrics' spelling of a float label value (`le`): always with a `.` or an exponent. */
 function omFloat(v: number): string {
   if (v === Infinity) return '+Inf';
@@ -231,12 +234,14 @@ function pointsFor(name: string, m: MetricData, fmt: ExpositionFormat): string {
   const esc = fmt.escaping;
   const om = fmt.openmetrics;
   const out: string[] = [];
+  // Suffixes add only legacy characters, so one check of the name decides for every line.
+  const series = isLegacyMetricName(name) ? bareRef : seriesRef;
   if (m.dataPointType === DataPointType.HISTOGRAM) {
     for (const p of m.dataPoints as DataPoint<Histogram>[]) {
       const h = p.value;
       const base = labelsFor(p.attributes, esc, undefined, 'le');
       const lbl = (extra: string) => (base.length ? `${base},${extra}` : extra);
-      const ref = (suffix: string) => seriesRef(name + suffix, base);
+      const ref = (suffix: string) => series(name + suffix, base);
       if (!om) {
         if (h.count != null) out.push(`${ref('_count')} ${valueString(h.count)}\n`);
         if (h.sum != null) out.push(`${ref('_sum')} ${valueString(h.sum)}\n`);
@@ -250,11 +255,11 @@ function pointsFor(name: string, m: MetricData, fmt: ExpositionFormat): string {
         if (ub === undefined && infDefined) break;
         if (ub === undefined || ub === Infinity) infDefined = true;
         const le = ub === undefined || ub === Infinity ? '+Inf' : om ? omFloat(ub) : String(ub);
-        out.push(`${seriesRef(`${name}_bucket`, lbl(`le="${le}"`))} ${valueString(cum)}\n`);
+        out.push(`${series(`${name}_bucket`, lbl(`le="${le}"`))} ${valueString(cum)}\n`);
       }
       if (om) {
         // OpenMetrics requires the +Inf bucket; a point without one still gets it, from count.
-        if (!infDefined) out.push(`${seriesRef(`${name}_bucket`, lbl('le="+Inf"'))} ${valueString(h.count ?? cum)}\n`);
+        if (!infDefined) out.push(`${series(`${name}_bucket`, lbl('le="+Inf"'))} ${valueString(h.count ?? cum)}\n`);
         if (h.sum != null) out.push(`${ref('_sum')} ${valueString(h.sum)}\n`);
         out.push(`${ref('_count')} ${valueString(h.count ?? cum)}\n`);
         const created = createdSeconds(p.startTime);
@@ -268,10 +273,10 @@ function pointsFor(name: string, m: MetricData, fmt: ExpositionFormat): string {
     const createdName = counter ? `${omFamilyName(name, 'counter')}_created` : '';
     for (const p of m.dataPoints as DataPoint<number>[]) {
       const l = labelsFor(p.attributes, esc);
-      out.push(`${seriesRef(name, l)} ${valueString(p.value)}\n`);
+      out.push(`${series(name, l)} ${valueString(p.value)}\n`);
       if (counter) {
         const created = createdSeconds(p.startTime);
-        if (created !== undefined) out.push(`${seriesRef(createdName, l)} ${created}\n`);
+        if (created !== undefined) out.push(`${series(createdName, l)} ${created}\n`);
       }
     }
   }
