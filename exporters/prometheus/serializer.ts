@@ -141,7 +141,6 @@ function points(name: string, m: MetricData): string {
   return out.join('');
 }
 
-
 // --- Other formats: OpenMetrics 1.0 and the escaping schemes of Prometheus 3 negotiation ---
 
 /** Printed label names by attribute key, per escaping scheme other than `underscores`. */
