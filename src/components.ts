@@ -32,7 +32,12 @@ export const builtinFactories = [
   auditMetricsConnectorFactory,
 ] as const;
 
-/** A registry of the built-in components; pass extra factories to add your own. */
+/**
+ * A registry of the built-in components; pass extra factories to add your own. An extra factory
+ * of the same kind and type as a built-in one replaces it (a `debug` exporter writing elsewhere,
+ * a patched receiver); two extras of the same kind and type are still an error.
+ */
 export function defaultRegistry(extra: ConstructorParameters<typeof ComponentRegistry>[0] = []): ComponentRegistry {
-  return new ComponentRegistry([...builtinFactories, ...extra]);
+  const replaced = new Set(extra.map((f) => `${f.kind}\u0000${f.type}`));
+  return new ComponentRegistry([...builtinFactories.filter((f) => !replaced.has(`${f.kind}\u0000${f.type}`)), ...extra]);
 }

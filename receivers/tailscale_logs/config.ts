@@ -28,6 +28,7 @@ export interface TailscaleLogsConfig {
   max_retry_after: number;
   tailnet_label: string;
   types: string[];
+  missing_scope: 'degrade' | 'disable';
   interval: number;
   lag: number;
   initial_window: number;
@@ -60,6 +61,11 @@ export const configSchema = defineSchema<TailscaleLogsConfig>(
     tailnet_label: { doc: 'Value of the tailscale.tailnet resource attribute (default: tailnet, or the name the configuration log reports when tailnet is "-").', format: String, default: '' },
     timeout: { doc: 'Timeout of one HTTP request (connect, headers and body); log bodies are large.', format: 'positive_duration', default: 60_000 },
     types: { doc: 'Log types to read: network (flow logs, logs:network:read) and/or configuration (audit logs, logs:configuration:read).', format: 'string_list', default: ['network', 'configuration'] },
+    missing_scope: {
+      doc: 'When the credential may not read a log type (HTTP 403, or 404 without the scope): degrade (the type stays on, tsmetrics_source_up 0, /health degraded, retried every poll) or disable (one info line, the type is switched off until restart or reload; for pipelines that read logs only when the credential allows it).',
+      format: ['degrade', 'disable'],
+      default: 'degrade',
+    },
     interval: { doc: 'How often each log type is polled.', format: 'positive_duration', default: MIN },
     lag: { doc: 'How far behind the last position each poll re-reads, to catch records that show up late (measured up to ~14 min); re-read records are de-duplicated, nothing is held back.', format: 'duration', default: 15 * MIN },
     initial_window: { doc: 'How far back the first poll reads when there is no saved position.', format: 'positive_duration', default: 60 * MIN },

@@ -105,12 +105,20 @@ export function createTailscaleLogsReceiver(settings: Settings, config: Tailscal
     }
   };
 
+  /** Types switched off because the credential may not read them (`missing_scope: disable`). */
+  const disabled = new Set<LogSource>();
   const runSource = async (s: LogSource, signal: AbortSignal): Promise<{ ok: boolean; n: number }> => {
     const startMs = settings.clock.now();
     const devices = new DeviceIndex(settings.inventory.devices());
     const r = await s.poll(signal, { resource: resourceFor(tailnetName()), scope, observed: hrFromMs(startMs), privacy, maxString: config.max_string_length, maxList: config.max_list_length, devices });
     if (r.tailnet && s.type === 'configuration') learnedTailnet = r.tailnet;
     const endMs = settings.clock.now();
+    if (r.unavailable && config.missing_scope === 'disable') {
+      // An off type is not a failing source: it leaves /health, /ready and tsmetrics_source_up.
+      disabled.add(s);
+      settings.telemetry.forgetSource(s.sourceId);
+      return { ok: true, n: 0 };
+    }
     settings.telemetry.cycle(s.sourceId, { ok: r.ok, startMs, endMs, ...(r.error ? { error: r.error } : {}), details: { log_records: r.records.length } });
     if (r.records.length && !signal.aborted) {
       settings.telemetry.received(id, r.records.length, 'logs');
@@ -127,10 +135,11 @@ export function createTailscaleLogsReceiver(settings: Settings, config: Tailscal
 
   const tick = async (signal: AbortSignal): Promise<ScrapeResult> => {
     if (!loaded) await load();
-    const results = await Promise.all(sources.map((s) => runSource(s, signal)));
+    const results = await Promise.all(sources.filter((s) => !disabled.has(s)).map((s) => runSource(s, signal)));
     if (!signal.aborted) await persist();
-    const ok = results.some((r) => r.ok);
-    return { batch: undefined, ok, ...(ok ? {} : { error: 'no log type could be read' }), details: { log_records: results.reduce((a, r) => a + r.n, 0) } };
+    // With every type switched off there is nothing to do, which is not a failure.
+    const ok = results.length === 0 || results.some((r) => r.ok);
+    return { batch: undefined, ok, ...(ok ? {} : { error: 'no log type could be read' }), details: { log_records: results.reduce((a, r) => a + r.n, 0), log_types_active: sources.length - disabled.size } };
   };
 
   // The shared loop delivers metrics batches; this receiver delivers its logs itself.

@@ -29,6 +29,8 @@ export interface LogCounters {
 
 export interface PollResult {
   readonly ok: boolean;
+  /** The credential may not read this log type (403, or 404 without the scope). */
+  readonly unavailable?: boolean;
   readonly error?: string;
   readonly records: ReadableLogRecord[];
   /** The tailnet name the configuration endpoint reported, when it did. */
@@ -230,9 +232,14 @@ export class LogSource {
       if (n) this._once.fail(`drop:${reason}:${this.type}`, reason, `tailscale_logs: ${reason === 'malformed' ? 'malformed records or entries were skipped' : 'lists longer than max_list_length were cut'} in the ${info.what}`, { source: this.type, count: n });
       else this._once.ok(`drop:${reason}:${this.type}`);
     }
-    if (failure) return { ok: false, error: this._report(failure), records: out, ...(tailnet ? { tailnet } : {}) };
+    if (failure) return { ok: false, error: this._report(failure), records: out, ...(this._unavailable(failure) ? { unavailable: true } : {}), ...(tailnet ? { tailnet } : {}) };
     this._once.ok(`api:${this.type}`, `tailscale_logs: ${info.what} readable again`, { source: this.type });
     return { ok: true, records: out, ...(tailnet ? { tailnet } : {}) };
+  }
+
+  /** A 403, or a 404 the granted scopes do not explain: the credential may not read this type. */
+  private _unavailable(e: ApiCallError): boolean {
+    return e.status === 403 || (e.status === 404 && this._client.hasScope(LOG_TYPE_INFO[this.type].scope) !== true);
   }
 
   /** Logs a failed poll once per kind and returns the message for /health. */
@@ -240,7 +247,10 @@ export class LogSource {
     const info = LOG_TYPE_INFO[this.type];
     const message = this._s.secrets.scrub(e.message);
     this._s.telemetry.error(this.sourceId, e.kind);
-    if (e.status === 403 || e.status === 404) {
+    if (this._unavailable(e) && this._c.missing_scope === 'disable') {
+      // Reading logs only where the credential allows it is the configuration's intent, not a fault.
+      this._s.logger.info(`tailscale_logs: ${info.what} are off: the credential may not read them (HTTP ${e.status}; they need the scope ${info.scope}); missing_scope is disable, so they are not read again until a restart or reload`, { source: this.type, status: e.status, needs_scope: info.scope });
+    } else if (e.status === 403 || e.status === 404) {
       const has = this._client.hasScope(info.scope);
       const why =
         e.status === 404 && has === true
