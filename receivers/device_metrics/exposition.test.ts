@@ -249,6 +249,20 @@ test('a body parsed after a longer one is read alone: its end is its end, not th
   assert.throws(() => parseExposition('m{a="b"} 1\nm'), (err: unknown) => err instanceof ExpositionParseError && err.line === 2 && /missing value/.test(err.message));
 });
 
+test('families whose names hash alike stay apart, and a family named again later is found again', () => {
+  // "Aa" and "BB" (and "AaAa", "BBBB", ...) collide in the parser's name hash (h * 31 + c).
+  const text = '# TYPE Aa gauge\nAa 1\n# TYPE BB counter\nBB 2\nAaBB 3\n# HELP Aa late help\nBBAa 4\nAa{x="y"} 5\n';
+  assert.deepEqual(simple(text), {
+    Aa: { help: 'late help', type: 'gauge', samples: [['Aa', {}, 1], ['Aa', { x: 'y' }, 5]] },
+    BB: { type: 'counter', samples: [['BB', {}, 2]] },
+    AaBB: { type: 'untyped', samples: [['AaBB', {}, 3]] },
+    BBAa: { type: 'untyped', samples: [['BBAa', {}, 4]] },
+  });
+  assert.deepEqual(parseExposition(text).map((f) => f.name), ['Aa', 'BB', 'AaBB', 'BBAa']);
+  assert.throws(() => parseExposition(`${text}# TYPE BB gauge\n`), (err: unknown) => err instanceof ExpositionParseError && err.line === 9 && /second TYPE line for metric name "BB"/.test(err.message));
+  assert.throws(() => parseExposition(`${text}# TYPE "AaBB" gauge\n`), (err: unknown) => err instanceof ExpositionParseError && err.line === 9 && /"AaBB"/.test(err.message));
+});
+
 // Differential check against parse-prometheus-text-format on inputs it handles correctly.
 test('agrees with parse-prometheus-text-format on the inputs it parses correctly', () => {
   const text = fixture('client-metrics.txt');

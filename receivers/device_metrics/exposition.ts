@@ -245,6 +245,16 @@ function readQuoted(text: string, code: Uint16Array, i: number, end: number, lin
   return value;
 }
 
+/** Size of the per-exposition filter of family names (see `find` in `parseExposition`). */
+const FILTER_BITS = 4096;
+
+/** The hash `parseExposition` takes of a name while scanning it, for names it did not scan. */
+function nameHash(name: string): number {
+  let h = 0;
+  for (let i = 0; i < name.length; i++) h = (Math.imul(h, 31) + name.charCodeAt(i)) | 0;
+  return h;
+}
+
 interface FamilyState {
   fam: ExpositionFamily;
   typed: boolean;
@@ -284,31 +294,50 @@ export function parseExposition(text: string, limits: ExpositionLimits = {}): Ex
   const labelPos: number[] = [];
   /** Where `lastName` was read in `text`. */
   let lastNameAt = 0;
+  /** `nameHash(lastName)`. */
+  let lastNameHash = 0;
   const len = text.length;
   let pos = 0;
   let lineNo = 0;
 
-  const family = (name: string): FamilyState => {
-    let f = families.get(name);
+  // Most names are new when first looked up, and `families.get` of a freshly sliced name costs
+  // far more than the rest of its line (V8 hashes the slice through the runtime). So a family is
+  // first only marked in a bit filter, by a hash taken while its name was scanned; the map is
+  // filled (and asked) only once some name hits a marked bit. A collision, even a contrived one,
+  // costs no more than asking the map every time, as without the filter.
+  const seen = new Uint32Array(FILTER_BITS >>> 5);
+  const pending: FamilyState[] = [];
+  const find = (name: string, hash: number): FamilyState | undefined => {
+    const bit = (hash ^ (hash >>> 15)) & (FILTER_BITS - 1);
+    if (((seen[bit >>> 5] as number) & (1 << (bit & 31))) === 0) return undefined;
+    for (const p of pending) families.set(p.fam.name, p);
+    pending.length = 0;
+    return families.get(name);
+  };
+  const family = (name: string, hash: number): FamilyState => {
+    let f = find(name, hash);
     if (!f) {
       f = { fam: { name, help: undefined, type: 'untyped', samples: [] }, typed: false, helped: false };
-      families.set(name, f);
+      const bit = (hash ^ (hash >>> 15)) & (FILTER_BITS - 1);
+      seen[bit >>> 5] = (seen[bit >>> 5] as number) | (1 << (bit & 31));
+      pending.push(f);
       order.push(f.fam);
     }
     return f;
   };
 
   /** The family a sample name belongs to: itself, or a histogram/summary it is a part of. */
-  const familyForSample = (name: string): FamilyState => {
-    const direct = families.get(name);
+  const familyForSample = (name: string, hash: number): FamilyState => {
+    const direct = find(name, hash);
     if (direct) return direct;
     for (const suffix of ['_bucket', '_count', '_sum']) {
       if (name.endsWith(suffix)) {
-        const base = families.get(name.slice(0, -suffix.length));
+        const baseName = name.slice(0, -suffix.length);
+        const base = find(baseName, nameHash(baseName));
         if (base && (base.fam.type === 'histogram' || (base.fam.type === 'summary' && suffix !== '_bucket'))) return base;
       }
     }
-    return family(name);
+    return family(name, hash);
   };
 
   while (pos < len) {
@@ -337,26 +366,31 @@ export function parseExposition(text: string, limits: ExpositionLimits = {}): Ex
       while (i < lineEnd && (code[i] === 32 || code[i] === 9)) i++;
       if (i >= lineEnd) continue; // "# HELP" alone is just a comment
       let name: string;
+      let hash: number;
       if (code[i] === 34) {
         name = readQuoted(text, code, i, lineEnd, lineNo, 'metric name');
+        hash = nameHash(name);
         i = quotedNext;
       } else {
         // TYPE, HELP and the samples name the same family in a row: reuse the string.
         if (sameNameAt(code, i, lastNameAt, lastName.length, true)) {
           name = lastName;
+          hash = lastNameHash;
           i += name.length;
         } else {
           const nameStart = i;
           if (!isNameStart(code[i], true)) throw new ExpositionParseError(lineNo, 'invalid metric name in comment');
-          while (i < lineEnd && isNameChar(code[i], true)) i++;
+          hash = 0;
+          for (let c = code[i]; i < lineEnd && isNameChar(c, true); c = code[++i]) hash = (Math.imul(hash, 31) + (c as number)) | 0;
           name = lastName = text.slice(nameStart, i);
           lastNameAt = nameStart;
+          lastNameHash = hash;
         }
       }
       if (i < lineEnd && code[i] !== 32 && code[i] !== 9) throw new ExpositionParseError(lineNo, 'invalid metric name in comment');
       if (name.length > maxName) tooLongName(lineNo, name);
       while (i < lineEnd && (code[i] === 32 || code[i] === 9)) i++;
-      const f = current !== undefined && current.fam.name === name ? current : family(name);
+      const f = current !== undefined && current.fam.name === name ? current : family(name, hash);
       current = f;
       if (i >= lineEnd) continue; // a name and nothing else is not an error either
       if (kw === 'HELP') {
@@ -384,17 +418,20 @@ export function parseExposition(text: string, limits: ExpositionLimits = {}): Ex
     }
     // A sample line: name [labels] value [timestamp]; the name may also be quoted inside the braces.
     let name = '';
+    let hash = 0;
     if (c0 !== 123) {
       // Consecutive samples usually repeat the name: reuse the string instead of slicing again.
       if (sameNameAt(code, i, lastNameAt, lastName.length, true)) {
         name = lastName;
+        hash = lastNameHash;
         i += name.length;
       } else {
         if (!isNameStart(c0, true)) throw new ExpositionParseError(lineNo, 'invalid metric name');
         const nameStart = i;
-        while (i < lineEnd && isNameChar(code[i], true)) i++;
+        for (let c = c0; i < lineEnd && isNameChar(c, true); c = code[++i]) hash = (Math.imul(hash, 31) + (c as number)) | 0;
         name = lastName = text.slice(nameStart, i);
         lastNameAt = nameStart;
+        lastNameHash = hash;
       }
     }
     const labels: Record<string, string> = {};
@@ -423,6 +460,7 @@ export function parseExposition(text: string, limits: ExpositionLimits = {}): Ex
             if (name !== '') throw new ExpositionParseError(lineNo, 'multiple metric names');
             if (qv === '') throw new ExpositionParseError(lineNo, 'invalid metric name');
             name = qv;
+            hash = nameHash(qv);
             if (nc === 44) i++;
             continue;
           }
@@ -523,7 +561,7 @@ export function parseExposition(text: string, limits: ExpositionLimits = {}): Ex
       while (i < lineEnd && (code[i] === 32 || code[i] === 9)) i++;
       if (i < lineEnd) throw new ExpositionParseError(lineNo, 'spurious string after timestamp');
     }
-    const f = current && (name === current.fam.name || belongsTo(name, current.fam)) ? current : familyForSample(name);
+    const f = current && (name === current.fam.name || belongsTo(name, current.fam)) ? current : familyForSample(name, hash);
     current = f;
     const t = f.fam.type;
     if (t === 'histogram' && name === `${f.fam.name}_bucket`) {
