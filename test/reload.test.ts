@@ -88,10 +88,11 @@ function auth(token: string | undefined): Record<string, string> {
 
 /** Waits until /metrics serves device series and returns the page. */
 async function devicePage(url: string, token?: string): Promise<string> {
-  return waitFor(async () => {
+  const page = await waitFor<string | undefined>(async () => {
     const res = await http(`${url}/metrics`, { headers: auth(token) });
     return res.status === 200 && /^tailscaled_/m.test(res.body) ? res.body : undefined;
   }, 30_000);
+  return page as string;
 }
 
 function gauge(page: string, name: string): number | undefined {
@@ -194,11 +195,11 @@ test('an edit that adds an exporter and a processor keeps the receivers: same co
   assert.ok((res.json.kept as string[]).includes('device_metrics') && (res.json.kept as string[]).includes('tailscale_api'), JSON.stringify(res.json));
 
   // The next cycles go through the new pipeline (the new exporter has the devices) …
-  const federated = await waitFor(async () => {
+  const federated = await waitFor<string | undefined>(async () => {
     const f = await http(`${run.url}/federate`);
     return f.status === 200 && f.body.includes(`device_name="${healthyName}"`) ? f.body : undefined;
   }, 30_000);
-  assert.match(federated, /^tailscaled_/m);
+  assert.match(federated ?? '', /^tailscaled_/m);
   // … from the same receiver: its counters keep their start times and its state goes on.
   const errorsAt = errorsBefore;
   await waitFor(async () => (sampleValue(families((await http(`${run.url}/metrics`)).body), 'tsmetrics_device_scrape_errors_total', { device_name: failing.name }) ?? 0) > errorsAt + 1, 30_000);
@@ -310,7 +311,7 @@ test('SIGHUP reloads a running CLI process: a bad edit is logged and kept out, a
   t.after(() => stopChild(child));
   let log = '';
   child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
-  const url = await waitFor(() => /"msg":"tsmetrics started".*?"metrics":"(http:\/\/[^"]+)\/metrics"/.exec(log)?.[1], 30_000);
+  const url = (await waitFor(() => /"msg":"tsmetrics started".*?"metrics":"(http:\/\/[^"]+)\/metrics"/.exec(log)?.[1], 30_000)) as string;
   await devicePage(url);
 
   r.write(pipeline(r.sim).replace('port: 0', 'port: 0, max_connections: lots'));
@@ -367,7 +368,7 @@ test('Kubernetes: the pipeline ConfigMap is mounted as a directory, and the relo
   const vol = spec.volumes.find((v) => v.configMap?.name === cm?.metadata.name);
   assert.ok(vol, 'the ConfigMap is a volume');
   for (const c of [main, sidecar]) {
-    const m = c.volumeMounts?.find((x) => x.name === vol.name);
+    const m: { name: string; mountPath: string; subPath?: string } | undefined = c.volumeMounts?.find((x) => x.name === vol.name);
     assert.ok(m, `${c.name} mounts it`);
     assert.equal(m.subPath, undefined, `${c.name}: no subPath (updates would never arrive)`);
     assert.equal(join(m.mountPath, 'pipeline.yaml'), configPath);
