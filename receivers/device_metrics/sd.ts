@@ -61,7 +61,8 @@ export function targetLabels(t: DiscoveredTarget, metricsPath: string, limits: D
     [`${META_PREFIX}tags`]: tags ? `,${tags},` : '',
     [`${META_PREFIX}online`]: String(d.online === true),
     [`${META_PREFIX}authorized`]: String(d.authorized === true),
-    [`${META_PREFIX}tailnet`]: text(t.tailnet),
+    // "-" is the API's alias for the credential's own tailnet, not a name.
+    [`${META_PREFIX}tailnet`]: t.tailnet === '-' ? '' : text(t.tailnet),
     [`${META_PREFIX}addresses`]: addresses,
   };
   if (metricsPath !== '/metrics') labels.__metrics_path__ = metricsPath;
