@@ -32,6 +32,15 @@ function withProxy(config: ServiceConfig, proxyUrl: string): ServiceConfig {
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
+/**
+ * Demo mode reads the simulator's flow and audit logs, shows each batch on stdout through the
+ * debug exporter and turns them into flow metrics on /metrics; a variable the user set wins.
+ */
+function demoLogDefaults(env: Env): Record<string, string> {
+  const defaults: Record<string, string> = { TS_LOG_TYPES: 'network,configuration', TS_LOG_INTERVAL: '30s', DEBUG_EXPORTER: 'logs' };
+  return Object.fromEntries(Object.entries(defaults).filter(([k]) => !env[k]));
+}
+
 /** Where the configuration comes from. */
 export interface LoadedConfig {
   config: ServiceConfig;
@@ -163,7 +172,7 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
     // One flaky device (desktop-07) shows what scrape errors and backoff look like.
     simulator = new TailnetSimulator({ devices: e.DEMO_DEVICES, names: e.TEST_DEVICES.length ? e.TEST_DEVICES : undefined, ephemeralLifetimeMs: 120_000, flakyDeviceIndex: 6, localApi: !e.DEMO_HEADSCALE });
     await simulator.start();
-    extraEnv = simulator.env();
+    extraEnv = { ...demoLogDefaults(o.env), ...simulator.env() };
     redactor.add(extraEnv.TS_API_KEY);
     if (e.DEMO_HEADSCALE) {
       // The same devices, watched as a Headscale tailnet: its variables replace the Tailscale API's.
@@ -286,7 +295,7 @@ export async function startTsmetrics(o: RunOptions): Promise<Running> {
     try {
       // The same sources as at start: the file and this process's environment (re-read now),
       // and in demo mode the simulator, which keeps running, with its variables.
-      const extra: Env = headscale ? headscale.env() : simulator ? simulator.env() : {};
+      const extra: Env = headscale ? headscale.env() : simulator ? { ...demoLogDefaults(o.env), ...simulator.env() } : {};
       next = loadConfig(o.env, { ...(o.configFile ? { configFile: o.configFile } : {}), ...(o.registry ? { registry: o.registry } : {}), ...(o.flags ? { flags: o.flags } : {}), extraEnv: extra });
     } catch (err) {
       if (err instanceof ConfigError) return fail(400, err.problems.map(formatProblem), `${err.problems.length} problem${err.problems.length === 1 ? '' : 's'} in the configuration`);

@@ -65,6 +65,40 @@ test('OTEL_EXPORTER_OTLP_* switch on the otlp exporter', () => {
   assert.ok(!JSON.stringify(redactedConfig(cfg)).includes('xyz'));
 });
 
+test('the env pipeline reads the logs when an OTLP endpoint can take them, and turns them into flow and audit metrics', () => {
+  const pipes = (env: Record<string, string>) => Object.fromEntries(loadConfig(env).pipelines.map((p) => [p.name, p]));
+  // Without an OTLP endpoint (and without TS_LOG_TYPES) nothing reads logs.
+  assert.deepEqual(Object.keys(pipes({ TS_API_KEY: 'tskey-api-abcdef' })), ['metrics']);
+  const auto = loadConfig({ TS_API_KEY: 'tskey-api-abcdef', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', STORAGE_DIR: '/var/lib/tsmetrics' });
+  const byName = Object.fromEntries(auto.pipelines.map((p) => [p.name, p]));
+  assert.deepEqual(byName.logs?.receivers, ['tailscale_logs']);
+  assert.deepEqual(byName.logs?.exporters, ['otlp', 'flow_metrics', 'audit_metrics']);
+  assert.ok(byName.metrics?.receivers.includes('flow_metrics') && byName.metrics?.receivers.includes('audit_metrics'));
+  const logs = auto.receivers.get('tailscale_logs')?.config as { missing_scope: string; storage_dir: string; api_key: string; types: string[] };
+  assert.equal(logs.missing_scope, 'disable', 'auto reads only what the credential may read');
+  assert.equal(logs.storage_dir, '/var/lib/tsmetrics');
+  assert.equal(logs.api_key, 'tskey-api-abcdef');
+  // Asked for by type: read even without OTLP (flow metrics on /metrics), a missing scope is a fault.
+  const asked = loadConfig({ TS_API_KEY: 'tskey-api-abcdef', TS_LOG_TYPES: 'network' });
+  assert.deepEqual(asked.pipelines.find((p) => p.name === 'logs')?.exporters, ['flow_metrics', 'audit_metrics']);
+  assert.deepEqual((asked.receivers.get('tailscale_logs')?.config as { types: string[]; missing_scope: string }).types, ['network']);
+  assert.equal((asked.receivers.get('tailscale_logs')?.config as { missing_scope: string }).missing_scope, 'degrade');
+  // none, other shards and Headscale-only tailnets read no logs.
+  assert.deepEqual(Object.keys(pipes({ TS_API_KEY: 'tskey-api-abcdef', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', TS_LOG_TYPES: 'none' })), ['metrics']);
+  assert.deepEqual(Object.keys(pipes({ TS_API_KEY: 'tskey-api-abcdef', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', SHARD_COUNT: '2', SHARD_INDEX: '1' })), ['metrics']);
+  // DEBUG_EXPORTER=logs shows the records on stdout (and alone is reason enough to read them).
+  assert.deepEqual(pipes({ TS_API_KEY: 'tskey-api-abcdef', DEBUG_EXPORTER: 'logs' }).logs?.exporters, ['debug', 'flow_metrics', 'audit_metrics']);
+  assert.deepEqual(pipes({ TS_API_KEY: 'tskey-api-abcdef', DEBUG_EXPORTER: 'logs' }).metrics?.exporters, ['prometheus']);
+  assert.throws(
+    () => loadConfig({ TS_API_KEY: 'tskey-api-abcdef', TS_LOG_TYPES: 'network,flows' }),
+    (e: unknown) => e instanceof ConfigError && e.problems.some((p) => p.path === 'TS_LOG_TYPES' && /unknown log type "flows"/.test(p.message)),
+  );
+  assert.throws(
+    () => loadConfig({ TS_API_KEY: 'tskey-api-abcdef', TS_LOG_TYPES: 'network', TS_LOG_PRIVACY_ACTORS: 'hash' }),
+    (e: unknown) => e instanceof ConfigError && e.problems.some((p) => p.path === 'TS_LOG_HASH_KEY'),
+  );
+});
+
 test('bad environment values are reported by variable name, all at once', () => {
   const p = problems(() => loadConfig({ TS_API_KEY: 'tskey-api-abcdef', SCRAPE_INTERVAL: 'soon', PORT: 'http', LOG_LEVEL: 'loud', CLIENT_METRICS_ALLOWED_CIDRS: '100.64.0.0/10,not-a-net' }));
   assert.ok(p.some((x) => x.startsWith('env: SCRAPE_INTERVAL: must be a positive duration')), p.join('\n'));

@@ -63,6 +63,18 @@ export interface EnvSettings extends OtlpEnvSettings {
   TS_AUTHKEY_FILE: string;
   OTEL_EXPORTER_OTLP_HEADERS_FILE: string;
   TS_API_COLLECTORS: string[];
+  // Logs (receivers/tailscale_logs, connectors, exporters/debug)
+  TS_LOG_TYPES: string[];
+  TS_LOG_INTERVAL: number;
+  TS_LOG_LAG: number;
+  TS_LOG_INITIAL_WINDOW: number;
+  STORAGE_DIR: string;
+  TS_LOG_PRIVACY_ACTORS: string;
+  TS_LOG_PRIVACY_EXTERNAL_ADDRESSES: string;
+  TS_LOG_HASH_KEY: string;
+  FLOW_METRICS_MAX_SERIES: number;
+  DEBUG_EXPORTER: string;
+  DEBUG_VERBOSITY: string;
 }
 
 addConfigFormats();
@@ -150,6 +162,17 @@ export const envSchema: { [K in keyof EnvSettings]: SettingSchema<EnvSettings[K]
   METRICS_TOKEN_FILE: s('METRICS_TOKEN_FILE', 'File holding METRICS_TOKEN (read at start).'),
   TS_AUTHKEY_FILE: s('TS_AUTHKEY_FILE', 'File holding TS_AUTHKEY (read at start).'),
   OTEL_EXPORTER_OTLP_HEADERS_FILE: s('OTEL_EXPORTER_OTLP_HEADERS_FILE', 'File holding OTEL_EXPORTER_OTLP_HEADERS (read at start).'),
+  TS_LOG_TYPES: list('TS_LOG_TYPES', 'Tailscale log types to read through the API (tailscale_logs receiver): auto (network and configuration, when an OTLP endpoint is set; a type the credential may not read is switched off with one info line), none, or a list of network, configuration (read whatever the exporters are; a missing scope is a failing source).', ['auto']),
+  TS_LOG_INTERVAL: { env: 'TS_LOG_INTERVAL', doc: 'How often the log types are polled.', format: 'positive_duration', default: 60_000 },
+  TS_LOG_LAG: { env: 'TS_LOG_LAG', doc: 'How far behind the last position each log poll re-reads, for records that arrive late (de-duplicated; nothing is held back).', format: 'duration', default: 900_000 },
+  TS_LOG_INITIAL_WINDOW: { env: 'TS_LOG_INITIAL_WINDOW', doc: 'How far back the first log poll reads when nothing is saved in STORAGE_DIR.', format: 'positive_duration', default: 3_600_000 },
+  STORAGE_DIR: s('STORAGE_DIR', 'Directory for state kept across restarts (the log read positions); empty = memory only.'),
+  TS_LOG_PRIVACY_ACTORS: { env: 'TS_LOG_PRIVACY_ACTORS', doc: 'Audit actor identities: keep, hash or drop.', format: ['keep', 'hash', 'drop'], default: 'keep' },
+  TS_LOG_PRIVACY_EXTERNAL_ADDRESSES: { env: 'TS_LOG_PRIVACY_EXTERNAL_ADDRESSES', doc: 'Flow-log addresses outside the tailnet: keep, hash or drop.', format: ['keep', 'hash', 'drop'], default: 'keep' },
+  TS_LOG_HASH_KEY: secret('TS_LOG_HASH_KEY', 'Key of the hash privacy mode (at least 16 characters).'),
+  FLOW_METRICS_MAX_SERIES: { env: 'FLOW_METRICS_MAX_SERIES', doc: 'Most flow series on /metrics (flow_metrics); the rest are added up as src_device/dst_device "other".', format: 'nat', default: 5000 },
+  DEBUG_EXPORTER: { env: 'DEBUG_EXPORTER', doc: 'Write pipeline data to stdout (debug exporter): none, logs, metrics or all.', format: ['none', 'logs', 'metrics', 'all'], default: 'none' },
+  DEBUG_VERBOSITY: { env: 'DEBUG_VERBOSITY', doc: 'debug exporter: basic (a line per batch), normal (a line per record or metric) or detailed.', format: ['basic', 'normal', 'detailed'], default: 'basic' },
   TS_API_COLLECTORS: list('TS_API_COLLECTORS', 'tailscale_api collectors to run (devices, users, keys, dns, settings, posture, services, service_hosts, policy, log_streaming, webhooks, invites); all = every one.', ['all']),
 };
 
@@ -205,6 +228,15 @@ const ENV_PATHS: ReadonlyArray<[RegExp, string]> = [
   [/^receivers\.tailscale_api\.oauth_id_token_file$/, 'OAUTH_ID_TOKEN_FILE'],
   [/^receivers\.tailscale_api\.collectors/, 'TS_API_COLLECTORS'],
   [/^receivers\.device_metrics\.interval$/, 'SCRAPE_INTERVAL'],
+  [/^receivers\.tailscale_logs\.types/, 'TS_LOG_TYPES'],
+  [/^receivers\.tailscale_logs\.interval$/, 'TS_LOG_INTERVAL'],
+  [/^receivers\.tailscale_logs\.lag$/, 'TS_LOG_LAG'],
+  [/^receivers\.tailscale_logs\.initial_window$/, 'TS_LOG_INITIAL_WINDOW'],
+  [/^receivers\.tailscale_logs\.storage_dir$/, 'STORAGE_DIR'],
+  [/^receivers\.tailscale_logs\.privacy\.actors$/, 'TS_LOG_PRIVACY_ACTORS'],
+  [/^receivers\.tailscale_logs\.privacy\.external_addresses$/, 'TS_LOG_PRIVACY_EXTERNAL_ADDRESSES'],
+  [/^receivers\.tailscale_logs\.privacy\.hash_key$/, 'TS_LOG_HASH_KEY'],
+  [/^connectors\.flow_metrics\.max_series$/, 'FLOW_METRICS_MAX_SERIES'],
   [/^receivers\.headscale\.url$/, 'HEADSCALE_URL'],
   [/^receivers\.headscale\.api_key$/, 'HEADSCALE_API_KEY'],
   [/^receivers\.headscale\.api_key_file$/, 'HEADSCALE_API_KEY_FILE'],
@@ -283,6 +315,10 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
   else if (e.SHARD_INDEX >= e.SHARD_COUNT) problems.push({ source: 'env', path: 'SHARD_INDEX', message: `must be below SHARD_COUNT (${e.SHARD_COUNT})` });
   if (e.MAX_CONCURRENT_SCRAPES < 1) problems.push({ source: 'env', path: 'MAX_CONCURRENT_SCRAPES', message: 'must be at least 1' });
   problems.push(...otlpEnvProblems(e));
+  const logTypes = e.TS_LOG_TYPES.map((t) => t.toLowerCase());
+  const special = logTypes.filter((t) => t === 'auto' || t === 'none');
+  if (special.length && logTypes.length > 1) problems.push({ source: 'env', path: 'TS_LOG_TYPES', message: `${special[0] as string} stands alone; give either auto, none, or a list of network, configuration` });
+  for (const t of logTypes) if (!['auto', 'none', 'network', 'configuration'].includes(t)) problems.push({ source: 'env', path: 'TS_LOG_TYPES', message: `unknown log type "${t}" (known: network, configuration; or auto, none)` });
   if (problems.length) throw new ConfigError(problems);
 
   const interval = `${e.SCRAPE_INTERVAL}ms`;
@@ -305,6 +341,25 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
   const exporters: Record<string, unknown> = { prometheus: {} };
   const otlp = otlpExporterFromEnv(e, { shardIndex: e.SHARD_INDEX, shardCount: e.SHARD_COUNT, scrapeIntervalMs: e.SCRAPE_INTERVAL });
   if (otlp) exporters.otlp = otlp;
+  const debug = e.DEBUG_EXPORTER !== 'none';
+  if (debug) exporters.debug = { verbosity: e.DEBUG_VERBOSITY };
+  // Logs: read when asked for by type, or (auto) when an OTLP endpoint can take them. Only shard
+  // 0 reads them, so replicas never emit the same record twice; the flow and audit connectors
+  // turn them into metrics on /metrics.
+  const explicitLogs = !logTypes.includes('auto') && !logTypes.includes('none');
+  const readLogs = withTailscale && e.SHARD_INDEX === 0 && (explicitLogs || (logTypes.includes('auto') && (otlp !== undefined || e.DEBUG_EXPORTER === 'logs' || e.DEBUG_EXPORTER === 'all')));
+  const logs: Record<string, unknown> = {
+    ...Object.fromEntries(Object.entries(api).filter(([k]) => !['interval', 'emit_metrics', 'collectors'].includes(k))),
+    types: explicitLogs ? logTypes : ['network', 'configuration'],
+    missing_scope: explicitLogs ? 'degrade' : 'disable',
+    interval: `${e.TS_LOG_INTERVAL}ms`,
+    lag: `${e.TS_LOG_LAG}ms`,
+    initial_window: `${e.TS_LOG_INITIAL_WINDOW}ms`,
+    storage_dir: e.STORAGE_DIR,
+    privacy: { actors: e.TS_LOG_PRIVACY_ACTORS, external_addresses: e.TS_LOG_PRIVACY_EXTERNAL_ADDRESSES, hash_key: e.TS_LOG_HASH_KEY },
+  };
+  const logExporters = [...(otlp ? ['otlp'] : []), ...(e.DEBUG_EXPORTER === 'logs' || e.DEBUG_EXPORTER === 'all' ? ['debug'] : []), 'flow_metrics', 'audit_metrics'];
+  const metricsExporters = Object.keys(exporters).filter((x) => x !== 'debug' || e.DEBUG_EXPORTER === 'metrics' || e.DEBUG_EXPORTER === 'all');
   return {
     receivers: {
       ...(withTailscale ? { tailscale_api: api } : {}),
@@ -325,7 +380,9 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
       ...(e.USE_TSNET || e.TS_LOCALAPI_SOCKET
         ? { local_tailscaled: { interval, socket_path: e.TS_LOCALAPI_SOCKET || `${e.TSNET_STATE_DIR.replace(/\/+$/, '')}/tailscaled.sock` } }
         : {}),
+      ...(readLogs ? { tailscale_logs: logs } : {}),
     },
+    ...(readLogs ? { connectors: { flow_metrics: { max_series: e.FLOW_METRICS_MAX_SERIES }, audit_metrics: {} } } : {}),
     processors: {
       device_filter: { include_devices: e.TARGET_DEVICES, exclude_devices: e.EXCLUDE_DEVICES, required_tags: e.DEVICE_TAGS.map((t) => (t.startsWith('tag:') ? t : `tag:${t}`)) },
       relabel: { rules: [] },
@@ -348,10 +405,11 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
       telemetry: { logs: { level: e.LOG_LEVEL, format: e.LOG_FORMAT } },
       pipelines: {
         metrics: {
-          receivers: [...(withTailscale ? ['tailscale_api'] : []), ...(hs ? ['headscale'] : []), 'device_metrics', ...(e.USE_TSNET || e.TS_LOCALAPI_SOCKET ? ['local_tailscaled'] : [])],
+          receivers: [...(withTailscale ? ['tailscale_api'] : []), ...(hs ? ['headscale'] : []), 'device_metrics', ...(e.USE_TSNET || e.TS_LOCALAPI_SOCKET ? ['local_tailscaled'] : []), ...(readLogs ? ['flow_metrics', 'audit_metrics'] : [])],
           processors: ['device_filter', 'staleness', 'relabel'],
-          exporters: Object.keys(exporters),
+          exporters: metricsExporters,
         },
+        ...(readLogs ? { logs: { receivers: ['tailscale_logs'], processors: [], exporters: logExporters } } : {}),
       },
     },
   };
