@@ -208,7 +208,7 @@ test('SIGTERM during operation: the process flushes OTLP and exits 0 within its 
     await rx.stop();
   });
   const child = spawn(process.execPath, [join(ROOT, 'src/cli/main.ts'), 'run'], {
-    env: { PATH: process.env.PATH ?? '', PORT: '0', LOG_FORMAT: 'json', LOG_LEVEL: 'debug', SCRAPE_INTERVAL: '1h', OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: rx.url, OTEL_METRIC_EXPORT_INTERVAL: '60000' },
+    env: { PATH: process.env.PATH ?? '', PORT: '0', LOG_FORMAT: 'json', LOG_LEVEL: 'debug', SCRAPE_INTERVAL: '1h', OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: rx.url, OTEL_METRIC_EXPORT_INTERVAL: '60000', TS_LOG_TYPES: 'none' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let log = '';

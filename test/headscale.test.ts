@@ -669,7 +669,7 @@ test('the whole default pipeline against `tsmetrics simulate --headscale`: env-b
   const running = await startTsmetrics({ env: { ...vars, EXCLUDE_DEVICES: 'desktop-*', LOG_LEVEL: 'info' }, port: 0, write: (l) => lines.push(l) });
   t.after(() => running.stop(AbortSignal.timeout(5000)));
   assert.equal(running.simulator, undefined, 'not demo mode: a real (simulated) Headscale server');
-  assert.deepEqual(running.config.pipelines.find((p) => p.name === 'metrics'), { name: 'metrics', receivers: ['headscale', 'device_metrics'], processors: ['device_filter', 'staleness', 'relabel'], exporters: ['prometheus'] });
+  assert.deepEqual(running.config.pipelines.find((p) => p.name === 'metrics'), { name: 'metrics', signal: 'metrics', receivers: ['headscale', 'device_metrics'], processors: ['device_filter', 'staleness', 'relabel'], exporters: ['prometheus'] });
   const f = await waitFor(async (): Promise<Map<string, ExpositionFamily> | false> => {
     const r = await http(`${running.url}/metrics`);
     const fams = r.status === 200 ? families(r.body) : undefined;

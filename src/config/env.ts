@@ -347,7 +347,10 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
   // 0 reads them, so replicas never emit the same record twice; the flow and audit connectors
   // turn them into metrics on /metrics.
   const explicitLogs = !logTypes.includes('auto') && !logTypes.includes('none');
-  const readLogs = withTailscale && e.SHARD_INDEX === 0 && (explicitLogs || (logTypes.includes('auto') && (otlp !== undefined || e.DEBUG_EXPORTER === 'logs' || e.DEBUG_EXPORTER === 'all')));
+  // Only an endpoint meant for logs takes them: OTEL_EXPORTER_OTLP_METRICS_ENDPOINT alone says
+  // nothing about where logs go (the specification's default would be localhost).
+  const otlpLogs = otlp !== undefined && Boolean(e.OTEL_EXPORTER_OTLP_ENDPOINT || e.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT);
+  const readLogs = withTailscale && e.SHARD_INDEX === 0 && (explicitLogs || (logTypes.includes('auto') && (otlpLogs || e.DEBUG_EXPORTER === 'logs' || e.DEBUG_EXPORTER === 'all')));
   const logs: Record<string, unknown> = {
     ...Object.fromEntries(Object.entries(api).filter(([k]) => !['interval', 'emit_metrics', 'collectors'].includes(k))),
     types: explicitLogs ? logTypes : ['network', 'configuration'],
@@ -358,7 +361,7 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
     storage_dir: e.STORAGE_DIR,
     privacy: { actors: e.TS_LOG_PRIVACY_ACTORS, external_addresses: e.TS_LOG_PRIVACY_EXTERNAL_ADDRESSES, hash_key: e.TS_LOG_HASH_KEY },
   };
-  const logExporters = [...(otlp ? ['otlp'] : []), ...(e.DEBUG_EXPORTER === 'logs' || e.DEBUG_EXPORTER === 'all' ? ['debug'] : []), 'flow_metrics', 'audit_metrics'];
+  const logExporters = [...(otlpLogs ? ['otlp'] : []), ...(e.DEBUG_EXPORTER === 'logs' || e.DEBUG_EXPORTER === 'all' ? ['debug'] : []), 'flow_metrics', 'audit_metrics'];
   const metricsExporters = Object.keys(exporters).filter((x) => x !== 'debug' || e.DEBUG_EXPORTER === 'metrics' || e.DEBUG_EXPORTER === 'all');
   return {
     receivers: {
