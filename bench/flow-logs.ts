@@ -23,7 +23,7 @@ function body(n: number, nowMs: number, spanMs: number): { text: string; entries
     const base = fixture[i % fixture.length] as Record<string, unknown>;
     const t = nowMs - spanMs + Math.floor((i / n) * (spanMs - 60_000));
     const iso = new Date(t).toISOString();
-    const rec = { ...base, nodeId: `n${String(i % 5000).padStart(6, '0')}CNTRL`, logged: iso, start: iso, end: new Date(t + 5000).toISOString() };
+    const rec: Record<string, unknown> = { ...base, nodeId: `n${String(i % 5000).padStart(6, '0')}CNTRL`, logged: iso, start: iso, end: new Date(t + 5000).toISOString() };
     for (const k of ['virtualTraffic', 'subnetTraffic', 'exitTraffic', 'physicalTraffic']) entries += Array.isArray(rec[k]) ? (rec[k] as unknown[]).length : 0;
     logs.push(rec);
   }

@@ -349,7 +349,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
         return 0;
       }
       case 'components': {
-        for (const f of defaultRegistry().all()) process.stdout.write(`${f.kind.padEnd(9)} ${f.type.padEnd(16)} ${f.stability.padEnd(7)} ${f.description}\n`);
+        for (const f of defaultRegistry().all()) process.stdout.write(`${f.kind.padEnd(9)} ${f.type.padEnd(16)} ${f.stability.padEnd(11)} ${f.description}\n`);
         return 0;
       }
       case 'env': {

@@ -162,7 +162,7 @@ export const envSchema: { [K in keyof EnvSettings]: SettingSchema<EnvSettings[K]
   METRICS_TOKEN_FILE: s('METRICS_TOKEN_FILE', 'File holding METRICS_TOKEN (read at start).'),
   TS_AUTHKEY_FILE: s('TS_AUTHKEY_FILE', 'File holding TS_AUTHKEY (read at start).'),
   OTEL_EXPORTER_OTLP_HEADERS_FILE: s('OTEL_EXPORTER_OTLP_HEADERS_FILE', 'File holding OTEL_EXPORTER_OTLP_HEADERS (read at start).'),
-  TS_LOG_TYPES: list('TS_LOG_TYPES', 'Tailscale log types to read through the API (tailscale_logs receiver): auto (network and configuration, when an OTLP endpoint is set; a type the credential may not read is switched off with one info line), none, or a list of network, configuration (read whatever the exporters are; a missing scope is a failing source).', ['auto']),
+  TS_LOG_TYPES: list('TS_LOG_TYPES', 'Tailscale log types to read through the API (tailscale_logs receiver): auto (network and configuration, when an OTLP endpoint for logs is set or DEBUG_EXPORTER shows logs; a type the credential may not read is switched off with one info line), none, or a list of network, configuration (read whatever the exporters are; a missing scope is a failing source).', ['auto']),
   TS_LOG_INTERVAL: { env: 'TS_LOG_INTERVAL', doc: 'How often the log types are polled.', format: 'positive_duration', default: 60_000 },
   TS_LOG_LAG: { env: 'TS_LOG_LAG', doc: 'How far behind the last position each log poll re-reads, for records that arrive late (de-duplicated; nothing is held back).', format: 'duration', default: 900_000 },
   TS_LOG_INITIAL_WINDOW: { env: 'TS_LOG_INITIAL_WINDOW', doc: 'How far back the first log poll reads when nothing is saved in STORAGE_DIR.', format: 'positive_duration', default: 3_600_000 },
