@@ -54,23 +54,26 @@ async function selfMetrics(service: PipelineService) {
   return families(new PrometheusSerializer('', false).serialize(resourceMetrics));
 }
 
+/** An attribute of every AnyValue kind; sent as given, and what the decoded record must hold. */
+const RICH_ATTRIBUTES = {
+  str: 'hello',
+  int: 42,
+  negative: -7,
+  big: 2 ** 53 - 1,
+  dbl: 0.25,
+  flag: false,
+  strings: ['a', 'b'],
+  numbers: [1, 2.5],
+  nested: { k: 'v', n: 1, deeper: { ok: true } },
+  bytes: new Uint8Array([0, 1, 254, 255]),
+  unicode: 'ünïcode 🚀',
+};
+
 /** Records of every kind a log record can carry, in two resources of one batch. */
 function richBatch(): ReadableLogRecord[] {
   const flows = resourceFromAttributes({ 'service.name': 'overridden-by-identity', 'tailscale.tailnet': 'example.com', 'receiver.own': 'flow-logs' });
   const audit = resourceFromAttributes({ 'tailscale.tailnet': 'corp.example', 'receiver.own': 'audit' });
-  const attributes = {
-    str: 'hello',
-    int: 42,
-    negative: -7,
-    big: 2 ** 53 - 1,
-    dbl: 0.25,
-    flag: false,
-    strings: ['a', 'b'],
-    numbers: [1, 2.5],
-    nested: { k: 'v', n: 1, deeper: { ok: true } },
-    bytes: new Uint8Array([0, 1, 254, 255]),
-    unicode: 'ünïcode 🚀',
-  } as unknown as Attributes;
+  const attributes = RICH_ATTRIBUTES as unknown as Attributes;
   return [
     logRecord(flows, scope, { hrTime: [1_700_000_000, 123_456_789], hrTimeObserved: [1_700_000_001, 5], severityNumber: SeverityNumber.INFO, severityText: 'INFO', body: 'flow started', attributes, eventName: 'tailscale.network.flow' }),
     logRecord(audit, scope, { hrTime: [1_600_000_000, 0], severityNumber: SeverityNumber.WARN2, severityText: 'WARN2', body: { action: 'login', actor: { id: 7, admin: true } }, attributes: { only: 'audit' } }),
@@ -90,19 +93,7 @@ function assertRich(records: Decoded, extra: Record<string, unknown>): void {
   assert.equal(flow.timeUnixNano, 1_700_000_000_123_456_789n);
   assert.equal(flow.observedTimeUnixNano, 1_700_000_001_000_000_005n);
   assert.deepEqual([flow.severityNumber, flow.severityText, flow.body, flow.eventName], [9, 'INFO', 'flow started', 'tailscale.network.flow']);
-  assert.deepEqual(flow.attributes, {
-    str: 'hello',
-    int: 42,
-    negative: -7,
-    big: 2 ** 53 - 1,
-    dbl: 0.25,
-    flag: false,
-    strings: ['a', 'b'],
-    numbers: [1, 2.5],
-    nested: { k: 'v', n: 1, deeper: { ok: true } },
-    bytes: new Uint8Array([0, 1, 254, 255]),
-    unicode: 'ünïcode 🚀',
-  });
+  assert.deepEqual(flow.attributes, RICH_ATTRIBUTES);
   assert.equal(audit.timeUnixNano, 1_600_000_000_000_000_000n);
   assert.deepEqual([audit.severityNumber, audit.severityText], [14, 'WARN2']);
   assert.deepEqual(audit.body, { action: 'login', actor: { id: 7, admin: true } });

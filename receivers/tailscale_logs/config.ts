@@ -13,20 +13,9 @@ export interface PrivacyConfig {
   hash_key: string;
 }
 
-export interface TailscaleLogsConfig {
-  api_url: string;
-  tailnet: string;
-  api_key: string;
-  api_key_file: string;
-  oauth_client_id: string;
-  oauth_client_secret: string;
-  oauth_client_secret_file: string;
-  oauth_id_token_file: string;
-  oauth_scopes: string[];
+/** The credential and endpoint keys are `tailscale_api`'s own (see SHARED below). */
+export interface TailscaleLogsConfig extends Pick<TailscaleApiConfig, Shared> {
   timeout: number;
-  max_retries: number;
-  max_retry_after: number;
-  tailnet_label: string;
   types: string[];
   missing_scope: 'degrade' | 'disable';
   interval: number;

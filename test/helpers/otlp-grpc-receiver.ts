@@ -91,15 +91,7 @@ export class OtlpGrpcReceiver {
     this._server.addService({ export: { path: LOGS_EXPORT_PATH, ...bytes } }, { export: (call: ServerUnaryCall<Buffer, Buffer>, cb: sendUnaryData<Buffer>) => this._handle(call, cb, 'logs') });
     this._server.addService(
       {
-        export: {
-          path: EXPORT_PATH,
-          requestStream: false,
-          responseStream: false,
-          requestSerialize: (b: Buffer) => b,
-          requestDeserialize: (b: Buffer) => b,
-          responseSerialize: (b: Buffer) => b,
-          responseDeserialize: (b: Buffer) => b,
-        },
+        export: { path: EXPORT_PATH, ...bytes },
       },
       { export: (call: ServerUnaryCall<Buffer, Buffer>, cb: sendUnaryData<Buffer>) => this._handle(call, cb) },
     );
