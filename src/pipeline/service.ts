@@ -344,9 +344,10 @@ export class PipelineService {
       if (after < before) this.telemetry.dropped(id, before - after, p.signal);
     }
     const out = batch;
+    // Every exporter takes the same batch: it is counted once, not once per exporter.
+    const n = count(out);
     await Promise.all(
       p.exporters.map(async ({ id, consumer }) => {
-        const n = count(out);
         this.telemetry.received(id, n, p.signal);
         try {
           if (logs) await (consumer.consumeLogs as NonNullable<Exporter['consumeLogs']>).call(consumer, out as LogsBatch, info);
