@@ -70,7 +70,7 @@ export function createTailscaleLogsReceiver(settings: Settings, config: Tailscal
   const load = async (): Promise<void> => {
     loaded = true;
     if (!file) return;
-    const r = await loadState(file, config.dedup_capacity, 1024 * 1024 + sources.length * config.dedup_capacity * STATE_BYTES_PER_ID);
+    const r = await loadState(file, { maxIds: config.dedup_capacity, maxBytes: 1024 * 1024 + sources.length * config.dedup_capacity * STATE_BYTES_PER_ID, nowMs: settings.clock.now() });
     const back = `reading back initial_window (${config.initial_window / 1000}s)`;
     if ('missing' in r) {
       settings.logger.info(`tailscale_logs: no saved position yet; ${back}`, { file });

@@ -1,4 +1,5 @@
-import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../../src/errors.ts';
 
@@ -28,17 +29,58 @@ export function stateFile(dir: string, receiverId: string): string {
 export type LoadResult = { state: SavedState } | { missing: true } | { corrupt: string };
 
 /**
- * Reads a state file. A file that is not exactly what `saveState` writes is reported as corrupt
- * (never half-trusted); `maxIds` bounds what a tampered file can make the process hold.
+ * How far past now a saved time may be and still be trusted: a clock stepped back a little (NTP)
+ * only delays reading by this much, while a time further ahead would hold a type silent until
+ * the clock got there.
  */
-export async function loadState(file: string, maxIds: number, maxBytes: number): Promise<LoadResult> {
+export const FUTURE_SLACK_MS = 5 * 60_000;
+
+/** The limits a state file is checked against (what a tampered file can make the process do). */
+export interface LoadLimits {
+  /** Most identities per type (`dedup_capacity`). */
+  readonly maxIds: number;
+  /** Most bytes read; a larger file is corrupt. */
+  readonly maxBytes: number;
+  /** Now, ms: `from` or `position` later than now + FUTURE_SLACK_MS is corrupt. */
+  readonly nowMs: number;
+}
+
+// Non-blocking, so opening a FIFO returns at once instead of waiting for a writer (absent on Windows).
+const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
+const CHUNK = 64 * 1024;
+
+/** Reads at most `limit + 1` bytes, so a file that grows or lies about its size stays bounded. */
+async function readBounded(fh: FileHandle, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  while (total <= limit) {
+    const buf = Buffer.allocUnsafe(Math.min(CHUNK, limit + 1 - total));
+    const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+    if (bytesRead === 0) break;
+    chunks.push(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
+    total += bytesRead;
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/**
+ * Reads a state file. A file that is not exactly what `saveState` writes is reported as corrupt
+ * (never half-trusted). Only a regular file is read, and only up to `maxBytes`: the path may be a
+ * FIFO, a device or a symlink to anything.
+ */
+export async function loadState(file: string, limits: LoadLimits): Promise<LoadResult> {
+  const { maxIds, maxBytes, nowMs } = limits;
   let text: string;
   try {
-    const fh = await open(file, 'r');
+    const fh = await open(file, OPEN_FLAGS);
     try {
+      // fstat of the opened descriptor: what is read is what was checked, whatever the path is swapped for.
       const st = await fh.stat();
+      if (!st.isFile()) return { corrupt: 'not a regular file' };
       if (st.size > maxBytes) return { corrupt: `file is ${st.size} bytes, more than the ${maxBytes} a state of dedup_capacity identities can need` };
-      text = await fh.readFile('utf8');
+      const buf = await readBounded(fh, maxBytes);
+      if (buf.length > maxBytes) return { corrupt: `file is more than the ${maxBytes} bytes a state of dedup_capacity identities can need` };
+      text = buf.toString('utf8');
     } finally {
       await fh.close();
     }
@@ -58,6 +100,9 @@ export async function loadState(file: string, maxIds: number, maxBytes: number):
   for (const [name, raw] of Object.entries(o.types as Record<string, unknown>)) {
     const t = raw as { from?: unknown; position?: unknown; ids?: unknown };
     if (!t || typeof t !== 'object' || !Number.isSafeInteger(t.from) || !Number.isSafeInteger(t.position) || !Array.isArray(t.ids)) return { corrupt: `entry ${JSON.stringify(name).slice(0, 40)} is malformed` };
+    // Both were at most the time of saving; far ahead of now, the type would read nothing until then.
+    const latest = Math.max(t.from as number, t.position as number);
+    if (latest > nowMs + FUTURE_SLACK_MS) return { corrupt: `entry ${name} is positioned ${Math.round((latest - nowMs) / 1000)}s in the future` };
     if (t.ids.length > maxIds) return { corrupt: `entry ${name} holds ${t.ids.length} identities, more than dedup_capacity (${maxIds})` };
     for (const e of t.ids) {
       if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || !ID_RE.test(e[0]) || !Number.isSafeInteger(e[1])) return { corrupt: `entry ${name} has a malformed identity` };
@@ -77,7 +122,12 @@ export async function saveState(file: string, state: SavedState): Promise<void> 
   await mkdir(dir, { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
   const text = JSON.stringify({ version: VERSION, tailnet: state.tailnet, types: state.types });
-  const fh = await open(tmp, 'w', 0o600);
+  // Created afresh and exclusively: whatever sits at that name (a FIFO would block the open, a
+  // symlink would redirect the write) is removed first, never opened.
+  await unlink(tmp).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
+  const fh = await open(tmp, 'wx', 0o600);
   try {
     await fh.writeFile(text, 'utf8');
     await fh.sync();

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { IdentitySet, recordIdentity } from './dedup.ts';
 import { parseEndpoint, parseTime } from './decode.ts';
 import { protocolOf } from './mapping.ts';
-import { loadState, saveState } from './storage.ts';
+import { FUTURE_SLACK_MS, loadState, saveState } from './storage.ts';
 import { nextFrom, planWindows } from './window.ts';
 
 const MIN = 60_000;
@@ -66,21 +66,25 @@ test('state files: written atomically (no temporary left), read back exactly, an
   const id = recordIdentity({ x: 1 }).id;
   await saveState(file, { tailnet: 'example.com', types: { network: { from: 1, position: 2, ids: [[id, 3]] } } });
   assert.deepEqual(readdirSync(join(dir, 'sub')), ['state.json']);
-  assert.deepEqual(await loadState(file, 10, 1 << 20), { state: { tailnet: 'example.com', types: { network: { from: 1, position: 2, ids: [[id, 3]] } } } });
-  assert.deepEqual(await loadState(join(dir, 'none.json'), 10, 1 << 20), { missing: true });
+  assert.deepEqual(await loadState(file, { maxIds: 10, maxBytes: 1 << 20, nowMs: 10 }), { state: { tailnet: 'example.com', types: { network: { from: 1, position: 2, ids: [[id, 3]] } } } });
+  assert.deepEqual(await loadState(join(dir, 'none.json'), { maxIds: 10, maxBytes: 1 << 20, nowMs: 10 }), { missing: true });
   const cases: Array<[string, RegExp]> = [
     ['{"version":1,"tailnet":"x","types":{"network":{"from":1', /not JSON/],
     ['{"version":2,"tailnet":"x","types":{}}', /not a version 1/],
     ['{"version":1,"tailnet":"x","types":{"network":{"from":"a","position":2,"ids":[]}}}', /malformed/],
     [`{"version":1,"tailnet":"x","types":{"network":{"from":1,"position":2,"ids":[["short",3]]}}}`, /malformed identity/],
     [`{"version":1,"tailnet":"x","types":{"network":{"from":1,"position":2,"ids":${JSON.stringify(Array.from({ length: 11 }, () => [id, 1]))}}}}`, /more than dedup_capacity/],
+    [`{"version":1,"tailnet":"x","types":{"network":{"from":1,"position":${10 + FUTURE_SLACK_MS + 1},"ids":[]}}}`, /in the future/],
+    [`{"version":1,"tailnet":"x","types":{"network":{"from":${Number.MAX_SAFE_INTEGER},"position":2,"ids":[]}}}`, /in the future/],
   ];
   for (const [text, re] of cases) {
     writeFileSync(file, text);
-    const r = await loadState(file, 10, 1 << 20);
+    const r = await loadState(file, { maxIds: 10, maxBytes: 1 << 20, nowMs: 10 });
     assert.ok('corrupt' in r && re.test(r.corrupt), `${text.slice(0, 60)} → ${JSON.stringify(r)}`);
   }
   writeFileSync(file, 'x'.repeat(2000));
-  const big = await loadState(file, 10, 1000);
+  const big = await loadState(file, { maxIds: 10, maxBytes: 1000, nowMs: 10 });
   assert.ok('corrupt' in big && /bytes/.test(big.corrupt), 'a file larger than any real state is not read');
+  writeFileSync(file, `{"version":1,"tailnet":"x","types":{"network":{"from":1,"position":${10 + FUTURE_SLACK_MS},"ids":[]}}}`);
+  assert.ok('state' in (await loadState(file, { maxIds: 10, maxBytes: 1 << 20, nowMs: 10 })), 'a clock stepped back by less than the slack keeps the position');
 });
