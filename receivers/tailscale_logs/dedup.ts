@@ -71,6 +71,12 @@ export class IdentitySet {
     this._m.set(id, timeMs);
   }
 
+  /** Adds every identity of `other`, oldest first; what either set had to forget counts as evicted. */
+  absorb(other: IdentitySet): void {
+    this.evicted += other.evicted;
+    for (const [id, ms] of other._m) this.add(id, ms);
+  }
+
   /** Forgets identities whose time is before `horizonMs` (windows never start before it again). */
   prune(horizonMs: number): void {
     for (const [id, t] of this._m) if (t < horizonMs) this._m.delete(id);

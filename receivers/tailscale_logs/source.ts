@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Counter } from '@opentelemetry/api';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { Settings } from '../../src/component/types.ts';
@@ -39,6 +40,14 @@ export interface PollResult {
 
 /** Shortest window a too-large answer is split down to before that window is given up. */
 const MIN_SPLIT_MS = 1000;
+
+/**
+ * Work done between two turns of the event loop, in records read plus log records made. One
+ * answer can hold millions of records (max_body_size of tiny ones); handled in one go they would
+ * stall every other receiver, /metrics and the exporters for seconds. A turn per 2048 units is
+ * ~15 ms of work on a loaded 2-core machine and costs nothing measurable.
+ */
+export const WORK_PER_TURN = 2048;
 
 /**
  * One log type of a `tailscale_logs` receiver: its read position, the identities of the records
@@ -114,9 +123,12 @@ export class LogSource {
       drops.set(reason, (drops.get(reason) ?? 0) + n);
     };
     const mctx: MapContext = { ...ctx, drop };
-    const seenNow = new Map<string, number>();
+    // What this poll saw, kept to dedup_capacity like the set it is merged into: a hostile answer
+    // of millions of distinct malformed records must not grow it without bound.
+    const seenNow = new IdentitySet(c.dedup_capacity);
     const out: ReadableLogRecord[] = [];
     let received = 0;
+    let work = 0;
     let deduplicated = 0;
     let late = 0;
     let reached: number | undefined;
@@ -164,6 +176,11 @@ export class LogSource {
       tailnet ??= parsed.tailnet;
       for (const raw of parsed.logs) {
         received++;
+        if (++work >= WORK_PER_TURN) {
+          work = 0;
+          await nextTurn();
+          signal.throwIfAborted();
+        }
         const { id, size } = recordIdentity(raw);
         if (this._ids.has(id) || seenNow.has(id)) {
           deduplicated++;
@@ -173,7 +190,7 @@ export class LogSource {
         if (!times) {
           // Remembered with the window's end, so a re-read does not count it again.
           drop('malformed');
-          seenNow.set(id, w.end);
+          seenNow.add(id, w.end);
           continue;
         }
         const filterMs = 'logged' in times ? times.logged.ms : times.event.ms;
@@ -186,14 +203,14 @@ export class LogSource {
         }
         if (size > c.max_event_size) {
           drop('too_large');
-          seenNow.set(id, latestMs);
+          seenNow.add(id, latestMs);
           continue;
         }
         const rec = raw as Record<string, unknown>;
         const mapped = 'logged' in times ? mapFlow(rec, times, mctx) : isObject(rec) ? mapAudit(rec, times.event, mctx) : undefined;
         if (mapped === undefined) {
           drop('malformed');
-          seenNow.set(id, latestMs);
+          seenNow.add(id, latestMs);
           continue;
         }
         const list = Array.isArray(mapped) ? mapped : [mapped];
@@ -203,15 +220,16 @@ export class LogSource {
           break;
         }
         if (this._position !== undefined && filterMs <= this._position) late++;
-        seenNow.set(id, latestMs);
+        seenNow.add(id, latestMs);
         for (const r of list) out.push(r);
+        work += list.length;
       }
       if (!truncated) reached = w.end;
     }
     if (truncated) this._once.fail(`max_records:${this.type}`, 'cut', `tailscale_logs: a poll of ${info.what} reached max_records_per_poll; the rest follows on the next polls`, { source: this.type, max_records_per_poll: c.max_records_per_poll });
     else this._once.ok(`max_records:${this.type}`);
     // The poll is complete (or failed part-way): everything up to `reached` has been emitted.
-    for (const [id, ms] of seenNow) this._ids.add(id, ms);
+    this._ids.absorb(seenNow);
     this._position = reached === undefined ? this._position : Math.max(this._position ?? reached, reached);
     // A poll cut short (request budget, deadline, max_records_per_poll) continues where it
     // stopped; otherwise the next one re-reads the last `lag`.
