@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /**
  * A stable identity for a record: a hash of its canonical JSON (object keys sorted), so the same
@@ -8,14 +8,75 @@ import { createHash } from 'node:crypto';
  * (the record's size bound is checked on it without a second walk).
  */
 export function recordIdentity(v: unknown): { id: string; size: number } {
-  // One string, hashed once: an update() per token cost more than the hashing itself.
+  const text = canonicalJson(v);
+  return { id: hash('sha256', text, 'buffer').subarray(0, 16).toString('base64'), size: text.length };
+}
+
+/**
+ * The record as JSON with every object's keys in sorted (UTF-16) order. The fast way is a copy
+ * with its keys inserted in that order, written by the engine's own JSON.stringify: walking the
+ * record in JS and stringifying each value on its own took twice as long, and it was the largest
+ * single cost of the flow-log path. Objects keep integer-like keys in numeric order whatever the
+ * insertion order, so a record with a key starting with a digit takes the walk.
+ */
+export function canonicalJson(v: unknown): string {
+  slowKey = false;
+  const copy = sortedCopy(v);
+  if (!slowKey) return JSON.stringify(copy) ?? 'null';
   let text = '';
   canonical(v, (s) => {
     text += s;
   });
-  return { id: createHash('sha256').update(text).digest().subarray(0, 16).toString('base64'), size: text.length };
+  return text;
 }
 
+/**
+ * Set by `sortedCopy` on a key an inserted copy cannot hold in sorted order: one that may be an
+ * array index (first character a digit) or `__proto__` (assigning it sets the prototype).
+ */
+let slowKey = false;
+
+/** `v` with object keys in sorted order; parts already in order are returned as they are. */
+function sortedCopy(v: unknown): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i] as unknown;
+      const c = sortedCopy(x);
+      if (c !== x && !out) out = v.slice(0, i);
+      if (out) out.push(c);
+    }
+    return out ?? v;
+  }
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o);
+  let sorted = true;
+  for (let i = 1; i < keys.length; i++) {
+    if ((keys[i - 1] as string) > (keys[i] as string)) {
+      sorted = false;
+      break;
+    }
+  }
+  if (!sorted) keys.sort();
+  let out: Record<string, unknown> | undefined;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    const c0 = k.charCodeAt(0);
+    if ((c0 >= 48 && c0 <= 57) || k === '__proto__') slowKey = true;
+    const x = o[k];
+    const c = sortedCopy(x);
+    if (!out && (!sorted || c !== x)) {
+      out = {};
+      // Keys before this one are in order and unchanged.
+      for (let j = 0; j < i; j++) out[keys[j] as string] = o[keys[j] as string];
+    }
+    if (out) out[k] = c;
+  }
+  return out ?? v;
+}
+
+/** The canonical text written token by token: any key order, any key. */
 function canonical(v: unknown, out: (s: string) => void): void {
   if (v === null || typeof v !== 'object') {
     out(JSON.stringify(v) ?? 'null');

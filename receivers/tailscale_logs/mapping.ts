@@ -6,8 +6,8 @@ import type { InstrumentationScope } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { Device } from '../../src/pipeline/inventory.ts';
-import { boundedString, countOf, isObject, isZeroTime, parseEndpoint, parseTime, type Endpoint, type Time } from './decode.ts';
-import { addressKey, DERP_MAGIC_IP, inTailnetRanges, type Privacy } from './privacy.ts';
+import { boundedString, countOf, endpointOf, isObject, isZeroTime, parseTime, type Endpoint, type Time } from './decode.ts';
+import { addressFacts, addressKey, DERP_MAGIC_IP, type Privacy } from './privacy.ts';
 
 export const FLOW_EVENT = 'tailscale.network.flow';
 export const AUDIT_EVENT = 'tailscale.configuration.audit';
@@ -94,47 +94,63 @@ function strings(v: unknown, ctx: MapContext): string[] | undefined {
 function recordNodes(rec: Record<string, unknown>, ctx: MapContext): Map<string, NodeInfo> {
   const m = new Map<string, NodeInfo>();
   const add = (n: unknown): void => {
-    if (!isObject(n)) return;
-    const info: NodeInfo = {
-      ...(typeof n.nodeId === 'string' ? { nodeId: boundedString(n.nodeId, ctx.maxString) as string } : {}),
-      ...(typeof n.name === 'string' ? { name: boundedString(n.name, ctx.maxString) as string } : {}),
-      ...(Array.isArray(n.tags) ? { tags: strings(n.tags, ctx) as string[] } : {}),
-    };
-    if (!Array.isArray(n.addresses)) return;
-    for (const a of n.addresses.slice(0, ctx.maxList)) {
+    if (!isObject(n) || !Array.isArray(n.addresses)) return;
+    const info: { nodeId?: string; name?: string; tags?: string[] } = {};
+    if (typeof n.nodeId === 'string') info.nodeId = boundedString(n.nodeId, ctx.maxString) as string;
+    if (typeof n.name === 'string') info.name = boundedString(n.name, ctx.maxString) as string;
+    if (Array.isArray(n.tags)) info.tags = strings(n.tags, ctx) as string[];
+    const addresses = n.addresses as unknown[];
+    for (let i = 0, len = Math.min(addresses.length, ctx.maxList); i < len; i++) {
+      const a = addresses[i];
       const k = typeof a === 'string' && a.length <= 64 ? addressKey(a) : undefined;
       if (k) m.set(k, info);
     }
   };
   add(rec.srcNode);
   if (Array.isArray(rec.dstNodes)) {
-    if (rec.dstNodes.length > ctx.maxList) ctx.drop('limit', rec.dstNodes.length - ctx.maxList);
-    for (const n of rec.dstNodes.slice(0, ctx.maxList)) add(n);
+    const list = rec.dstNodes as unknown[];
+    if (list.length > ctx.maxList) ctx.drop('limit', list.length - ctx.maxList);
+    for (let i = 0, len = Math.min(list.length, ctx.maxList); i < len; i++) add(list[i]);
   }
   return m;
 }
 
 /** Who is behind an address: the inventory first (the record's node fields are self-reported). */
-function lookup(ep: Endpoint, nodes: Map<string, NodeInfo>, ctx: MapContext): NodeInfo | undefined {
-  const k = addressKey(ep.address);
-  if (!k) return undefined;
+function lookup(k: string, nodes: Map<string, NodeInfo>, ctx: MapContext): NodeInfo | undefined {
   const rec = nodes.get(k);
   const inv = ctx.devices.byAddress.get(k) ?? (rec?.nodeId ? ctx.devices.byNode.get(rec.nodeId) : undefined);
   if (!inv && !rec) return undefined;
   const nodeId = inv?.nodeId || rec?.nodeId;
   const name = inv?.name || rec?.name;
   const tags = inv ? inv.tags : rec?.tags;
-  return { ...(inv ? { id: inv.id } : {}), ...(nodeId ? { nodeId } : {}), ...(name ? { name } : {}), ...(tags ? { tags } : {}) };
+  // Bounded here, once per record and address, not once per connection entry.
+  const out: { id?: string; nodeId?: string; name?: string; tags?: readonly string[] } = {};
+  if (inv?.id) out.id = boundedString(inv.id, ctx.maxString) as string;
+  if (nodeId) out.nodeId = boundedString(nodeId, ctx.maxString) as string;
+  if (name) out.name = boundedString(name, ctx.maxString) as string;
+  if (tags) out.tags = tags.slice(0, ctx.maxList).map((t) => boundedString(t, ctx.maxString) as string);
+  return out;
 }
 
-function enrich(a: Attributes, side: 'source' | 'destination', info: NodeInfo | undefined, ctx: MapContext): void {
-  if (!info) return;
-  const p = `tailscale.${side}.device.`;
-  if (info.id) a[`${p}id`] = boundedString(info.id, ctx.maxString) as string;
-  if (info.nodeId) a[`${p}node_id`] = boundedString(info.nodeId, ctx.maxString) as string;
-  if (info.name) a[`${p}name`] = boundedString(info.name, ctx.maxString) as string;
-  if (info.tags) a[`${p}tags`] = info.tags.slice(0, ctx.maxList).map((t) => boundedString(t, ctx.maxString) as string);
+/** The attribute names of one side of a connection, made once. */
+interface SideKeys {
+  readonly address: string;
+  readonly port: string;
+  readonly id: string;
+  readonly nodeId: string;
+  readonly name: string;
+  readonly tags: string;
 }
+const sideKeys = (side: 'source' | 'destination'): SideKeys => ({
+  address: `${side}.address`,
+  port: `${side}.port`,
+  id: `tailscale.${side}.device.id`,
+  nodeId: `tailscale.${side}.device.node_id`,
+  name: `tailscale.${side}.device.name`,
+  tags: `tailscale.${side}.device.tags`,
+});
+const SOURCE = sideKeys('source');
+const DESTINATION = sideKeys('destination');
 
 /** Where the record's timestamps come from: `logged` is the filter time, `end` the latest. */
 export interface FlowTimes {
@@ -152,6 +168,16 @@ export function flowTimes(rec: unknown): FlowTimes | undefined {
   return logged && start && end ? { logged, start, end } : undefined;
 }
 
+/** What every entry of one flow record shares while it is mapped. */
+interface FlowRecord {
+  readonly nodeId: string;
+  readonly t: FlowTimes;
+  readonly nodes: Map<string, NodeInfo>;
+  /** `lookup` by address key, per record: its entries name the same few devices again and again. */
+  readonly resolved: Map<string, NodeInfo | undefined>;
+  readonly ctx: MapContext;
+}
+
 /**
  * One network flow record → one log record per connection entry of each traffic array. A bad
  * entry costs itself (counted as malformed); a record without valid times or node id costs the
@@ -160,12 +186,8 @@ export function flowTimes(rec: unknown): FlowTimes | undefined {
 export function mapFlow(rec: Record<string, unknown>, t: FlowTimes, ctx: MapContext): ReadableLogRecord[] | undefined {
   const nodeId = boundedString(rec.nodeId, ctx.maxString);
   if (!nodeId) return undefined;
-  const nodes = recordNodes(rec, ctx);
+  const f: FlowRecord = { nodeId, t, nodes: recordNodes(rec, ctx), resolved: new Map(), ctx };
   const out: ReadableLogRecord[] = [];
-  const known = (ep: Endpoint): boolean => {
-    const k = addressKey(ep.address);
-    return inTailnetRanges(ep.address) || (k !== undefined && (nodes.has(k) || ctx.devices.byAddress.has(k)));
-  };
   for (const [key, type] of TRAFFIC) {
     const list = rec[key];
     if (list === undefined || list === null) continue;
@@ -174,8 +196,8 @@ export function mapFlow(rec: Record<string, unknown>, t: FlowTimes, ctx: MapCont
       continue;
     }
     if (list.length > ctx.maxList) ctx.drop('limit', list.length - ctx.maxList);
-    for (const entry of list.slice(0, ctx.maxList)) {
-      const r = mapEntry(entry, type, nodeId, t, nodes, known, ctx);
+    for (let i = 0, len = Math.min(list.length, ctx.maxList); i < len; i++) {
+      const r = mapEntry(list[i] as unknown, type, f);
       if (r) out.push(r);
       else ctx.drop('malformed');
     }
@@ -183,10 +205,10 @@ export function mapFlow(rec: Record<string, unknown>, t: FlowTimes, ctx: MapCont
   return out;
 }
 
-function mapEntry(entry: unknown, type: string, nodeId: string, t: FlowTimes, nodes: Map<string, NodeInfo>, known: (ep: Endpoint) => boolean, ctx: MapContext): ReadableLogRecord | undefined {
+function mapEntry(entry: unknown, type: string, f: FlowRecord): ReadableLogRecord | undefined {
   if (!isObject(entry)) return undefined;
-  const src = entry.src === undefined ? undefined : parseEndpoint(entry.src);
-  const dst = entry.dst === undefined ? undefined : parseEndpoint(entry.dst);
+  const src = entry.src === undefined ? undefined : endpointOf(entry.src);
+  const dst = entry.dst === undefined ? undefined : endpointOf(entry.dst);
   if ((entry.src !== undefined && !src) || (entry.dst !== undefined && !dst)) return undefined;
   const proto = protocolOf(entry.proto);
   const txBytes = countOf(entry.txBytes);
@@ -194,42 +216,61 @@ function mapEntry(entry: unknown, type: string, nodeId: string, t: FlowTimes, no
   const rxBytes = countOf(entry.rxBytes);
   const rxPkts = countOf(entry.rxPkts);
   if (proto === undefined || txBytes === undefined || txPkts === undefined || rxBytes === undefined || rxPkts === undefined) return undefined;
-  const body: AnyValueMap = { ...(entry as AnyValueMap) };
   const a: Attributes = { 'tailscale.flow.traffic_type': type, 'tailscale.flow.protocol': proto };
   if (proto === 'tcp' || proto === 'udp') a['network.transport'] = proto;
   const family = src?.family ?? dst?.family;
   if (family) a['network.type'] = family === 4 ? 'ipv4' : 'ipv6';
   const derp = type === 'physical' && dst?.address === DERP_MAGIC_IP;
-  const side = (ep: Endpoint | undefined, name: 'source' | 'destination', field: 'src' | 'dst', isDerp: boolean): void => {
-    if (!ep) return;
-    let address: string | undefined = ep.address;
-    if (!isDerp && !known(ep)) {
-      address = ctx.privacy.address(ep.address);
-      if (address !== ep.address) {
-        if (address === undefined) delete body[field];
-        else body[field] = ep.family === 6 ? `[${address}]:${ep.port}` : `${address}:${ep.port}`;
-      }
-    }
-    if (address !== undefined) a[`${name}.address`] = address;
-    if (ep.port !== 0 && !isDerp) a[`${name}.port`] = ep.port;
-    if (!isDerp) enrich(a, name, lookup(ep, nodes, ctx), ctx);
-  };
-  side(src, 'source', 'src', false);
-  side(dst, 'destination', 'dst', derp);
+  // The body is the entry as sent; it is copied only when privacy changes an address in it.
+  let body = entry as AnyValueMap;
+  if (src) body = side(a, body, entry, src, SOURCE, 'src', false, f);
+  if (dst) body = side(a, body, entry, dst, DESTINATION, 'dst', derp, f);
   if (derp && dst) a['tailscale.flow.derp_region'] = dst.port;
   a['tailscale.flow.tx_bytes'] = txBytes;
   a['tailscale.flow.tx_packets'] = txPkts;
   a['tailscale.flow.rx_bytes'] = rxBytes;
   a['tailscale.flow.rx_packets'] = rxPkts;
-  a['tailscale.flow.start'] = t.start.text;
-  a['tailscale.flow.end'] = t.end.text;
-  a['tailscale.node.id'] = nodeId;
-  a['tailscale.flow.logged'] = t.logged.text;
-  return logRecord(ctx, t.start.hr, FLOW_EVENT, INFO, body, a);
+  a['tailscale.flow.start'] = f.t.start.text;
+  a['tailscale.flow.end'] = f.t.end.text;
+  a['tailscale.node.id'] = f.nodeId;
+  a['tailscale.flow.logged'] = f.t.logged.text;
+  return logRecord(f.ctx, f.t.start.hr, FLOW_EVENT, INFO, body, a);
+}
+
+/** One side's attributes (privacy applied); returns the body, copied if privacy changed it. */
+function side(a: Attributes, body: AnyValueMap, entry: object, ep: Endpoint, keys: SideKeys, field: 'src' | 'dst', isDerp: boolean, f: FlowRecord): AnyValueMap {
+  const ctx = f.ctx;
+  let address: string | undefined = ep.address;
+  const facts = addressFacts(ep.address);
+  const k = facts.key;
+  if (!isDerp && !facts.tailnet && !(k !== undefined && (f.nodes.has(k) || ctx.devices.byAddress.has(k)))) {
+    address = ctx.privacy.address(ep.address);
+    if (address !== ep.address) {
+      if (body === entry) body = { ...body };
+      if (address === undefined) delete body[field];
+      else body[field] = ep.family === 6 ? `[${address}]:${ep.port}` : `${address}:${ep.port}`;
+    }
+  }
+  if (address !== undefined) a[keys.address] = address;
+  if (isDerp) return body;
+  if (ep.port !== 0) a[keys.port] = ep.port;
+  if (k === undefined) return body;
+  let info = f.resolved.get(k);
+  if (info === undefined && !f.resolved.has(k)) {
+    info = lookup(k, f.nodes, ctx);
+    f.resolved.set(k, info);
+  }
+  if (info) {
+    if (info.id) a[keys.id] = info.id;
+    if (info.nodeId) a[keys.nodeId] = info.nodeId;
+    if (info.name) a[keys.name] = info.name;
+    if (info.tags) a[keys.tags] = info.tags as string[];
+  }
+  return body;
 }
 
 function logRecord(ctx: MapContext, hrTime: HrTime, eventName: string, sev: { severityNumber: SeverityNumber; severityText: string }, body: AnyValue, attributes: Attributes): ReadableLogRecord {
-  return { hrTime, hrTimeObserved: ctx.observed, eventName, ...sev, body, resource: ctx.resource, instrumentationScope: ctx.scope, attributes, droppedAttributesCount: 0 };
+  return { hrTime, hrTimeObserved: ctx.observed, eventName, severityNumber: sev.severityNumber, severityText: sev.severityText, body, resource: ctx.resource, instrumentationScope: ctx.scope, attributes, droppedAttributesCount: 0 };
 }
 
 /** Actions that take something away or stop it; their events are WARN (a failed change is ERROR). */

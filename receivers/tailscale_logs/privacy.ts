@@ -14,25 +14,30 @@ export const DERP_MAGIC_IP = '127.3.3.40';
  * emptied when it reaches its bound, so hostile records cannot grow it.
  */
 const ADDRESS_CACHE_MAX = 50_000;
-const addressFacts = new Map<string, { key: string | undefined; tailnet: boolean }>();
-function factsOf(address: string): { key: string | undefined; tailnet: boolean } {
-  let f = addressFacts.get(address);
+const facts = new Map<string, AddressFacts>();
+
+/** What mapping needs to know of an address: its canonical key and whether it is a tailnet one. */
+export interface AddressFacts {
+  /** Canonical text, so `fd7a:…:0:1` and `fd7a:…::1` are the same key; undefined when not an IP. */
+  readonly key: string | undefined;
+  /** In 100.64.0.0/10 or fd7a:115c:a1e0::/48. */
+  readonly tailnet: boolean;
+}
+
+export function addressFacts(address: string): AddressFacts {
+  let f = facts.get(address);
   if (!f) {
     const ip = parseIp(address);
     f = { key: ip ? `${ip.family}/${ip.value.toString(16)}` : undefined, tailnet: ip !== undefined && ipInNetworks(address, TAILNET_RANGES) };
-    if (addressFacts.size >= ADDRESS_CACHE_MAX) addressFacts.clear();
-    if (address.length <= 64) addressFacts.set(address, f);
+    if (facts.size >= ADDRESS_CACHE_MAX) facts.clear();
+    if (address.length <= 64) facts.set(address, f);
   }
   return f;
 }
 
 /** Canonical text of an address, so `fd7a:…:0:1` and `fd7a:…::1` are the same key. */
 export function addressKey(address: string): string | undefined {
-  return factsOf(address).key;
-}
-
-export function inTailnetRanges(address: string): boolean {
-  return factsOf(address).tailnet;
+  return addressFacts(address).key;
 }
 
 /**
