@@ -36,6 +36,26 @@ export function canonicalJson(v: unknown): string {
  */
 let slowKey = false;
 
+/**
+ * Sorted key lists by the key order they were found in. A flow record is a handful of shapes
+ * (the record, its nodes, its entries) repeated thousands of times, and sorting each object's
+ * keys anew was a third of the identity's cost. Few and searched in order, so any input costs
+ * at most SHAPES_MAX comparisons of key lists per object.
+ */
+const SHAPES_MAX = 32;
+const shapes: Array<{ readonly keys: readonly string[]; readonly sorted: string[] }> = [];
+function sortedKeys(keys: string[]): string[] {
+  search: for (const e of shapes) {
+    if (e.keys.length !== keys.length) continue;
+    for (let i = 0; i < keys.length; i++) if (e.keys[i] !== keys[i]) continue search;
+    return e.sorted;
+  }
+  const sorted = [...keys].sort();
+  if (shapes.length >= SHAPES_MAX) shapes.shift();
+  shapes.push({ keys, sorted });
+  return sorted;
+}
+
 /** `v` with object keys in sorted order; parts already in order are returned as they are. */
 function sortedCopy(v: unknown): unknown {
   if (v === null || typeof v !== 'object') return v;
@@ -50,7 +70,7 @@ function sortedCopy(v: unknown): unknown {
     return out ?? v;
   }
   const o = v as Record<string, unknown>;
-  const keys = Object.keys(o);
+  let keys = Object.keys(o);
   let sorted = true;
   for (let i = 1; i < keys.length; i++) {
     if ((keys[i - 1] as string) > (keys[i] as string)) {
@@ -58,7 +78,7 @@ function sortedCopy(v: unknown): unknown {
       break;
     }
   }
-  if (!sorted) keys.sort();
+  if (!sorted) keys = sortedKeys(keys);
   let out: Record<string, unknown> | undefined;
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i] as string;
