@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IdentitySet, recordIdentity } from './dedup.ts';
+import { createHash } from 'node:crypto';
+import { canonicalJson, IdentitySet, recordIdentity } from './dedup.ts';
 import { parseEndpoint, parseTime } from './decode.ts';
 import { protocolOf } from './mapping.ts';
 import { FUTURE_SLACK_MS, loadState, saveState } from './storage.ts';
@@ -44,6 +45,24 @@ test('record identities ignore key order; the set prunes by time and is bounded'
   assert.equal(s.evicted, 1);
   s.prune(3);
   assert.deepEqual(s.entries(), [['c', 3], ['d', 4]], 'identities before the horizon are forgotten; the horizon itself is kept');
+});
+
+test('the canonical text sorts keys by UTF-16 units at every level, index-like and __proto__ keys included; the identity hashes it', () => {
+  const cases: Array<[unknown, string]> = [
+    [{ b: 1, a: { d: [3, { z: 1, y: 2 }], c: null } }, '{"a":{"c":null,"d":[3,{"y":2,"z":1}]},"b":1}'],
+    [JSON.parse('{"a":3,"9":2,"10":1}'), '{"10":1,"9":2,"a":3}'],
+    [JSON.parse('{"z":1,"__proto__":{"b":1,"a":2}}'), '{"__proto__":{"a":2,"b":1},"z":1}'],
+    [{ 'é': 1, e: 2, E: 3, '\u{1f600}': 4, z: [] }, '{"E":3,"e":2,"z":[],"é":1,"\u{1f600}":4}'],
+    [{ s: 'a"\\\u0001\ud800', n: -0, m: 1e21 }, '{"m":1e+21,"n":0,"s":"a\\"\\\\\\u0001\\ud800"}'],
+    ['x', '"x"'],
+    [[{ b: [], a: {} }], '[{"a":{},"b":[]}]'],
+  ];
+  for (const [v, text] of cases) {
+    assert.equal(canonicalJson(v), text);
+    assert.deepEqual(recordIdentity(v), { id: createHash('sha256').update(text).digest().subarray(0, 16).toString('base64'), size: text.length });
+  }
+  // The same shapes over and over (as a flow log sends them) still sort each object's own keys.
+  for (let i = 0; i < 100; i++) assert.equal(canonicalJson({ y: i, x: { q: 1, p: [i] } }), `{"x":{"p":[${i}],"q":1},"y":${i}}`);
 });
 
 test('RFC 3339 times keep their nanoseconds and accept offsets; endpoints and protocols parse as the wire has them', () => {
