@@ -1,6 +1,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { DataPoint, MetricData, ResourceMetrics, ScopeMetrics } from '@opentelemetry/sdk-metrics';
 import type { Processor } from '../../src/component/types.ts';
+import type { FlaggedPoint } from '../../src/model/stale.ts';
 import { compileRelabelConfigs, relabelCompiled, type CompiledRule } from './engine.ts';
 import type { RelabelProcessorConfig } from './config.ts';
 
@@ -13,45 +14,168 @@ function labelsOf(name: string, attrs: Attributes): Record<string, string> {
   return l;
 }
 
+/** A series' relabel result: its (possibly new) metric name and attributes; null when dropped. */
+type Relabeled = { name: string; attributes: Record<string, string> } | null;
+
+/**
+ * Whether relabeled `out` has exactly the labels of `attrs`, in the same order (so `attrs`
+ * itself can stand for it, and an untouched series is not copied).
+ */
+function sameLabels(attrs: Attributes, out: Readonly<Record<string, string>>): boolean {
+  const keys = Object.keys(out);
+  let i = 0;
+  for (const k in attrs) {
+    // Also false for values a rule never sees as they are (null, undefined, numbers).
+    if (keys[i] !== k || attrs[k] !== out[k]) return false;
+    i++;
+  }
+  return i === keys.length;
+}
+
+/** What is known about one metric name under one rule list. */
+interface MetricPlan {
+  /** Results by input attributes object. */
+  readonly memo: WeakMap<object, Relabeled>;
+  /**
+   * The rules drop every series of this name whatever its attributes (a leading keep/drop on
+   * `__name__` alone), unless an attribute itself is called `__name__`.
+   */
+  readonly droppedByName: boolean;
+}
+
+/**
+ * Whether the leading rules that read nothing but `__name__` (keep and drop, which write
+ * nothing) already drop `name`; those rules cannot see any other label, so the answer holds
+ * for every series of the metric.
+ */
+function dropsByName(name: string, rules: readonly CompiledRule[]): boolean {
+  let n = 0;
+  while (n < rules.length) {
+    const r = rules[n] as CompiledRule;
+    if ((r.action !== 'keep' && r.action !== 'drop') || !r.sourceLabels.every((s) => s === '__name__')) break;
+    n++;
+  }
+  return n > 0 && relabelCompiled({ __name__: name }, rules.slice(0, n)) === null;
+}
+
+/** A copy of `p` with other attributes: the point's known fields, and `flags` (stale markers) when it has one. */
+function withAttributes(p: DataPoint<unknown>, attributes: Attributes): DataPoint<unknown> {
+  const q: DataPoint<unknown> = { attributes, value: p.value, startTime: p.startTime, endTime: p.endTime };
+  const flags = (p as FlaggedPoint).flags;
+  if (flags !== undefined) (q as FlaggedPoint).flags = flags;
+  return q;
+}
+
+/** One output metric of a scope; `borrowed` while it is the input metric itself, passed through. */
+interface Slot {
+  metric: MetricData;
+  borrowed: boolean;
+}
+
+/** The points that go to a slot (copying a borrowed input metric first, which must not change). */
+function pointsOf(slot: Slot): DataPoint<unknown>[] {
+  if (slot.borrowed) {
+    slot.metric = { ...slot.metric, dataPoints: slot.metric.dataPoints.slice() } as MetricData;
+    slot.borrowed = false;
+  }
+  return slot.metric.dataPoints as DataPoint<unknown>[];
+}
+
+/** Appends the first `n` points of `from` (a loop: a spread of a large metric could overflow the stack). */
+function pushFirst(to: DataPoint<unknown>[], from: readonly DataPoint<unknown>[], n: number): void {
+  for (let i = 0; i < n; i++) to.push(from[i] as DataPoint<unknown>);
+}
+
 /**
  * Applies rules to every point of a batch. A point whose `__name__` changes moves to the
  * renamed metric (same type and HELP); points a rule drops are removed; empty metrics vanish.
+ * A metric none of whose points changes is passed through as the input object itself.
  */
 export function relabelBatch(batch: ResourceMetrics, rules: readonly CompiledRule[], cache?: RelabelCache): ResourceMetrics {
   if (rules.length === 0) return batch;
   const scopeMetrics: ScopeMetrics[] = [];
   for (const sm of batch.scopeMetrics) {
-    const byName = new Map<string, MetricData>();
+    const slots: Slot[] = [];
+    const byName = new Map<string, Slot>();
+    // The slot a metric's points with `newName` go to, made on first use (so metrics keep the
+    // order in which their first point arrives).
+    const slotFor = (m: MetricData, newName: string): { slot: Slot; fresh: boolean } => {
+      let slot = byName.get(newName);
+      let fresh = false;
+      if (!slot) {
+        slot = { metric: { ...m, descriptor: newName === m.descriptor.name ? m.descriptor : { ...m.descriptor, name: newName }, dataPoints: [] } as MetricData, borrowed: false };
+        byName.set(newName, slot);
+        slots.push(slot);
+        fresh = true;
+      } else if (slot.metric.dataPointType !== m.dataPointType) {
+        // A rename onto a metric of another type cannot share a family; keep it apart.
+        const key = `${newName}\u0000${m.dataPointType}`;
+        let apart = byName.get(key);
+        if (!apart) {
+          apart = { metric: { ...m, descriptor: { ...m.descriptor, name: newName }, dataPoints: [] } as MetricData, borrowed: false };
+          byName.set(key, apart);
+          slots.push(apart);
+          fresh = true;
+        }
+        slot = apart;
+      }
+      return { slot, fresh };
+    };
     for (const m of sm.metrics) {
       const name = m.descriptor.name;
-      const memo = cache?.forMetric(name);
-      for (const p of m.dataPoints as DataPoint<unknown>[]) {
-        let hit = memo?.get(p.attributes);
-        if (hit === undefined) {
-          const out = relabelCompiled(labelsOf(name, p.attributes), rules);
-          const newName = out?.__name__;
-          if (out) delete out.__name__;
-          // A series without a name cannot be exported: dropped like a rule drop.
-          hit = out && newName ? { name: newName, attributes: out } : null;
-          memo?.set(p.attributes, hit);
+      const plan = cache ? cache.plan(name, rules) : { memo: undefined, droppedByName: dropsByName(name, rules) };
+      const memo = plan.memo;
+      const points = m.dataPoints as DataPoint<unknown>[];
+      // The slot for points that keep this metric's name, looked up once per metric.
+      let own: Slot | undefined;
+      let ownFresh = false;
+      // While every point so far goes to `own` unchanged, nothing is copied: `kept` counts them,
+      // and the metric passes through whole if that holds to the end.
+      let unchanged = true;
+      let kept = 0;
+      for (let i = 0; i < points.length; i++) {
+        const p = points[i] as DataPoint<unknown>;
+        const attrs = p.attributes;
+        let hit: Relabeled | undefined;
+        if (plan.droppedByName && attrs.__name__ == null) hit = null;
+        else {
+          hit = memo?.get(attrs);
+          if (hit === undefined) {
+            const out = relabelCompiled(labelsOf(name, attrs), rules);
+            const newName = out?.__name__;
+            if (out) delete out.__name__;
+            // A series without a name cannot be exported: dropped like a rule drop.
+            hit = out && newName ? { name: newName, attributes: sameLabels(attrs, out) ? (attrs as Record<string, string>) : out } : null;
+            memo?.set(attrs, hit);
+          }
         }
-        if (!hit) continue;
-        const newName = hit.name;
-        const out = hit.attributes;
-        let target = byName.get(newName);
-        if (!target) {
-          target = { ...m, descriptor: newName === name ? m.descriptor : { ...m.descriptor, name: newName }, dataPoints: [] } as MetricData;
-          byName.set(newName, target);
-        } else if (target.dataPointType !== m.dataPointType) {
-          // A rename onto a metric of another type cannot share a family; keep it apart.
-          const key = `${newName}\u0000${m.dataPointType}`;
-          target = byName.get(key) ?? ({ ...m, descriptor: { ...m.descriptor, name: newName }, dataPoints: [] } as MetricData);
-          byName.set(key, target);
+        let slot: Slot | null = null;
+        if (hit) {
+          if (hit.name === name) {
+            if (!own) ({ slot: own, fresh: ownFresh } = slotFor(m, name));
+            slot = own;
+          } else slot = slotFor(m, hit.name).slot;
+          if (unchanged && slot === own && hit.attributes === attrs) {
+            kept++;
+            continue;
+          }
         }
-        (target.dataPoints as DataPoint<unknown>[]).push(out === p.attributes ? p : { ...p, attributes: out });
+        if (unchanged) {
+          unchanged = false;
+          if (kept > 0) pushFirst(pointsOf(own as Slot), points, kept);
+        }
+        if (hit && slot) pointsOf(slot).push(hit.attributes === attrs ? p : withAttributes(p, hit.attributes));
+      }
+      if (unchanged && kept > 0) {
+        const slot = own as Slot;
+        // Only this metric's points went there, all as they were: the output is the input.
+        if (ownFresh && kept === points.length && slot.metric.dataPoints.length === 0) {
+          slot.metric = m;
+          slot.borrowed = true;
+        } else pushFirst(pointsOf(slot), points, kept);
       }
     }
-    const metrics = [...byName.values()].filter((m) => m.dataPoints.length > 0);
+    const metrics = slots.map((s) => s.metric).filter((m) => m.dataPoints.length > 0);
     if (metrics.length) scopeMetrics.push({ scope: sm.scope, metrics });
   }
   return { resource: batch.resource, scopeMetrics };
@@ -64,11 +188,12 @@ export function relabelBatch(batch: ResourceMetrics, rules: readonly CompiledRul
  * the processors after this one. Entries go away with their attributes objects.
  */
 export class RelabelCache {
-  private readonly _byName = new Map<string, WeakMap<object, { name: string; attributes: Record<string, string> } | null>>();
-  forMetric(name: string): WeakMap<object, { name: string; attributes: Record<string, string> } | null> {
+  private readonly _byName = new Map<string, MetricPlan & { readonly rules: readonly CompiledRule[] }>();
+  /** What is known about `name` under `rules` (one cache serves one rule list). */
+  plan(name: string, rules: readonly CompiledRule[]): MetricPlan {
     let m = this._byName.get(name);
-    if (!m) {
-      m = new WeakMap();
+    if (!m || m.rules !== rules) {
+      m = { memo: new WeakMap(), droppedByName: dropsByName(name, rules), rules };
       this._byName.set(name, m);
     }
     return m;
