@@ -107,3 +107,28 @@ test('a metric with some series dropped keeps the others in order', () => {
   assert.deepEqual(attrsOf(metric(out, 'tailscaled_inbound_bytes_total')), [{ path: 'direct_ipv4' }, { path: 'direct_ipv6' }]);
   assert.equal(metric(out, 'tailscaled_inbound_bytes_total')?.dataPoints[0], metric(input, 'tailscaled_inbound_bytes_total')?.dataPoints[0], 'unchanged points are not copied');
 });
+
+test('changed, dropped and renamed series of one metric, and a later metric renamed onto it, all land in order', () => {
+  const input = batch((b) => {
+    const a = b.counter('a_total', 'a');
+    for (const k of ['1', '2', '3', '4', '5']) a.add({ k }, Number(k), 1000);
+    b.counter('b_total', 'b').add({ k: '6' }, 6, 1000);
+    b.counter('c_total', 'c').add({ k: '7' }, 7, 1000);
+  });
+  const rules = compileRelabelConfigs([
+    { source_labels: ['k'], regex: '2', action: 'drop' },
+    { source_labels: ['k'], regex: '[34]', target_label: '__name__', replacement: 'b_total' },
+    { source_labels: ['k'], regex: '[57]', target_label: 'odd', replacement: 'yes' },
+    { source_labels: ['__name__'], regex: 'c_total', target_label: '__name__', replacement: 'a_total' },
+  ]);
+  const cache = new RelabelCache();
+  for (let cycle = 0; cycle < 2; cycle++) {
+    const out = relabelBatch(input, rules, cache);
+    assert.deepEqual(out.scopeMetrics[0]?.metrics.map((m) => m.descriptor.name), ['a_total', 'b_total']);
+    assert.deepEqual(attrsOf(metric(out, 'a_total')), [{ k: '1' }, { k: '5', odd: 'yes' }, { k: '7', odd: 'yes' }]);
+    assert.deepEqual(metric(out, 'a_total')?.dataPoints.map((p) => p.value), [1, 5, 7]);
+    assert.deepEqual(attrsOf(metric(out, 'b_total')), [{ k: '3' }, { k: '4' }, { k: '6' }]);
+    assert.equal(metric(out, 'b_total')?.descriptor.description, 'a', 'a renamed series makes the metric with its own HELP, as the first to arrive');
+  }
+  assert.equal(metric(input, 'a_total')?.dataPoints.length, 5, 'input not modified');
+});

@@ -14,8 +14,28 @@ function labelsOf(name: string, attrs: Attributes): Record<string, string> {
   return l;
 }
 
-/** A series' relabel result: its (possibly new) metric name and attributes; null when dropped. */
-type Relabeled = { name: string; attributes: Record<string, string> } | null;
+/** A series' relabel result under one metric name: its metric name (`''`: dropped) and attributes. */
+class Series {
+  readonly name: string;
+  readonly attributes: Record<string, string>;
+  /**
+   * The attributes object of the series that came right after this one in its metric last
+   * time, and that series' result. Receivers emit a metric's series in much the same order
+   * every cycle (a device's series together), so the next result is usually found here with
+   * one comparison instead of a hash lookup.
+   */
+  nextAttrs: object | undefined = undefined;
+  next: Series | undefined = undefined;
+  constructor(name: string, attributes: Record<string, string>) {
+    this.name = name;
+    this.attributes = attributes;
+  }
+}
+
+const NO_LABELS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+/** The result for a series dropped because of its metric's name alone (never cached or chained). */
+const DROPPED_BY_NAME = new Series('', NO_LABELS);
 
 /**
  * Whether relabeled `out` has exactly the labels of `attrs`, in the same order (so `attrs`
@@ -35,7 +55,7 @@ function sameLabels(attrs: Attributes, out: Readonly<Record<string, string>>): b
 /** What is known about one metric name under one rule list. */
 interface MetricPlan {
   /** Results by input attributes object. */
-  readonly memo: WeakMap<object, Relabeled>;
+  readonly memo: WeakMap<object, Series>;
   /**
    * The rules drop every series of this name whatever its attributes (a leading keep/drop on
    * `__name__` alone), unless an attribute itself is called `__name__`.
@@ -79,6 +99,13 @@ function pointsOf(slot: Slot): DataPoint<unknown>[] {
     slot.borrowed = false;
   }
   return slot.metric.dataPoints as DataPoint<unknown>[];
+}
+
+/** Gives a slot with no points yet an array for up to `n` (filled by index, then cut to length). */
+function sized(slot: Slot, n: number): DataPoint<unknown>[] {
+  const points = new Array<DataPoint<unknown>>(n);
+  (slot.metric as { dataPoints: DataPoint<unknown>[] }).dataPoints = points;
+  return points;
 }
 
 /** Appends the first `n` points of `from` (a loop: a spread of a large metric could overflow the stack). */
@@ -125,6 +152,7 @@ export function relabelBatch(batch: ResourceMetrics, rules: readonly CompiledRul
       const name = m.descriptor.name;
       const plan = cache ? cache.plan(name, rules) : { memo: undefined, droppedByName: dropsByName(name, rules) };
       const memo = plan.memo;
+      const droppedByName = plan.droppedByName;
       const points = m.dataPoints as DataPoint<unknown>[];
       // The slot for points that keep this metric's name, looked up once per metric.
       let own: Slot | undefined;
@@ -133,24 +161,38 @@ export function relabelBatch(batch: ResourceMetrics, rules: readonly CompiledRul
       // and the metric passes through whole if that holds to the end.
       let unchanged = true;
       let kept = 0;
+      // A slot this metric made holds only its points, so its array is sized once (at most
+      // every point) and filled by index; `ownN` is how many it holds.
+      let ownPoints: DataPoint<unknown>[] | undefined;
+      let ownN = 0;
+      let prev: Series | undefined;
       for (let i = 0; i < points.length; i++) {
         const p = points[i] as DataPoint<unknown>;
         const attrs = p.attributes;
-        let hit: Relabeled | undefined;
-        if (plan.droppedByName && attrs.__name__ == null) hit = null;
+        let hit: Series;
+        if (prev !== undefined && prev.nextAttrs === attrs) hit = prev.next as Series;
+        else if (droppedByName && attrs.__name__ == null) hit = DROPPED_BY_NAME;
         else {
-          hit = memo?.get(attrs);
-          if (hit === undefined) {
+          let found = memo?.get(attrs);
+          if (found === undefined) {
             const out = relabelCompiled(labelsOf(name, attrs), rules);
             const newName = out?.__name__;
             if (out) delete out.__name__;
             // A series without a name cannot be exported: dropped like a rule drop.
-            hit = out && newName ? { name: newName, attributes: sameLabels(attrs, out) ? (attrs as Record<string, string>) : out } : null;
-            memo?.set(attrs, hit);
+            found = out && newName ? new Series(newName, sameLabels(attrs, out) ? (attrs as Record<string, string>) : out) : new Series('', NO_LABELS);
+            memo?.set(attrs, found);
+          }
+          hit = found;
+          if (memo !== undefined) {
+            if (prev !== undefined) {
+              prev.nextAttrs = attrs;
+              prev.next = hit;
+            }
           }
         }
+        if (memo !== undefined && hit !== DROPPED_BY_NAME) prev = hit;
         let slot: Slot | null = null;
-        if (hit) {
+        if (hit.name !== '') {
           if (hit.name === name) {
             if (!own) ({ slot: own, fresh: ownFresh } = slotFor(m, name));
             slot = own;
@@ -162,9 +204,23 @@ export function relabelBatch(batch: ResourceMetrics, rules: readonly CompiledRul
         }
         if (unchanged) {
           unchanged = false;
-          if (kept > 0) pushFirst(pointsOf(own as Slot), points, kept);
+          if (kept > 0) {
+            if (ownFresh) {
+              ownPoints = sized(own as Slot, points.length);
+              for (; ownN < kept; ownN++) ownPoints[ownN] = points[ownN] as DataPoint<unknown>;
+            } else pushFirst(pointsOf(own as Slot), points, kept);
+          }
         }
-        if (hit && slot) pointsOf(slot).push(hit.attributes === attrs ? p : withAttributes(p, hit.attributes));
+        if (slot === null) continue;
+        const q = hit.attributes === attrs ? p : withAttributes(p, hit.attributes);
+        if (slot === own && ownFresh) (ownPoints ??= sized(own, points.length))[ownN++] = q;
+        else pointsOf(slot).push(q);
+      }
+      if (ownPoints !== undefined) ownPoints.length = ownN;
+      // The last series has no successor: it must not keep one that went away alive.
+      if (prev !== undefined && prev.nextAttrs !== undefined) {
+        prev.nextAttrs = undefined;
+        prev.next = undefined;
       }
       if (unchanged && kept > 0) {
         const slot = own as Slot;
@@ -185,7 +241,8 @@ export function relabelBatch(batch: ResourceMetrics, rules: readonly CompiledRul
  * Relabel results per metric name and attributes object. Receivers keep a series' attributes
  * object across cycles while its labels are unchanged, so in steady state a series is relabeled
  * once, not every cycle — and its output object stays the same too, which keeps identity for
- * the processors after this one. Entries go away with their attributes objects.
+ * the processors after this one. Entries go away with their attributes objects (an entry also
+ * holds its successor's attributes object, until the next batch shows who follows it now).
  */
 export class RelabelCache {
   private readonly _byName = new Map<string, MetricPlan & { readonly rules: readonly CompiledRule[] }>();
