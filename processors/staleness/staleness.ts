@@ -7,16 +7,19 @@ import type { StalenessConfig } from './config.ts';
 const SCRAPE_UP = 'tsmetrics_device_scrape_up';
 const SCRAPE_PREFIX = 'tsmetrics_device_scrape_';
 
-/** The series one metric (name + type) had last cycle, by attribute signature. */
+/**
+ * The series one metric (name + type) had last cycle: its point, by attributes object. The
+ * point is the one the batch carries (no copy, no entry object): rebuilt every cycle, the map
+ * costs one slot per live series.
+ */
 interface MetricSeries {
   metric: MetricData;
-  points: Map<object, { point: DataPoint<unknown>; seen: number }>;
+  points: Map<object, DataPoint<unknown>>;
 }
 
 /** State per source: what it emitted last, and where each device's last good series are. */
 interface SourceState {
   prev: Map<string, MetricSeries>;
-  generation: number;
   /** Device id → the batch in which it was last scraped successfully, and when. */
   lastGood: Map<string, { okMs: number; batch: ResourceMetrics }>;
 }
@@ -46,7 +49,7 @@ export function createStalenessProcessor(config: StalenessConfig): Processor & {
     process(batch: ResourceMetrics, info: BatchInfo): ResourceMetrics {
       let st = sources.get(info.source);
       if (!st) {
-        st = { prev: new Map(), lastGood: new Map(), generation: 0 };
+        st = { prev: new Map(), lastGood: new Map() };
         sources.set(info.source, st);
       }
       const grace = config.grace_period > 0 ? config.grace_period : config.grace_intervals * info.interval;
@@ -115,63 +118,60 @@ export function createStalenessProcessor(config: StalenessConfig): Processor & {
       }
 
       // What is emitted now. Entries are keyed by the attributes object: receivers keep a
-      // series' object from cycle to cycle, so in steady state this costs one lookup per point
-      // and no strings. An object seen for the first time may still be an old series under a new
-      // object (a processor that rebuilds attributes); that is settled by comparing signatures,
-      // only for entries that changed.
-      const gen = ++st.generation;
-      const fresh = new Map<MetricSeries, object[]>();
+      // series' object from cycle to cycle, so in steady state this costs two lookups per point
+      // and no strings. Each metric's map is rebuilt: what is left in last cycle's map after
+      // this cycle's points are taken out of it has ended. An object seen for the first time
+      // may still be an old series under a new object (a processor that rebuilds attributes);
+      // that is settled by comparing signatures, only for entries that changed.
+      // A metric key can appear more than once in a batch (several scopes): its parts share
+      // one new map and are all taken out of the one old map.
+      const current = new Map<string, { ms: MetricSeries; old: Map<object, DataPoint<unknown>>; next: Map<object, DataPoint<unknown>>; added: object[] | undefined }>();
+      const now = msToHrTime(info.time);
+      const ended: Array<{ ms: MetricSeries; gone: Map<object, DataPoint<unknown>>; added: object[] | undefined }> = [];
       for (const sm of scopeMetrics) {
         for (const m of sm.metrics) {
           const key = metricKey(m);
-          let ms = st.prev.get(key);
-          if (!ms) {
-            ms = { metric: m, points: new Map() };
-            st.prev.set(key, ms);
+          let c = current.get(key);
+          if (!c) {
+            const ms = st.prev.get(key) ?? { metric: m, points: new Map() };
+            c = { ms, old: ms.points, next: new Map(), added: undefined };
+            current.set(key, c);
           }
-          ms.metric = m;
-          const pts = ms.points;
+          c.ms.metric = m;
+          const { old, next } = c;
           for (const p of m.dataPoints as DataPoint<unknown>[]) {
             if (isStale(p)) continue;
-            const e = pts.get(p.attributes);
-            if (e) {
-              e.point = p;
-              e.seen = gen;
-            } else {
-              pts.set(p.attributes, { point: p, seen: gen });
-              let list = fresh.get(ms);
-              if (!list) {
-                list = [];
-                fresh.set(ms, list);
-              }
-              list.push(p.attributes);
-            }
+            next.set(p.attributes, p);
+            if (!old.delete(p.attributes)) (c.added ??= []).push(p.attributes);
           }
         }
       }
-      // End-of-series markers for what was sent last time and is gone now.
-      const now = msToHrTime(info.time);
+      for (const [key, c] of current) {
+        if (c.old.size > 0) ended.push({ ms: c.ms, gone: c.old, added: c.added });
+        c.ms.points = c.next;
+        st.prev.set(key, c.ms);
+      }
+      // Metrics missing from this batch altogether ended whole.
       for (const [key, ms] of st.prev) {
+        if (current.has(key)) continue;
+        ended.push({ ms, gone: ms.points, added: undefined });
+        st.prev.delete(key);
+      }
+      // End-of-series markers for what was sent last time and is gone now.
+      for (const { ms, gone, added } of ended) {
         let dest: DataPoint<unknown>[] | undefined;
-        let freshSigs: Set<string> | undefined;
-        for (const [attrs, e] of ms.points) {
-          if (e.seen === gen) continue;
-          ms.points.delete(attrs);
-          const added = fresh.get(ms);
-          if (added) {
-            // Signatures are computed here, not cached: only changed series pay for them.
-            freshSigs ??= new Set(added.map((a) => JSON.stringify(a)));
-            if (freshSigs.has(JSON.stringify(attrs))) continue; // same series, new object
-          }
+        // Signatures are computed here, not cached: only changed series pay for them.
+        const freshSigs = added ? new Set(added.map((a) => JSON.stringify(a))) : undefined;
+        for (const [attrs, p] of gone) {
+          if (freshSigs?.has(JSON.stringify(attrs))) continue; // same series, new object
           if (!config.markers || !target) continue;
-          const p = e.point;
           const marker = { attributes: p.attributes, startTime: p.startTime, endTime: now, value: p.value };
           markStale(marker);
           dest ??= appendTo(ms.metric);
           dest.push(marker);
         }
-        if (ms.points.size === 0) st.prev.delete(key);
       }
+      for (const [key, ms] of st.prev) if (ms.points.size === 0) st.prev.delete(key);
       return { resource: batch.resource, scopeMetrics: scopeMetrics.length ? scopeMetrics : batch.scopeMetrics };
     },
   };

@@ -29,6 +29,13 @@ export class MetricBuilder {
   readonly kind: MetricKind;
   readonly points: DataPoint<number>[] = [];
   readonly histogramPoints: DataPoint<Histogram>[] = [];
+  // Points of one batch mostly share their times (one instant per cycle or per device); one
+  // [s, ns] array per distinct instant instead of two per point is ~100 bytes per series less.
+  // Times are never mutated in place anywhere in the pipeline, so sharing them is safe.
+  private _ms = NaN;
+  private _hr: HrTime = [0, 0];
+  private _startMs = NaN;
+  private _startHr: HrTime = [0, 0];
   constructor(name: string, help: string, kind: MetricKind) {
     this.name = name;
     this.help = help;
@@ -36,12 +43,27 @@ export class MetricBuilder {
   }
   /** Adds a point; `startMs` matters for counters (first seen / last reset). */
   add(attributes: Attributes, value: number, timeMs: number, startMs = timeMs): this {
-    this.points.push({ attributes, value, startTime: msToHrTime(startMs), endTime: msToHrTime(timeMs) });
+    this.points.push({ attributes, value, startTime: this._start(startMs), endTime: this._time(timeMs) });
     return this;
   }
   addHistogram(attributes: Attributes, value: Histogram, timeMs: number, startMs = timeMs): this {
-    this.histogramPoints.push({ attributes, value, startTime: msToHrTime(startMs), endTime: msToHrTime(timeMs) });
+    this.histogramPoints.push({ attributes, value, startTime: this._start(startMs), endTime: this._time(timeMs) });
     return this;
+  }
+  private _time(ms: number): HrTime {
+    if (ms !== this._ms) {
+      this._ms = ms;
+      this._hr = msToHrTime(ms);
+    }
+    return this._hr;
+  }
+  private _start(ms: number): HrTime {
+    if (ms === this._ms) return this._time(ms);
+    if (ms !== this._startMs) {
+      this._startMs = ms;
+      this._startHr = msToHrTime(ms);
+    }
+    return this._startHr;
   }
   build(): MetricData {
     // Scraped and computed values are always DOUBLE: INT with a fractional value is invalid OTLP.

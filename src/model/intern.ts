@@ -1,4 +1,22 @@
 import type { Attributes } from '@opentelemetry/api';
+import { BoundedCache } from './names.ts';
+
+/**
+ * One copy of each series key for the whole process. Keys repeat across devices (every
+ * tailscaled writes `tailscaled_inbound_bytes_total{path="derp"}`; every device has an
+ * `online` series), so a map that keeps a key per series holds the same text thousands of
+ * times; with this, it holds one. Bounded by characters and entries, since devices and API
+ * records choose these strings: past the bound a key is simply not shared.
+ */
+const sharedKeys = new BoundedCache<string>({ maxChars: 8 * 1024 * 1024, maxEntries: 100_000 });
+
+/** The process's shared copy of `key` (itself the first time). */
+export function sharedKey(key: string): string {
+  const c = sharedKeys.get(key);
+  if (c !== undefined) return c;
+  sharedKeys.set(key, key);
+  return key;
+}
 
 /**
  * Gives a series the same attributes object from one cycle to the next when its labels are
@@ -19,9 +37,11 @@ export class AttributeInterner {
       next = new Map();
       this._next.set(group, next);
     }
-    const hit = next.get(key) ?? this._prev.get(group)?.get(key);
-    const out = hit ?? attrs;
-    next.set(key, out);
+    const hit = next.get(key);
+    if (hit) return hit;
+    const out = this._prev.get(group)?.get(key) ?? attrs;
+    // The map keeps the key for a cycle: the shared copy, not this cycle's freshly built text.
+    next.set(sharedKey(key), out);
     return out;
   }
 
