@@ -125,15 +125,16 @@ export function relabelBatch(batch: ResourceMetrics, rules: readonly CompiledRul
     const slots: Slot[] = [];
     const byName = new Map<string, Slot>();
     // The slot a metric's points with `newName` go to, made on first use (so metrics keep the
-    // order in which their first point arrives).
-    const slotFor = (m: MetricData, newName: string): { slot: Slot; fresh: boolean } => {
+    // order in which their first point arrives); `made` says whether this call made it.
+    let made = false;
+    const slotFor = (m: MetricData, newName: string): Slot => {
       let slot = byName.get(newName);
-      let fresh = false;
+      made = false;
       if (!slot) {
         slot = { metric: { ...m, descriptor: newName === m.descriptor.name ? m.descriptor : { ...m.descriptor, name: newName }, dataPoints: [] } as MetricData, borrowed: false };
         byName.set(newName, slot);
         slots.push(slot);
-        fresh = true;
+        made = true;
       } else if (slot.metric.dataPointType !== m.dataPointType) {
         // A rename onto a metric of another type cannot share a family; keep it apart.
         const key = `${newName}\u0000${m.dataPointType}`;
@@ -142,11 +143,11 @@ export function relabelBatch(batch: ResourceMetrics, rules: readonly CompiledRul
           apart = { metric: { ...m, descriptor: { ...m.descriptor, name: newName }, dataPoints: [] } as MetricData, borrowed: false };
           byName.set(key, apart);
           slots.push(apart);
-          fresh = true;
+          made = true;
         }
         slot = apart;
       }
-      return { slot, fresh };
+      return slot;
     };
     for (const m of sm.metrics) {
       const name = m.descriptor.name;
@@ -157,6 +158,8 @@ export function relabelBatch(batch: ResourceMetrics, rules: readonly CompiledRul
       // The slot for points that keep this metric's name, looked up once per metric.
       let own: Slot | undefined;
       let ownFresh = false;
+      let renamedTo: string | undefined;
+      let renamedSlot: Slot | undefined;
       // While every point so far goes to `own` unchanged, nothing is copied: `kept` counts them,
       // and the metric passes through whole if that holds to the end.
       let unchanged = true;
@@ -194,9 +197,17 @@ export function relabelBatch(batch: ResourceMetrics, rules: readonly CompiledRul
         let slot: Slot | null = null;
         if (hit.name !== '') {
           if (hit.name === name) {
-            if (!own) ({ slot: own, fresh: ownFresh } = slotFor(m, name));
+            if (!own) {
+              own = slotFor(m, name);
+              ownFresh = made;
+            }
             slot = own;
-          } else slot = slotFor(m, hit.name).slot;
+          } else if (hit.name === renamedTo) slot = renamedSlot as Slot;
+          else {
+            // Renamed series of a metric mostly share their new name: looked up once per run.
+            renamedTo = hit.name;
+            slot = renamedSlot = slotFor(m, hit.name);
+          }
           if (unchanged && slot === own && hit.attributes === attrs) {
             kept++;
             continue;
