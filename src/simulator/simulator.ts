@@ -23,6 +23,13 @@ export type Fault =
 export interface SimulatorOptions extends TailnetOptions, TailnetApiOptions {
   /** Latency before a device answers, ms (benchmarks use 25). */
   deviceLatencyMs?: number;
+  /**
+   * How long a device keeps an idle HTTP connection open, ms; 0 = until the client closes it.
+   * Default 0: tailscaled serves `/metrics` from Go's net/http, whose server sets no idle
+   * timeout unless told to, so a scraper's kept-alive connection survives between cycles.
+   * Node's own default (5 s) would have every device hang up between scrapes.
+   */
+  deviceIdleTimeoutMs?: number;
   /** Latency before the API answers, ms. */
   apiLatencyMs?: number;
   /** API keys accepted (Basic user or Bearer). One is generated when omitted. */
@@ -270,6 +277,7 @@ export class TailnetSimulator {
 
   private _listenDevice(addr: string, port: number): Promise<DeviceServer> {
     const server = createServer((req, res) => this._handleDevice(addr, req, res));
+    server.keepAliveTimeout = this._opts.deviceIdleTimeoutMs ?? 0;
     const ds: DeviceServer = { server, sockets: new Set() };
     server.on('connection', (s) => {
       ds.sockets.add(s);
