@@ -292,6 +292,8 @@ export class TailnetSimulator {
     });
   }
 
+  private _byAddress: { gen: number; count: number; map: Map<string, SimDevice> } | undefined;
+
   private _deviceByAddress(addr: string): { sim?: SimDevice; api?: ApiDevice } {
     if (this._explicit) {
       const api = this._explicit.find((d) => Array.isArray(d.addresses) && d.addresses[0] === addr);
@@ -299,7 +301,21 @@ export class TailnetSimulator {
       const sim = this.devices.find((d) => (d.api.addresses as string[])[0] === addr) ?? makeDevice(0, { seed: 1, suffix: 'x', exporterShare: 0 });
       return { sim, api };
     }
-    const sim = this.currentDevices().find((d) => (d.api.addresses as string[])[0] === addr);
+    // By address through a map kept per device generation: a linear search per request made the
+    // simulator's own CPU grow with the square of the tailnet, and on a 2-core machine that CPU
+    // is taken from the process being measured.
+    const now = this._now();
+    const lifetime = this._opts.ephemeralLifetimeMs ?? 120_000;
+    const gen = lifetime ? Math.floor(now / lifetime) : -1;
+    if (!this._byAddress || this._byAddress.gen !== gen || this._byAddress.count !== this.devices.length) {
+      const map = new Map<string, SimDevice>();
+      for (const d of this.currentDevices(now, lifetime)) {
+        const a = (d.api.addresses as string[])[0];
+        if (a !== undefined && !map.has(a)) map.set(a, d);
+      }
+      this._byAddress = { gen, count: this.devices.length, map };
+    }
+    const sim = this._byAddress.map.get(addr);
     return sim ? { sim, api: sim.api } : {};
   }
 
