@@ -183,7 +183,7 @@ function relabelSpeed(): void {
     ts.push(performance.now() - t0);
   }
   const perS = snap.series / (median(ts) / 1000);
-  results.push({ name: 'relabel_series_per_s', value: Math.round(perS), unit: 'series/s', target: '≥ 2,000,000', met: perS >= 2_000_000, note: `5 rules over ${snap.series} series, steady state; first (cold) pass ${Math.round(snap.series / (cold / 1000))} series/s` });
+  results.push({ name: 'relabel_series_per_s', value: Math.round(perS), unit: 'series/s', target: '≥ 2,500,000', met: perS >= 2_500_000, note: `5 rules over ${snap.series} series, steady state; first (cold) pass ${Math.round(snap.series / (cold / 1000))} series/s` });
 }
 
 // 6. Steady-state CPU with 1,000 devices.
