@@ -27,9 +27,9 @@ export const median = (xs: number[]): number => {
 };
 
 /** Starts the simulator in a child process; resolves with its env once it listens. */
-export async function simulatorProcess(opts: { devices: number; latency?: number; uniform?: boolean }): Promise<{ env: Record<string, string>; child: ChildProcess; stop: () => Promise<void> }> {
+export async function simulatorProcess(opts: { devices: number; latency?: number; uniform?: boolean; listScale?: number }): Promise<{ env: Record<string, string>; child: ChildProcess; stop: () => Promise<void> }> {
   const script = fileURLToPath(new URL('./sim-child.ts', import.meta.url));
-  const child = spawn(process.execPath, [script, `--devices=${opts.devices}`, `--latency=${opts.latency ?? 0}`, `--uniform=${opts.uniform ?? false}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [script, `--devices=${opts.devices}`, `--latency=${opts.latency ?? 0}`, `--uniform=${opts.uniform ?? false}`, `--list-scale=${opts.listScale ?? 1}`], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     const rl = createInterface({ input: child.stdout as NodeJS.ReadableStream });
     rl.once('line', resolve);

@@ -9,6 +9,7 @@ const sim = new TailnetSimulator({
   uniform: args.get('uniform') === 'true',
   exporterShare: 1,
   ephemeralLifetimeMs: 0,
+  listScale: Number(args.get('list-scale') ?? 1),
   seed: 7,
 });
 await sim.start();

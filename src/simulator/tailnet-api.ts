@@ -46,6 +46,32 @@ export interface TailnetApiOptions {
   tailnetApi?: Partial<TailnetApiBodies>;
   /** Endpoints that answer 404 as if this control server did not have them (`dns/configuration`, `services`, …). */
   missingEndpoints?: readonly string[];
+  /**
+   * Every list beyond devices (users, keys, posture integrations, Services, webhooks, invites)
+   * is served this many times over, each copy with its own ids and names: a tailnet N times the
+   * fixture's size for benchmarks (default 1).
+   */
+  listScale?: number;
+}
+
+/** `x` made distinct for copy `i` (emails keep their domain: `alice-3@example.com`). */
+function copyName(x: string, i: number): string {
+  const at = x.indexOf('@');
+  return at > 0 ? `${x.slice(0, at)}-${i}${x.slice(at)}` : `${x}-${i}`;
+}
+
+/** `list` followed by `n - 1` copies whose `fields` are made distinct (see `listScale`). */
+function repeated<T extends Record<string, unknown>>(list: T[], n: number | undefined, fields: readonly string[]): T[] {
+  if (!n || n <= 1) return list;
+  const out = [...list];
+  for (let i = 1; i < n; i++) {
+    for (const x of list) {
+      const c: Record<string, unknown> = { ...x };
+      for (const f of fields) if (typeof c[f] === 'string') c[f] = copyName(c[f] as string, i);
+      out.push(c as T);
+    }
+  }
+  return out;
 }
 
 interface Context {
@@ -282,7 +308,7 @@ export class TailnetApiSimulator {
     const slot = Math.floor(now / (30 * MIN));
     if (now % (30 * MIN) < 10 * MIN) user(`newcomer-${slot % 1000}@example.com`, { role: 'member', status: 'needs-approval', created: iso(slot * 30 * MIN), lastSeen: iso(slot * 30 * MIN) });
     user('dave@partner.example', { type: 'shared', role: 'member', tailnetId: 'partner.example', deviceCount: 1, currentlyConnected: true, lastSeen: iso(now) });
-    return { users };
+    return { users: repeated(users, this._o.listScale, ['id', 'loginName']) };
   }
 
   /** Keys: auth keys (expiring soon, expired, revoked), the simulator's API keys and OAuth clients, a federated identity, a minted token. */
@@ -300,7 +326,10 @@ export class TailnetApiSimulator {
     for (const id of this._ownApiKeyIds()) keys.push({ id, keyType: 'api', description: 'tsmetrics (simulated)', expirySeconds: 7_776_000, created: iso(day - 45 * DAY), expires: iso(day + 45 * DAY), scopes: ['all'], invalid: false, userId: 'uAlice' });
     for (const c of this._c.oauthClients) keys.push({ id: c.id, keyType: 'client', description: 'tsmetrics collector', created: iso(day - 160 * DAY), updated: iso(day - 30 * DAY), scopes: [...(this._o.clientScopes?.[c.id] ?? ['all:read'])], tags: ['tag:monitoring'], invalid: false, userId: 'uAlice' });
     for (const f of this._o.federatedClients ?? []) keys.push({ id: f.id, keyType: 'federated', description: 'tsmetrics workload identity', created: iso(day - 20 * DAY), scopes: [...(f.scopes ?? ['all:read'])], tags: ['tag:monitoring'], invalid: false, userId: 'uAlice', audience: `api.tailscale.com/${f.id}`, issuer: 'https://kubernetes.default.svc', subject: 'system:serviceaccount:monitoring:tsmetrics', customClaimRules: {} });
-    return keys;
+    // Copies are other keys of the tailnet; the simulator's own credentials stay one each.
+    const own = new Set([...this._ownApiKeyIds(), ...this._c.oauthClients.map((c) => c.id), ...(this._o.federatedClients ?? []).map((f) => f.id)]);
+    const others = keys.filter((k) => !own.has(k.id as string));
+    return [...repeated(others, this._o.listScale, ['id']), ...keys.filter((k) => own.has(k.id as string))];
   }
 
   /** Settings; fields that need another scope read back false without it, as on the real API. */
@@ -331,7 +360,7 @@ export class TailnetApiSimulator {
     const lastSync = now - (now % (5 * MIN));
     const failing = now % (10 * MIN) < 3 * MIN;
     return {
-      integrations: [
+      integrations: repeated([
         { provider: 'intune', cloudId: 'global', clientId: '6f1d2c0a-5b7e-4e39-9a44-0c3b8d17e2f5', tenantId: '2b9e7a41-3c08-4d6f-b1e2-95a7c4d0f318', id: 'pIn7uNe4Kq11CNTRL', configUpdated: iso(this._startMs - 140 * DAY), status: { lastSync: iso(lastSync), error: '', providerHostCount: 42, matchedCount: 3, possibleMatchedCount: 4 } },
         {
           provider: 'falcon',
@@ -346,7 +375,7 @@ export class TailnetApiSimulator {
         },
         { provider: 'kolide', cloudId: '', clientId: '', tenantId: '', id: 'pK0l1deR8v11CNTRL', configUpdated: iso(this._startMs + 3 * MIN) },
         { provider: 'jamfpro', cloudId: 'example.jamfcloud.com', clientId: 'b81e4f27-0d6a-4c93-8e15-7a2f9c3d6b40', tenantId: '', id: 'pJamFpr0Hh11CNTRL', configUpdated: iso(this._startMs - 260 * DAY), status: { lastSync: iso(lastSync - 9 * MIN), error: '', providerHostCount: 17, matchedCount: 1, possibleMatchedCount: 1 } },
-      ],
+      ] as Array<Record<string, unknown>>, this._o.listScale, ['id']),
     };
   }
 
@@ -357,12 +386,17 @@ export class TailnetApiSimulator {
       hosts: tagged.filter(pick).slice(0, levels.length).map((d, i) => ({ stableNodeID: d.nodeId, approvalLevel: levels[i], configured: 'ready' })),
     });
     const has = (tag: string) => (d: ApiDevice) => (d.tags as string[]).includes(tag);
-    return [
+    const list: Array<{ body: Record<string, unknown>; hosts: { hosts: Array<Record<string, unknown>> } }> = [
       { body: { name: 'svc:grafana', addrs: ['100.116.30.12', 'fd7a:115c:a1e0::ab01:1e0c'], comment: 'NOC dashboards', ports: ['tcp:443'], tags: ['tag:monitoring'] }, hosts: hostsOf((d) => has('tag:router')(d) || has('tag:monitoring')(d) || has('tag:ci')(d), ['approved:auto', 'approved:manual', 'not-approved']) },
       { body: { name: 'svc:prometheus', addrs: ['100.71.88.190', 'fd7a:115c:a1e0::e201:58be'], comment: '', ports: ['tcp:9090'], tags: ['tag:monitoring'] }, hosts: hostsOf(has('tag:monitoring'), ['approved:manual']) },
       { body: { name: 'svc:wiki', addrs: ['100.93.5.201', 'fd7a:115c:a1e0::7c01:5c9'], comment: 'internal wiki (not deployed yet)', ports: ['tcp:80', 'tcp:443'] }, hosts: { hosts: [] } },
       { body: { name: 'svc:registry', addrs: ['100.120.77.14', 'fd7a:115c:a1e0::3b01:4d0e'], comment: 'container registry mirror', ports: ['tcp:5000'], tags: ['tag:ci'] }, hosts: hostsOf(has('tag:ci'), ['approved:auto']) },
     ];
+    const n = this._o.listScale ?? 1;
+    if (n <= 1) return list;
+    const out = [...list];
+    for (let k = 1; k < n; k++) for (const x of list) out.push({ body: { ...x.body, name: copyName(x.body.name as string, k) }, hosts: x.hosts });
+    return out;
   }
 
   /** The policy file; it changes every 15 minutes (one of three versions). */
@@ -409,21 +443,21 @@ export class TailnetApiSimulator {
   webhooks(): { webhooks: Array<Record<string, unknown>> } {
     const t = (d: number): string => iso(this._startMs - d * DAY);
     return {
-      webhooks: [
+      webhooks: repeated([
         { endpointId: 'wh5Kq2ZxT7', endpointUrl: 'https://hooks.slack.com/services/T000EXAMPLE/B000EXAMPLE/simulatedsecret', providerType: 'slack', creatorLoginName: 'alice@example.com', created: t(590), lastModified: t(102), subscriptions: ['nodeNeedsApproval', 'userNeedsApproval', 'nodeKeyExpiringInOneDay', 'nodeKeyExpired'] },
         { endpointId: 'wh8Rm3Lp0N', endpointUrl: 'https://events.example.com/ingest/tailscale', providerType: '', creatorLoginName: '', created: t(162), lastModified: t(162), subscriptions: ['nodeCreated', 'nodeDeleted', 'nodeApproved', 'policyUpdate', 'userRoleUpdated'] },
         { endpointId: 'wh6Mm4Tq1S', endpointUrl: 'https://chat.example.com/hooks/simulated', providerType: 'mattermost', creatorLoginName: 'carol@example.com', created: t(203), lastModified: t(74), subscriptions: ['nodeNeedsSignature', 'nodeSigned'] },
-      ],
+      ] as Array<Record<string, unknown>>, this._o.listScale, ['endpointId']),
     };
   }
 
   userInvites(): Array<Record<string, unknown>> {
     const now = this._c.now();
-    return [
+    return repeated([
       { id: '30117', role: 'member', tailnetId: 48291, inviterId: 712004, email: 'heidi@example.com', lastEmailSentAt: iso(now - 44 * 3_600_000) },
       { id: '30142', role: 'auditor', tailnetId: 48291, inviterId: 712388, email: 'ivan@contractor.example', lastEmailSentAt: iso(now - 25 * 3_600_000), inviteUrl: 'https://login.tailscale.com/uinv/iSIMULATEDa8Jd2kQw' },
       { id: '30158', role: 'admin', tailnetId: 48291, inviterId: 712004, inviteUrl: 'https://login.tailscale.com/uinv/iSIMULATEDp3Vx9mTz' },
-    ];
+    ] as Array<Record<string, unknown>>, this._o.listScale, ['id', 'email']);
   }
 }
 
