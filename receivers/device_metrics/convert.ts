@@ -4,7 +4,7 @@ import type { BatchBuilder } from '../../src/model/batch.ts';
 import { msToHrTime } from '../../src/model/batch.ts';
 import { boundLabel } from '../../src/model/labels.ts';
 import { BoundedCache, prometheusName } from '../../src/model/names.ts';
-import { sharedKey } from '../../src/model/intern.ts';
+import { keyLabel, sharedKey } from '../../src/model/intern.ts';
 import { FamilyRegistry, type OutputKind } from './families.ts';
 import type { ExpositionFamily, ExpositionSample } from './exposition.ts';
 
@@ -43,6 +43,19 @@ export class StartTimeTracker {
   private _scrape = 0;
   /** Whether the series `series()` returned last had already been seen in this scrape. */
   private _again = false;
+  /** Its slot among this scrape's points (below), when `_again`. */
+  private _cur = -1;
+  /** The start it had before this scrape, when not `_again` (restored for a duplicate). */
+  private _startBefore: HrTime | undefined;
+  // This scrape's points, handed to their series at commit: until then `s.point` is the
+  // previous scrape's point, so every line of a series — a duplicate too — is judged against
+  // what was exported last time, never against another line of this scrape. Reused arrays:
+  // no allocation per sample once they have grown.
+  private readonly _states: SeriesState[] = [];
+  private readonly _points: Array<{ value: unknown; startTime?: HrTime }> = [];
+  private readonly _starts: Array<HrTime | undefined> = [];
+  /** Slot of each series in this scrape's arrays; built on the first duplicate only. */
+  private _slots: Map<SeriesState, number> | undefined;
   /** Duplicate series seen in the current scrape (the last sample wins, as in Prometheus). */
   duplicates = 0;
 
@@ -61,14 +74,26 @@ export class StartTimeTracker {
       s = { start: undefined, attrs: make(), point: undefined, seen: this._scrape };
       this._series.set(sharedKey(key), s);
       this._again = false;
+      this._startBefore = undefined;
+      return s;
+    }
+    this._again = s.seen === this._scrape;
+    if (this._again) {
+      if (!this._slots) {
+        this._slots = new Map();
+        for (let i = 0; i < this._states.length; i++) this._slots.set(this._states[i] as SeriesState, i);
+      }
+      this._cur = this._slots.get(s) ?? -1;
+      // A duplicate line is judged as if it were the only one: from the start before this scrape.
+      if (this._cur >= 0) s.start = this._starts[this._cur];
     } else {
-      this._again = s.seen === this._scrape;
       s.seen = this._scrape;
+      this._startBefore = s.start;
     }
     return s;
   }
 
-  /** Start time for a cumulative series given its current `value`. */
+  /** Start time for a cumulative series given its current `value` (judged against the last scrape's). */
   start(s: SeriesState, value: number, now: HrTime): HrTime {
     if (s.start === undefined || value < comparable(s.point?.value)) s.start = now;
     return s.start;
@@ -76,33 +101,49 @@ export class StartTimeTracker {
 
   /**
    * Records the point written for `s` in this scrape (call right after `series()` for it);
-   * returns false when the series already has one (a duplicate line), after overwriting its
-   * value so exactly one series is exported.
+   * returns false when the series already has one (a duplicate line): that point then takes
+   * this line's value and start time, so exactly one series is exported and the last line wins.
    */
-  claim(s: SeriesState, point: { value: unknown }): boolean {
-    if (this._again && s.point) {
-      s.point.value = point.value;
+  claim(s: SeriesState, point: { value: unknown; startTime?: HrTime }): boolean {
+    if (this._again && this._cur >= 0) {
+      const p = this._points[this._cur] as { value: unknown; startTime?: HrTime };
+      p.value = point.value;
+      if (point.startTime !== undefined) p.startTime = point.startTime;
       this.duplicates++;
       return false;
     }
-    s.point = point;
+    this._slots?.set(s, this._states.length);
+    this._states.push(s);
+    this._points.push(point);
+    this._starts.push(this._startBefore);
     return true;
   }
 
-  /** Ends a scrape: only the series seen in it are remembered. */
-  commit(): void {
-    for (const [k, s] of this._series) if (s.seen !== this._scrape) this._series.delete(k);
+  private _clear(): void {
+    this._states.length = 0;
+    this._points.length = 0;
+    this._starts.length = 0;
+    this._slots = undefined;
+    this._again = false;
     this._scrape++;
     this.duplicates = 0;
   }
 
+  /** Ends a scrape: its points become the series' last points; series not seen in it are forgotten. */
+  commit(): void {
+    for (let i = 0; i < this._states.length; i++) (this._states[i] as SeriesState).point = this._points[i];
+    for (const [k, s] of this._series) if (s.seen !== this._scrape) this._series.delete(k);
+    this._clear();
+  }
+
   /**
-   * A failed scrape keeps the previous state (counters resume without a false reset); entries
-   * it created are swept at the next successful scrape if they do not reappear.
+   * A failed scrape keeps the previous state (counters resume without a false reset): start
+   * times it moved are put back; entries it created are swept at the next successful scrape if
+   * they do not reappear.
    */
   abandon(): void {
-    this._scrape++;
-    this.duplicates = 0;
+    for (let i = 0; i < this._states.length; i++) (this._states[i] as SeriesState).start = this._starts[i];
+    this._clear();
   }
 
   get size(): number {
@@ -206,11 +247,42 @@ function attributeSignatureOf(a: Attributes): string {
   return JSON.stringify(a);
 }
 
-function seriesKey(name: string, labels: Record<string, string>, skip?: string): string {
-  if (skip === undefined || !(skip in labels)) return name + JSON.stringify(labels);
-  let k = name;
-  for (const l in labels) if (l !== skip) k += `\u0000${l}\u0001${labels[l]}`;
-  return k;
+/** Label names already known to print as themselves (and not to be one of ours); bounded. */
+const plainNames = new Map<string, boolean>();
+function isPlainLabelName(k: string): boolean {
+  let p = plainNames.get(k);
+  if (p === undefined) {
+    p = !RESERVED.has(k) && printableLabelName(k) === k;
+    if (plainNames.size >= 10_000) plainNames.clear();
+    plainNames.set(k, p);
+  }
+  return p;
+}
+
+/**
+ * The key of a series in its device's state: its printed name and labels, so two lines that
+ * print as the same series — label or metric names that sanitize alike, the same labels in
+ * another order, values equal once bounded — are one series (the last line wins), never two
+ * identical lines on the page. `name` is the printed metric name. The fast path (plain label
+ * names in sorted order, short well-formed values: what tailscaled writes) is the raw text.
+ */
+function seriesKey(ctx: ConvertContext, name: string, labels: Record<string, string>): string {
+  let prev = '';
+  let plain = true;
+  for (const k in labels) {
+    const v = labels[k] as string;
+    if (k < prev || !isPlainLabelName(k) || v.length > ctx.maxLabel || !v.isWellFormed()) {
+      plain = false;
+      break;
+    }
+    prev = k;
+  }
+  if (plain) return name + JSON.stringify(labels);
+  // What attrs() will make of them, without the device's own labels, in printed-name order.
+  const a = attrs({ ...ctx, deviceLabels: {} }, labels);
+  const sorted: Record<string, unknown> = {};
+  for (const k of Object.keys(a).sort()) sorted[k] = a[k];
+  return name + JSON.stringify(sorted);
 }
 
 /** The metric name as Prometheus prints it; undefined when it cannot be printed at all. */
@@ -283,7 +355,7 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
         const m = ctx.out.metric(name, registry.help(name), 'counter');
         for (const s of fam.samples) {
           if (Number.isNaN(s.value)) continue;
-          const st = ctx.tracker.series(seriesKey(s.name, s.labels), () => attrs(ctx, s.labels));
+          const st = ctx.tracker.series(seriesKey(ctx, s.name === fam.name ? name : (printableMetricName(s.name) ?? name), s.labels), () => attrs(ctx, s.labels));
           const p = { attributes: st.attrs, value: s.value, startTime: ctx.tracker.start(st, s.value, now), endTime: now };
           if (ctx.tracker.claim(st, p)) {
             m.points.push(p);
@@ -309,7 +381,7 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
           }
           if (!ok) continue;
           const m = ctx.out.metric(sname, registry.help(sname), 'gauge');
-          const st = ctx.tracker.series(seriesKey(s.name, s.labels), () => attrs(ctx, s.labels));
+          const st = ctx.tracker.series(seriesKey(ctx, sname, s.labels), () => attrs(ctx, s.labels));
           const p = { attributes: st.attrs, value: s.value, startTime: now, endTime: now };
           if (ctx.tracker.claim(st, p)) {
             m.points.push(p);
@@ -322,7 +394,7 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
         if (!admitted(ctx, registry, name, 'gauge', help, fam.samples.length, budget)) break;
         const m = ctx.out.metric(name, registry.help(name), 'gauge');
         for (const s of fam.samples) {
-          const st = ctx.tracker.series(seriesKey(s.name, s.labels), () => attrs(ctx, s.labels));
+          const st = ctx.tracker.series(seriesKey(ctx, s.name === fam.name ? name : (printableMetricName(s.name) ?? name), s.labels), () => attrs(ctx, s.labels));
           const p = { attributes: st.attrs, value: s.value, startTime: now, endTime: now };
           if (ctx.tracker.claim(st, p)) {
             m.points.push(p);
@@ -348,7 +420,7 @@ function convertHistogram(fam: ExpositionFamily, name: string, help: string, ctx
     // One key format for buckets (without `le`) and for `_sum`/`_count` (which have no `le`), so
     // the parts of one histogram meet in one group.
     let key = '';
-    for (const l in s.labels) if (l !== skip) key += `\u0000${l}\u0001${s.labels[l]}`;
+    for (const l in s.labels) if (l !== skip) key += keyLabel(l, s.labels[l] as string);
     let g = groups.get(key);
     if (!g) {
       const labels = { ...s.labels };
@@ -368,7 +440,10 @@ function convertHistogram(fam: ExpositionFamily, name: string, help: string, ctx
   const m = ctx.out.metric(name, help, 'histogram');
   let n = 0;
   for (const g of groups.values()) {
+    // A bound written twice counts once, the last line winning (the sort is stable), as for any
+    // other duplicate sample: two counts for one bound would make the histogram invalid.
     g.buckets.sort((a, b) => a.le - b.le);
+    for (let i = g.buckets.length - 1; i > 0; i--) if ((g.buckets[i - 1] as { le: number }).le === (g.buckets[i] as { le: number }).le) g.buckets.splice(i - 1, 1);
     const inf = g.buckets[g.buckets.length - 1];
     // Like the Collector, a histogram without a +Inf bucket cannot be represented: drop it.
     if (!inf || inf.le !== Infinity) continue;
@@ -382,7 +457,7 @@ function convertHistogram(fam: ExpositionFamily, name: string, help: string, ctx
     }
     const count = g.count ?? inf.count;
     const value: Histogram = { buckets: { boundaries, counts }, count, ...(g.sum !== undefined ? { sum: g.sum } : {}) };
-    const st = ctx.tracker.series(seriesKey(fam.name, g.labels), () => attrs(ctx, g.labels));
+    const st = ctx.tracker.series(seriesKey(ctx, name, g.labels), () => attrs(ctx, g.labels));
     const p = { attributes: st.attrs, value, startTime: ctx.tracker.start(st, count, now), endTime: now };
     if (ctx.tracker.claim(st, p)) {
       m.histogramPoints.push(p);

@@ -1,6 +1,6 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { BatchBuilder } from '../../src/model/batch.ts';
-import type { AttributeInterner } from '../../src/model/intern.ts';
+import { keyLabel, keyPart, type AttributeInterner } from '../../src/model/intern.ts';
 import { boundLabel } from '../../src/model/labels.ts';
 import { API_METRICS } from '../tailscale_api/metrics.ts';
 import type { HeadscaleApiKey, HeadscaleNode, HeadscalePreAuthKey, HeadscaleUser } from './decode.ts';
@@ -112,10 +112,10 @@ export function addHeadscaleMetrics(bb: BatchBuilder, s: HeadscaleSnapshot, o: B
       }
       // Group: the entity's identity; key: the metric and its other label values.
       let group = '';
-      let key = name;
+      let key = keyPart(name);
       for (const a in attrs) {
-        if (a === 'device_id' || a === 'key_id' || a === 'user_id' || a === 'tailnet') group += `${a}\u0001${String(attrs[a])}\u0000`;
-        else key += `\u0000${a}\u0001${String(attrs[a])}`;
+        if (a === 'device_id' || a === 'key_id' || a === 'user_id' || a === 'tailnet') group += keyLabel(a, String(attrs[a]));
+        else key += keyLabel(a, String(attrs[a]));
       }
       m.add(interner.intern(group, key, attrs), value, t);
     };

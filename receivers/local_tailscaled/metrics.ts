@@ -1,7 +1,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { BatchBuilder, MetricBuilder } from '../../src/model/batch.ts';
 import { msToHrTime } from '../../src/model/batch.ts';
-import type { AttributeInterner } from '../../src/model/intern.ts';
+import { keyLabel, keyPart, type AttributeInterner } from '../../src/model/intern.ts';
 import { boundLabel } from '../../src/model/labels.ts';
 import type { StartTimeTracker } from '../device_metrics/convert.ts';
 import { BACKEND_STATES, PEER_PATHS, derivePath, healthCode, type LocalStatus, type PeerPath, type PeerRecord } from './status.ts';
@@ -93,15 +93,15 @@ export function buildStatusMetrics(st: LocalStatus, ctx: StatusBuildContext): St
   const t = ctx.timeMs;
   const now = msToHrTime(t);
   const L = (v: string): string => label(v, ctx.maxLabel);
-  const obsGroup = `${String(ctx.observer.observer_id)}\u0000${String(ctx.observer.observer_name)}`;
+  const obsGroup = keyPart(String(ctx.observer.observer_id)) + keyPart(String(ctx.observer.observer_name));
   const m = (k: Key): MetricBuilder => {
     const [name, help] = STATUS_METRICS[k];
     return ctx.out.metric(name, help, k === 'peerRx' || k === 'peerTx' ? 'counter' : 'gauge');
   };
   // Node-level series: one group per observer, keyed by metric and extra labels.
   const node = (k: Key, extra: Attributes, value: number): void => {
-    let key: string = k;
-    for (const e in extra) key += `\u0000${e}\u0001${String(extra[e])}`;
+    let key = keyPart(k);
+    for (const e in extra) key += keyLabel(e, String(extra[e]));
     m(k).add(ctx.interner.intern(obsGroup, key, { ...ctx.observer, ...extra }), value, t);
   };
 
@@ -159,7 +159,7 @@ export function buildStatusMetrics(st: LocalStatus, ctx: StatusBuildContext): St
     const who = ctx.identify(p);
     const deviceId = L(who.id);
     const deviceName = L(who.name);
-    const group = `${obsGroup}\u0000${deviceId}\u0000${deviceName}`;
+    const group = obsGroup + keyPart(deviceId) + keyPart(deviceName);
     // Two peers the inventory gives one identity would print the same series twice.
     if (identities.has(group)) {
       duplicates++;
@@ -171,8 +171,8 @@ export function buildStatusMetrics(st: LocalStatus, ctx: StatusBuildContext): St
       m(k).add(base, value, t);
     };
     const peerWith = (k: Key, extra: Attributes): void => {
-      let key: string = k;
-      for (const e in extra) key += `\u0000${e}\u0001${String(extra[e])}`;
+      let key = keyPart(k);
+      for (const e in extra) key += keyLabel(e, String(extra[e]));
       m(k).add(ctx.interner.intern(group, key, { ...base, ...extra }), 1, t);
     };
     peerWith('peerInfo', { node_id: L(p.id), host_name: L(p.hostName), os: L(p.os), tags: L(p.tags.join(',')) });
@@ -185,7 +185,7 @@ export function buildStatusMetrics(st: LocalStatus, ctx: StatusBuildContext): St
       const counter = (k: 'peerRx' | 'peerTx', which: string, value: number | undefined): void => {
         if (value === undefined) return;
         const b = m(k);
-        const s = ctx.tracker.series(`${which}\u0000${group}\u0000${p.id}`, () => base);
+        const s = ctx.tracker.series(keyPart(which) + group + keyPart(p.id), () => base);
         const point = { attributes: s.attrs, value, startTime: ctx.tracker.start(s, value, now), endTime: now };
         if (ctx.tracker.claim(s, point)) b.points.push(point);
       };

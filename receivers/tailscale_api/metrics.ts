@@ -2,7 +2,7 @@ import type { Attributes } from '@opentelemetry/api';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { BatchBuilder } from '../../src/model/batch.ts';
 import { boundLabel } from '../../src/model/labels.ts';
-import type { AttributeInterner } from '../../src/model/intern.ts';
+import { keyLabel, keyPart, type AttributeInterner } from '../../src/model/intern.ts';
 import type { ApiDeviceRecord } from './decode.ts';
 
 /** Every metric this receiver emits: name, HELP text and the API field it comes from. */
@@ -89,10 +89,10 @@ export function buildApiBatch(devices: readonly ApiDeviceRecord[], o: BuildOptio
       add: (attrs: Attributes, value: number, t: number) => {
         // Group: the device's identity labels; key: the metric and its other label values.
         let group = '';
-        let key = name;
+        let key = keyPart(name);
         for (const k in attrs) {
-          if (k === 'device_id' || k === 'device_name' || k === 'tailnet') group += `${String(attrs[k])}\u0000`;
-          else key += `\u0000${k}\u0001${String(attrs[k])}`;
+          if (k === 'device_id' || k === 'device_name' || k === 'tailnet') group += keyLabel(k, String(attrs[k]));
+          else key += keyLabel(k, String(attrs[k]));
         }
         return m.add(interner.intern(group, key, attrs), value, t);
       },

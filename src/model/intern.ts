@@ -10,6 +10,22 @@ import { BoundedCache } from './names.ts';
  */
 const sharedKeys = new BoundedCache<string>({ maxChars: 8 * 1024 * 1024, maxEntries: 100_000 });
 
+/**
+ * One self-delimiting part of a key: its length, then the text. Keys built from label values
+ * must be injective — joining values with separators lets a value that contains the separator
+ * (an API record, a device's label, a peer's host name) make another label set's key and be
+ * handed that series' attributes or state — and a length prefix cannot be forged by the text
+ * after it.
+ */
+export function keyPart(s: string): string {
+  return `${s.length}:${s}`;
+}
+
+/** `keyPart(name) + keyPart(value)`: one label of a key. */
+export function keyLabel(name: string, value: string): string {
+  return `${name.length}:${name}${value.length}:${value}`;
+}
+
 /** The process's shared copy of `key` (itself the first time). */
 export function sharedKey(key: string): string {
   const c = sharedKeys.get(key);
