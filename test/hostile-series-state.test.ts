@@ -9,10 +9,13 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
 import type { Socket } from 'node:net';
-import type { PipelineService } from '../src/pipeline/service.ts';
+import { defaultRegistry } from '../src/components.ts';
+import { resolveConfig } from '../src/config/service.ts';
+import { PipelineService } from '../src/pipeline/service.ts';
+import { LocalApiSimulator } from '../src/simulator/localapi.ts';
 import { TailnetSimulator } from '../src/simulator/simulator.ts';
 import type { PrometheusExporterComponent } from '../exporters/prometheus/prometheus.ts';
-import { buildService, families, fixtureDevices, manualClock, memoryLogger, sampleValue } from './helpers/index.ts';
+import { buildService, families, fixture, fixtureDevices, manualClock, memoryLogger, renderPrometheus, sampleValue } from './helpers/index.ts';
 import { OtlpReceiver, type WirePoint } from './helpers/otlp-receiver.ts';
 
 type ApiDevice = Record<string, unknown>;
@@ -81,6 +84,7 @@ function series(rx: OtlpReceiver, name: string, id: string, match: Record<string
 }
 
 /** The first `n` points, asserting there are exactly `n`. */
+function tuple(pts: WirePoint[], n: 2): [WirePoint, WirePoint];
 function tuple(pts: WirePoint[], n: 4): [WirePoint, WirePoint, WirePoint, WirePoint];
 function tuple(pts: WirePoint[], n: number): WirePoint[] {
   assert.equal(pts.length, n, `${n} points: ${JSON.stringify(pts.map((p) => p.value ?? p.count))}`);
@@ -104,6 +108,48 @@ test('a counter that drops resets its start time to the scrape; one that grows k
   assert.equal(p1.startTimeUnixNano, p0.startTimeUnixNano, 'growth keeps the start');
   assert.equal(ms(p2.startTimeUnixNano), ms(p2.timeUnixNano), 'the drop moves the start to the scrape');
   assert.equal(p3.startTimeUnixNano, p2.startTimeUnixNano, 'and growth after it keeps the new start');
+});
+
+test('duplicate counter lines, the last lower than the previous scrape: the exported drop carries a new start time', async (t) => {
+  // Exported values go 10 → 5 (the last line wins): a drop, so the start must move with it. A
+  // cumulative monotonic sum that goes down under an unchanged start is invalid OTLP.
+  const { sim, rx, cycle } = await setup(t, [device(A, '127.0.3.2')]);
+  sim.setDeviceFault(A, { kind: 'body', body: counter(10) });
+  await cycle();
+  sim.setDeviceFault(A, { kind: 'body', body: counter(20, 5) });
+  await cycle(10_000);
+  const [p0, p1] = tuple(series(rx, 'tailscaled_c_total', A), 2);
+  assert.equal(p1.value, 5, 'the last duplicate line wins');
+  assert.ok(p1.startTimeUnixNano > p0.startTimeUnixNano, 'a value below the previous scrape moves the start time');
+});
+
+test('duplicate counter lines that end above the previous scrape keep the start time (no false reset)', async (t) => {
+  // Exported values go 10 → 20 → 21: never a drop, so the start must never move. A first
+  // duplicate below the previous value is not what is exported and must not reset anything.
+  const { sim, rx, cycle } = await setup(t, [device(A, '127.0.3.3')]);
+  sim.setDeviceFault(A, { kind: 'body', body: counter(10) });
+  await cycle();
+  sim.setDeviceFault(A, { kind: 'body', body: counter(5, 20) });
+  await cycle(10_000);
+  sim.setDeviceFault(A, { kind: 'body', body: counter(21) });
+  await cycle(10_000);
+  const pts = series(rx, 'tailscaled_c_total', A);
+  assert.deepEqual(pts.map((p) => p.value), [10, 20, 21]);
+  assert.equal(new Set(pts.map((p) => p.startTimeUnixNano)).size, 1, 'one start time for a counter that never went down');
+});
+
+test('duplicate counter lines whose discarded earlier line is higher do not reset the next scrape', async (t) => {
+  // Exported 10 → 15 → 16; the discarded 20 must not be what the next scrape is compared to.
+  const { sim, rx, cycle } = await setup(t, [device(A, '127.0.3.4')]);
+  sim.setDeviceFault(A, { kind: 'body', body: counter(10) });
+  await cycle();
+  sim.setDeviceFault(A, { kind: 'body', body: counter(20, 15) });
+  await cycle(10_000);
+  sim.setDeviceFault(A, { kind: 'body', body: counter(16) });
+  await cycle(10_000);
+  const pts = series(rx, 'tailscaled_c_total', A);
+  assert.deepEqual(pts.map((p) => p.value), [10, 15, 16]);
+  assert.equal(new Set(pts.map((p) => p.startTimeUnixNano)).size, 1, 'one start time for a counter that never went down');
 });
 
 test('duplicate gauge and summary lines export one series each, the last line winning', async (t) => {
@@ -135,6 +181,19 @@ test('a histogram whose count drops gets a new start time; one that grows keeps 
   assert.equal(p1.startTimeUnixNano, p0.startTimeUnixNano);
   assert.equal(ms(p2.startTimeUnixNano), ms(p2.timeUnixNano), 'the count dropped: new start');
   assert.equal(p3.startTimeUnixNano, p2.startTimeUnixNano);
+});
+
+test('duplicate histogram bucket lines still export a valid histogram (one count per bound, bounds increasing)', async (t) => {
+  const { sim, rx, cycle, page } = await setup(t, [device(A, '127.0.3.7')]);
+  sim.setDeviceFault(A, { kind: 'body', body: histogram(10, 'tailscaled_h_bucket{le="1"} 5\ntailscaled_h_bucket{le="+Inf"} 10\n') });
+  await cycle();
+  const [p] = series(rx, 'tailscaled_h', A);
+  assert.ok(p);
+  const bounds = p.explicitBounds ?? [];
+  assert.equal((p.bucketCounts ?? []).length, bounds.length + 1, `OTLP: bucket_counts has one more entry than explicit_bounds (${JSON.stringify(bounds)} / ${JSON.stringify(p.bucketCounts)})`);
+  for (let i = 1; i < bounds.length; i++) assert.ok((bounds[i] as number) > (bounds[i - 1] as number), `bounds strictly increase: ${JSON.stringify(bounds)}`);
+  const buckets = families(await page()).get('tailscaled_h')?.samples.filter((s) => s.name === 'tailscaled_h_bucket' && s.labels.device_id === A) ?? [];
+  assert.deepEqual(buckets.map((s) => s.labels.le), ['1', '+Inf'], '/metrics prints each bucket once');
 });
 
 test('a failed scrape in between keeps the counter start (no false reset); a drop after it still resets', async (t) => {
@@ -192,6 +251,21 @@ test('label churn: each label set has its own start; a label set that comes back
   assert.equal(ms((two[0] as WirePoint).startTimeUnixNano), ms((two[0] as WirePoint).timeUnixNano));
 });
 
+test('two lines that print as the same series (label or metric names that sanitize alike) export one series, not two', async (t) => {
+  // {a_b="1"} and {"a-b"="1"} both print as a_b="1"; "tailscaled_x-y" and tailscaled_x_y both print
+  // as tailscaled_x_y. Two samples with one name and label set make the exposition invalid and
+  // give OTLP two points for one series at one instant.
+  const { sim, rx, cycle, page } = await setup(t, [device(A, '127.0.3.11')]);
+  const body = ['# TYPE tailscaled_g gauge', 'tailscaled_g{a_b="1"} 1', 'tailscaled_g{"a-b"="1"} 2', '# TYPE tailscaled_x_y gauge', 'tailscaled_x_y 3', '# TYPE "tailscaled_x-y" gauge', '{"tailscaled_x-y"} 4', ''].join('\n');
+  sim.setDeviceFault(A, { kind: 'body', body });
+  await cycle();
+  const text = await page();
+  const lines = text.split('\n').filter((l) => l.startsWith('tailscaled_g{') || l.startsWith('tailscaled_x_y{'));
+  assert.equal(new Set(lines.map((l) => l.slice(0, l.lastIndexOf(' ')))).size, lines.length, `no series printed twice:\n${lines.join('\n')}`);
+  assert.equal(series(rx, 'tailscaled_g', A).length, 1, 'one OTLP point for tailscaled_g{a_b="1"}');
+  assert.equal(series(rx, 'tailscaled_x_y', A).length, 1, 'one OTLP point for tailscaled_x_y');
+});
+
 // --- 2. sharedKey ------------------------------------------------------------------------------
 
 test('two devices with identical series keys keep separate series and start times; a device flooding the key cache changes neither', async (t) => {
@@ -225,6 +299,56 @@ test('two devices with identical series keys keep separate series and start time
   assert.equal(sampleValue(f, 'tailscaled_c_total', { device_id: A }), 103);
   assert.equal(sampleValue(f, 'tailscaled_c_total', { device_id: B }), 10);
   assert.equal(f.get('tailscaled_flood')?.samples.length, 5000, 'only the flooding device’s current series are served');
+});
+
+test('a device cannot merge two histogram series by writing the key separators into a label value', async (t) => {
+  // {a="x<NUL>b<SOH>y"} and {a="x",b="y"} are two series; the parts of a histogram must not
+  // meet in one group because their label text concatenates to the same string.
+  const { sim, rx, cycle, page } = await setup(t, [device(A, '127.0.3.23')]);
+  const evil = 'a="x\u0000b\u0001y"';
+  const body = `# TYPE tailscaled_h histogram\ntailscaled_h_bucket{${evil},le="+Inf"} 5\ntailscaled_h_count{${evil}} 5\ntailscaled_h_bucket{a="x",b="y",le="+Inf"} 7\ntailscaled_h_count{a="x",b="y"} 7\n`;
+  sim.setDeviceFault(A, { kind: 'body', body });
+  await cycle();
+  const pts = series(rx, 'tailscaled_h', A);
+  assert.deepEqual(pts.map((p) => [p.attributes.a, p.attributes.b, p.count]).sort(), [['x', 'y', 7], ['x\u0000b\u0001y', undefined, 5]].sort(), 'two histograms, each with its own count');
+  const counts = families(await page()).get('tailscaled_h')?.samples.filter((s) => s.name === 'tailscaled_h_count' && s.labels.device_id === A) ?? [];
+  assert.equal(counts.length, 2);
+});
+
+test('local_tailscaled: a peer that moves text between host name and OS is exported with its new labels', async (t) => {
+  // The peer info series is interned by a key built from its label values joined with NUL/SOH;
+  // two different label sets must never be handed each other's attributes object.
+  const status = JSON.parse(fixture('localapi-status.json')) as { Peer: Record<string, Record<string, unknown>> };
+  const [key, peer] = Object.entries(status.Peer)[0] as [string, Record<string, unknown>];
+  let cycle = 0;
+  const statusBody = (): string => {
+    const p = cycle === 0 ? { HostName: 'a\u0000os\u0001b', OS: 'c' } : { HostName: 'a', OS: 'b\u0000os\u0001c' };
+    return JSON.stringify({ ...status, Peer: { ...status.Peer, [key]: { ...peer, ...p } } });
+  };
+  const la = new LocalApiSimulator({ statusBody });
+  await la.start();
+  t.after(() => la.stop());
+  const registry = defaultRegistry();
+  const config = resolveConfig({ receivers: { local_tailscaled: { interval: '1h', usermetrics: false, socket_path: la.socketPath } }, exporters: { prometheus: {} }, service: { pipelines: { metrics: { receivers: ['local_tailscaled'], exporters: ['prometheus'] } } } }, registry, 'hostile');
+  const service = new PipelineService(registry, config, { logger: memoryLogger().logger });
+  t.after(() => service.shutdown(AbortSignal.timeout(5000)));
+  await service.collectNow();
+  cycle = 1;
+  await service.collectNow();
+  const info = families(await renderPrometheus(service)).get('tailscale_peer_info')?.samples.filter((s) => s.labels.node_id === peer.ID) ?? [];
+  assert.deepEqual(info.map((s) => [s.labels.host_name, s.labels.os]), [['a', 'b\u0000os\u0001c']]);
+});
+
+test('tailscale_api: a device that moves text between its OS and client version is exported with its new labels', async (t) => {
+  // Same keying as local_tailscaled's: label values joined with NUL/SOH, so two label sets of
+  // one device can share a key and the second is served with the first one's attributes.
+  const { sim, cycle, page } = await setup(t, [device(A, '127.0.3.24')]);
+  sim.setDevicesJson([{ ...device(A, '127.0.3.24'), os: 'linux\u0000version\u00011.0', clientVersion: 'x' }] as never);
+  await cycle();
+  sim.setDevicesJson([{ ...device(A, '127.0.3.24'), os: 'linux', clientVersion: '1.0\u0000version\u0001x' }] as never);
+  await cycle(10_000);
+  const info = families(await page()).get('tailscale_device_info')?.samples.filter((s) => s.labels.device_id === A) ?? [];
+  assert.deepEqual(info.map((s) => [s.labels.os, s.labels.version]), [['linux', '1.0\u0000version\u0001x']]);
 });
 
 // --- 3. staleness ------------------------------------------------------------------------------
