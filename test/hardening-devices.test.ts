@@ -222,7 +222,12 @@ test('through a proxy the allowed-CIDR rule holds: a record like 127.0.2.60%@10.
   // A recording CONNECT proxy that only ever tunnels to loopback (it must never reach out).
   const connects: string[] = [];
   const proxy: Server = createHttpServer();
+  // Tunnels are torn down with the proxy: devices keep idle connections open (as tailscaled's
+  // server does), so a tunnel outlives the test unless its sockets are ended here.
+  const tunnels = new Set<{ destroy(): void }>();
   proxy.on('connect', (req, socket) => {
+    tunnels.add(socket);
+    socket.on('close', () => tunnels.delete(socket));
     const target = String(req.url);
     connects.push(target);
     const [host, port] = [target.slice(0, target.lastIndexOf(':')).replace(/^\[|\]$/g, ''), Number(target.slice(target.lastIndexOf(':') + 1))];
@@ -239,7 +244,13 @@ test('through a proxy the allowed-CIDR rule holds: a record like 127.0.2.60%@10.
     socket.on('error', () => up.destroy());
   });
   await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
-  t.after(() => new Promise<void>((r) => proxy.close(() => r())));
+  t.after(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of tunnels) s.destroy();
+        proxy.close(() => r());
+      }),
+  );
   const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
   const { sim, service, page } = await setup(t, [device(GOOD, ['127.0.2.61']), device(EVIL, ['2001:db8::2', '127.0.2.60%@10.0.0.1', '127.0.2.60%25@10.0.0.1'])], { proxy_url: proxyUrl });
   sim.setDeviceFault(GOOD, { kind: 'body', body: fixture('client-metrics.txt') });
