@@ -14,37 +14,16 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { defaultRegistry } from '../src/components.ts';
-import type { Exporter, ExporterFactory } from '../src/component/types.ts';
-import { defineSchema } from '../src/config/schema.ts';
 import { resolveConfig, type RawServiceConfig } from '../src/config/service.ts';
 import { InventoryHub, type Device } from '../src/pipeline/inventory.ts';
 import { PipelineService } from '../src/pipeline/service.ts';
 import { TailnetSimulator } from '../src/simulator/simulator.ts';
 import { tailscaleLogsReceiverFactory } from '../receivers/tailscale_logs/index.ts';
 import { fixture, fixtureDevices, manualClock, memoryLogger } from './helpers/index.ts';
+import { logsSinkFactory as sinkFactory, type LogsSink as Sink } from './helpers/logs-sink.ts';
 
 // ---- a logs sink --------------------------------------------------------------------------
 
-class Sink implements Exporter {
-  readonly records: ReadableLogRecord[] = [];
-  readonly batches: ReadableLogRecord[][] = [];
-  async start(): Promise<void> {}
-  async shutdown(): Promise<void> {}
-  async consume(): Promise<void> {}
-  async consumeLogs(batch: readonly ReadableLogRecord[]): Promise<void> {
-    this.batches.push([...batch]);
-    this.records.push(...batch);
-  }
-}
-const sinkFactory: ExporterFactory<Record<string, never>> = {
-  kind: 'exporter',
-  type: 'sink',
-  stability: 'development',
-  description: 'test sink',
-  signals: ['logs'],
-  configSchema: defineSchema<Record<string, never>>({}),
-  createExporter: () => new Sink(),
-};
 
 const MIN = 60_000;
 
