@@ -123,34 +123,28 @@ test('duplicate counter lines, the last lower than the previous scrape: the expo
   assert.ok(p1.startTimeUnixNano > p0.startTimeUnixNano, 'a value below the previous scrape moves the start time');
 });
 
-test('duplicate counter lines that end above the previous scrape keep the start time (no false reset)', async (t) => {
-  // Exported values go 10 → 20 → 21: never a drop, so the start must never move. A first
-  // duplicate below the previous value is not what is exported and must not reset anything.
-  const { sim, rx, cycle } = await setup(t, [device(A, '127.0.3.3')]);
-  sim.setDeviceFault(A, { kind: 'body', body: counter(10) });
-  await cycle();
-  sim.setDeviceFault(A, { kind: 'body', body: counter(5, 20) });
-  await cycle(10_000);
-  sim.setDeviceFault(A, { kind: 'body', body: counter(21) });
-  await cycle(10_000);
-  const pts = series(rx, 'tailscaled_c_total', A);
-  assert.deepEqual(pts.map((p) => p.value), [10, 20, 21]);
-  assert.equal(new Set(pts.map((p) => p.startTimeUnixNano)).size, 1, 'one start time for a counter that never went down');
-});
-
-test('duplicate counter lines whose discarded earlier line is higher do not reset the next scrape', async (t) => {
-  // Exported 10 → 15 → 16; the discarded 20 must not be what the next scrape is compared to.
-  const { sim, rx, cycle } = await setup(t, [device(A, '127.0.3.4')]);
-  sim.setDeviceFault(A, { kind: 'body', body: counter(10) });
-  await cycle();
-  sim.setDeviceFault(A, { kind: 'body', body: counter(20, 15) });
-  await cycle(10_000);
-  sim.setDeviceFault(A, { kind: 'body', body: counter(16) });
-  await cycle(10_000);
-  const pts = series(rx, 'tailscaled_c_total', A);
-  assert.deepEqual(pts.map((p) => p.value), [10, 15, 16]);
-  assert.equal(new Set(pts.map((p) => p.startTimeUnixNano)).size, 1, 'one start time for a counter that never went down');
-});
+// Exported values that never go down keep one start time, whatever the discarded duplicate
+// lines of a scrape said: a first duplicate below the previous value is not what is exported
+// (10 → 20 → 21), and a discarded higher line is not what the next scrape is compared to
+// (10 → 15 → 16).
+for (const c of [
+  { name: 'duplicate counter lines that end above the previous scrape keep the start time (no false reset)', addr: '127.0.3.3', middle: [5, 20], values: [10, 20, 21] },
+  { name: 'duplicate counter lines whose discarded earlier line is higher do not reset the next scrape', addr: '127.0.3.4', middle: [20, 15], values: [10, 15, 16] },
+]) {
+  test(c.name, async (t) => {
+    const { sim, rx, cycle } = await setup(t, [device(A, c.addr)]);
+    const [first, , last] = c.values as [number, number, number];
+    sim.setDeviceFault(A, { kind: 'body', body: counter(first) });
+    await cycle();
+    sim.setDeviceFault(A, { kind: 'body', body: counter(...c.middle) });
+    await cycle(10_000);
+    sim.setDeviceFault(A, { kind: 'body', body: counter(last) });
+    await cycle(10_000);
+    const pts = series(rx, 'tailscaled_c_total', A);
+    assert.deepEqual(pts.map((p) => p.value), c.values);
+    assert.equal(new Set(pts.map((p) => p.startTimeUnixNano)).size, 1, 'one start time for a counter that never went down');
+  });
+}
 
 test('duplicate gauge and summary lines export one series each, the last line winning', async (t) => {
   const { sim, rx, cycle, page } = await setup(t, [device(A, '127.0.3.5')]);
