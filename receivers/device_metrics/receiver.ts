@@ -131,11 +131,24 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
   const allowedCache = new BoundedCache<boolean>({ maxChars: 4 * 1024 * 1024, maxEntries: 100_000, sizeOf: () => 1 });
   const include = config.include_families.length ? globMatcher(config.include_families) : () => true;
   const exclude = config.exclude_families.length ? globMatcher(config.exclude_families) : () => false;
-  const familyAllowed = (name: string): boolean => include(name) && !exclude(name);
+  // Both are asked once per family per device per cycle, with names every device repeats: the
+  // verdicts are remembered (bounded: devices choose the names).
+  const verdicts = (test: (name: string) => boolean): ((name: string) => boolean) => {
+    const known = new BoundedCache<boolean>({ maxChars: 1024 * 1024, maxEntries: 20_000, sizeOf: () => 1 });
+    return (name) => {
+      let v = known.get(name);
+      if (v === undefined) {
+        v = test(name);
+        known.set(name, v);
+      }
+      return v;
+    };
+  };
+  const familyAllowed = verdicts((name) => include(name) && !exclude(name));
   // `tailscaled_clientmetric_*` is what local_tailscaled names a node's own clientmetrics; a
   // device may not write into it (each receiver keeps its own type registry).
   const inNamespace = globMatcher(config.family_namespace);
-  const namespace = (name: string): boolean => inNamespace(name) && !name.startsWith('tailscaled_clientmetric_');
+  const namespace = verdicts((name) => inNamespace(name) && !name.startsWith('tailscaled_clientmetric_'));
   const families = new FamilyRegistry();
   const limits: ExpositionLimits = {
     maxSamples: config.max_samples,
