@@ -248,15 +248,10 @@ function attributeSignatureOf(a: Attributes): string {
 }
 
 /** Label names already known to print as themselves (and not to be one of ours); bounded. */
-const plainNames = new Map<string, boolean>();
+const plainNames = new BoundedCache<boolean>({ maxChars: 1024 * 1024, maxEntries: 10_000, sizeOf: () => 1 });
+const printsAsItself = (k: string): boolean => !RESERVED.has(k) && printableLabelName(k) === k;
 function isPlainLabelName(k: string): boolean {
-  let p = plainNames.get(k);
-  if (p === undefined) {
-    p = !RESERVED.has(k) && printableLabelName(k) === k;
-    if (plainNames.size >= 10_000) plainNames.clear();
-    plainNames.set(k, p);
-  }
-  return p;
+  return plainNames.getOrSet(k, printsAsItself);
 }
 
 /**
@@ -292,6 +287,11 @@ function printableMetricName(name: string): string | undefined {
   const c = n.charCodeAt(0);
   if (c >= 48 && c <= 57) n = `_${n}`;
   return n;
+}
+
+/** The printed name of a sample of `fam`, whose own printed name is `name`. */
+function sampleName(s: ExpositionSample, fam: ExpositionFamily, name: string): string {
+  return s.name === fam.name ? name : (printableMetricName(s.name) ?? name);
 }
 
 /** The name a family occupies in the exposition (counters get `_total`, as the serializer does). */
@@ -355,7 +355,7 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
         const m = ctx.out.metric(name, registry.help(name), 'counter');
         for (const s of fam.samples) {
           if (Number.isNaN(s.value)) continue;
-          const st = ctx.tracker.series(seriesKey(ctx, s.name === fam.name ? name : (printableMetricName(s.name) ?? name), s.labels), () => attrs(ctx, s.labels));
+          const st = ctx.tracker.series(seriesKey(ctx, sampleName(s, fam, name), s.labels), () => attrs(ctx, s.labels));
           const p = { attributes: st.attrs, value: s.value, startTime: ctx.tracker.start(st, s.value, now), endTime: now };
           if (ctx.tracker.claim(st, p)) {
             m.points.push(p);
@@ -394,7 +394,7 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
         if (!admitted(ctx, registry, name, 'gauge', help, fam.samples.length, budget)) break;
         const m = ctx.out.metric(name, registry.help(name), 'gauge');
         for (const s of fam.samples) {
-          const st = ctx.tracker.series(seriesKey(ctx, s.name === fam.name ? name : (printableMetricName(s.name) ?? name), s.labels), () => attrs(ctx, s.labels));
+          const st = ctx.tracker.series(seriesKey(ctx, sampleName(s, fam, name), s.labels), () => attrs(ctx, s.labels));
           const p = { attributes: st.attrs, value: s.value, startTime: now, endTime: now };
           if (ctx.tracker.claim(st, p)) {
             m.points.push(p);

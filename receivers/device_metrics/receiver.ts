@@ -135,14 +135,7 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
   // verdicts are remembered (bounded: devices choose the names).
   const verdicts = (test: (name: string) => boolean): ((name: string) => boolean) => {
     const known = new BoundedCache<boolean>({ maxChars: 1024 * 1024, maxEntries: 20_000, sizeOf: () => 1 });
-    return (name) => {
-      let v = known.get(name);
-      if (v === undefined) {
-        v = test(name);
-        known.set(name, v);
-      }
-      return v;
-    };
+    return (name) => known.getOrSet(name, test);
   };
   const familyAllowed = verdicts((name) => include(name) && !exclude(name));
   // `tailscaled_clientmetric_*` is what local_tailscaled names a node's own clientmetrics; a

@@ -1,4 +1,5 @@
 import type { HrTime } from '@opentelemetry/api';
+import { BoundedCache } from '../../src/model/names.ts';
 
 /** A decoded RFC 3339 time: ms since the epoch and the exact OpenTelemetry time (ns kept). */
 export interface Time {
@@ -61,20 +62,14 @@ export function parseEndpoint(v: unknown): Endpoint | undefined {
 
 /**
  * `parseEndpoint` through a cache: the same endpoints come back entry after entry (two regexes
- * and a split each time were a tenth of the mapping). Bounded like the address cache: emptied
- * when full, so hostile records cannot grow it.
+ * and a split each time were a tenth of the mapping). Bounded like the address cache (at most
+ * 50 000 entries, the older half forgotten first), so hostile records cannot grow it.
  */
-const ENDPOINT_CACHE_MAX = 50_000;
-const endpoints = new Map<string, Endpoint | null>();
+const endpoints = new BoundedCache<Endpoint | null>({ maxChars: 16 * 1024 * 1024, maxEntries: 50_000, sizeOf: () => 32 });
+const parsedOrNull = (v: string): Endpoint | null => parseEndpoint(v) ?? null;
 export function endpointOf(v: unknown): Endpoint | undefined {
   if (typeof v !== 'string' || v.length > 64) return undefined;
-  let e = endpoints.get(v);
-  if (e === undefined) {
-    e = parseEndpoint(v) ?? null;
-    if (endpoints.size >= ENDPOINT_CACHE_MAX) endpoints.clear();
-    endpoints.set(v, e);
-  }
-  return e ?? undefined;
+  return endpoints.getOrSet(v, parsedOrNull) ?? undefined;
 }
 
 /** A JSON value as a bounded string, or undefined when it is not a string. */

@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { BoundedCache } from '../../src/model/names.ts';
 import { ipInNetworks, parseCidr, parseIp, type Cidr } from '../../src/util/cidr.ts';
 import type { PrivacyConfig, PrivacyMode } from './config.ts';
 
@@ -10,11 +11,11 @@ export const DERP_MAGIC_IP = '127.3.3.40';
 
 /**
  * Parsed-address facts by address text. A flow log names the same few hundred addresses over and
- * over, and parsing one (an IPv6 regex, a BigInt) cost a tenth of the whole path; the cache is
- * emptied when it reaches its bound, so hostile records cannot grow it.
+ * over, and parsing one (an IPv6 regex, a BigInt) cost a tenth of the whole path; the cache holds
+ * at most 50 000 entries of at most 64 characters (the older half forgotten first), so hostile
+ * records cannot grow it.
  */
-const ADDRESS_CACHE_MAX = 50_000;
-const facts = new Map<string, AddressFacts>();
+const facts = new BoundedCache<AddressFacts>({ maxChars: 16 * 1024 * 1024, maxEntries: 50_000, sizeOf: () => 32 });
 
 /** What mapping needs to know of an address: its canonical key and whether it is a tailnet one. */
 export interface AddressFacts {
@@ -24,15 +25,13 @@ export interface AddressFacts {
   readonly tailnet: boolean;
 }
 
+function factsOf(address: string): AddressFacts {
+  const ip = parseIp(address);
+  return { key: ip ? `${ip.family}/${ip.value.toString(16)}` : undefined, tailnet: ip !== undefined && ipInNetworks(address, TAILNET_RANGES) };
+}
+
 export function addressFacts(address: string): AddressFacts {
-  let f = facts.get(address);
-  if (!f) {
-    const ip = parseIp(address);
-    f = { key: ip ? `${ip.family}/${ip.value.toString(16)}` : undefined, tailnet: ip !== undefined && ipInNetworks(address, TAILNET_RANGES) };
-    if (facts.size >= ADDRESS_CACHE_MAX) facts.clear();
-    if (address.length <= 64) facts.set(address, f);
-  }
-  return f;
+  return address.length <= 64 ? facts.getOrSet(address, factsOf) : factsOf(address);
 }
 
 /** Canonical text of an address, so `fd7a:…:0:1` and `fd7a:…::1` are the same key. */

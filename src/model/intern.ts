@@ -28,10 +28,7 @@ export function keyLabel(name: string, value: string): string {
 
 /** The process's shared copy of `key` (itself the first time). */
 export function sharedKey(key: string): string {
-  const c = sharedKeys.get(key);
-  if (c !== undefined) return c;
-  sharedKeys.set(key, key);
-  return key;
+  return sharedKeys.getOrSet(key, (k) => k);
 }
 
 /**

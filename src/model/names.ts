@@ -57,6 +57,19 @@ export class BoundedCache<V> {
     this._youngChars += cost;
   }
 
+  /**
+   * The value for `key`, made by `make` on a miss and kept within the bounds: a memo whose
+   * keys a device or an API record may choose. (`undefined` cannot be kept; use `null`.)
+   */
+  getOrSet(key: string, make: (key: string) => V): V {
+    let v = this.get(key);
+    if (v === undefined) {
+      v = make(key);
+      this.set(key, v);
+    }
+    return v;
+  }
+
   /** Entries held now (both generations; for tests and self-checks). */
   get size(): number {
     return this._young.size + this._old.size;
