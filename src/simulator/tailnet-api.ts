@@ -315,7 +315,7 @@ export class TailnetApiSimulator {
   keys(): Array<Record<string, unknown>> {
     const now = this._c.now();
     const day = Math.floor(now / DAY) * DAY;
-    const keys: Array<Record<string, unknown>> = [
+    const tailnetKeys: Array<Record<string, unknown>> = [
       { id: 'kCiRun4Qp711CNTRL', keyType: 'auth', description: 'ci-runners ephemeral', expirySeconds: 7_776_000, created: iso(day - 84 * DAY), expires: iso(day + 6 * DAY), capabilities: { devices: { create: { reusable: true, ephemeral: true, preauthorized: true, tags: ['tag:ci'] } } }, invalid: false, userId: 'uOps' },
       { id: 'kLabB00t5x11CNTRL', keyType: 'auth', description: 'lab bootstrap', expirySeconds: 2_592_000, created: iso(day - 40 * DAY), expires: iso(day - 10 * DAY), capabilities: { devices: { create: { reusable: false, ephemeral: false, preauthorized: false, tags: [] } } }, invalid: true, userId: 'uBob' },
       { id: 'kRvkd7Hs2a11CNTRL', keyType: 'auth', description: 'gw rebuild', expirySeconds: 7_776_000, created: iso(day - 14 * DAY), expires: iso(day + 76 * DAY), revoked: iso(day - 2 * DAY), capabilities: { devices: { create: { reusable: false, ephemeral: false, preauthorized: true, tags: ['tag:exporter', 'tag:router'] } } }, invalid: true, userId: 'uAlice' },
@@ -323,13 +323,12 @@ export class TailnetApiSimulator {
       { id: 'kFeD9x2LmQ11CNTRL', keyType: 'federated', description: 'github actions nightly', created: iso(day - 27 * DAY), scopes: ['devices:core:read', 'users:read'], invalid: false, userId: 'uAlice', audience: 'api.tailscale.com/TqR7bC4vXe11CNTRL-kFeD9x2LmQ11CNTRL', issuer: 'https://token.actions.githubusercontent.com', subject: 'repo:example-com/tsmetrics:ref:refs/heads/main', customClaimRules: {} },
       { id: 'kT0k3nOa7h11CNTRL', keyType: 'api', description: '', created: iso(now - 29 * MIN), expires: iso(now + 31 * MIN), scopes: ['all:read'], invalid: false },
     ];
+    // Copies are other keys of the tailnet; the simulator's own credentials below stay one each.
+    const keys = repeated(tailnetKeys, this._o.listScale, ['id']);
     for (const id of this._ownApiKeyIds()) keys.push({ id, keyType: 'api', description: 'tsmetrics (simulated)', expirySeconds: 7_776_000, created: iso(day - 45 * DAY), expires: iso(day + 45 * DAY), scopes: ['all'], invalid: false, userId: 'uAlice' });
     for (const c of this._c.oauthClients) keys.push({ id: c.id, keyType: 'client', description: 'tsmetrics collector', created: iso(day - 160 * DAY), updated: iso(day - 30 * DAY), scopes: [...(this._o.clientScopes?.[c.id] ?? ['all:read'])], tags: ['tag:monitoring'], invalid: false, userId: 'uAlice' });
     for (const f of this._o.federatedClients ?? []) keys.push({ id: f.id, keyType: 'federated', description: 'tsmetrics workload identity', created: iso(day - 20 * DAY), scopes: [...(f.scopes ?? ['all:read'])], tags: ['tag:monitoring'], invalid: false, userId: 'uAlice', audience: `api.tailscale.com/${f.id}`, issuer: 'https://kubernetes.default.svc', subject: 'system:serviceaccount:monitoring:tsmetrics', customClaimRules: {} });
-    // Copies are other keys of the tailnet; the simulator's own credentials stay one each.
-    const own = new Set([...this._ownApiKeyIds(), ...this._c.oauthClients.map((c) => c.id), ...(this._o.federatedClients ?? []).map((f) => f.id)]);
-    const others = keys.filter((k) => !own.has(k.id as string));
-    return [...repeated(others, this._o.listScale, ['id']), ...keys.filter((k) => own.has(k.id as string))];
+    return keys;
   }
 
   /** Settings; fields that need another scope read back false without it, as on the real API. */
