@@ -14,47 +14,20 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { defaultRegistry } from '../src/components.ts';
-import { resolveConfig, type RawServiceConfig } from '../src/config/service.ts';
+import { resolveConfig } from '../src/config/service.ts';
 import { InventoryHub, type Device } from '../src/pipeline/inventory.ts';
-import { PipelineService } from '../src/pipeline/service.ts';
 import { TailnetSimulator } from '../src/simulator/simulator.ts';
 import { tailscaleLogsReceiverFactory } from '../receivers/tailscale_logs/index.ts';
-import { fixture, fixtureDevices, manualClock, memoryLogger } from './helpers/index.ts';
-import { logsSinkFactory as sinkFactory, type LogsSink as Sink } from './helpers/logs-sink.ts';
+import { fixture, fixtureDevices, manualClock } from './helpers/index.ts';
+import { logsPipeline, logsSinkFactory, selfMetric } from './helpers/logs-sink.ts';
 
 // ---- a logs sink --------------------------------------------------------------------------
 
 
 const MIN = 60_000;
 
-function service(t: TestContext, receiver: Record<string, unknown>, opts: { clock: { now(): number }; inventory?: InventoryHub }) {
-  const { logger, lines } = memoryLogger();
-  const registry = defaultRegistry([tailscaleLogsReceiverFactory, sinkFactory]);
-  const raw: RawServiceConfig = {
-    receivers: { tailscale_logs: receiver },
-    exporters: { sink: {} },
-    service: { pipelines: { logs: { receivers: ['tailscale_logs'], exporters: ['sink'] } } },
-  };
-  const svc = new PipelineService(registry, resolveConfig(raw, registry, 'test'), { logger, clock: opts.clock, ...(opts.inventory ? { inventory: opts.inventory } : {}) });
-  t.after(() => svc.shutdown(AbortSignal.timeout(2000)));
-  const sink = svc.exporters.get('sink') as unknown as Sink;
-  return { svc, sink, lines };
-}
-
-/** The value of a self-telemetry point (counters summed over points matching `attrs`). */
-async function metric(svc: PipelineService, name: string, attrs: Record<string, string> = {}): Promise<number | undefined> {
-  const { resourceMetrics } = await svc.telemetry.collect();
-  let sum: number | undefined;
-  for (const sm of resourceMetrics.scopeMetrics) {
-    for (const m of sm.metrics) {
-      if (m.descriptor.name !== name) continue;
-      for (const p of m.dataPoints) {
-        if (Object.entries(attrs).every(([k, v]) => p.attributes[k] === v)) sum = (sum ?? 0) + (p.value as number);
-      }
-    }
-  }
-  return sum;
-}
+const service = logsPipeline;
+const metric = selfMetric;
 
 // ---- a fake logging API -------------------------------------------------------------------
 
@@ -621,7 +594,7 @@ test('a body that is not JSON fails the type for this poll; the same window is r
 // ---- config -------------------------------------------------------------------------------
 
 test('bad config names the key', () => {
-  const registry = defaultRegistry([tailscaleLogsReceiverFactory, sinkFactory]);
+  const registry = defaultRegistry([tailscaleLogsReceiverFactory, logsSinkFactory]);
   const bad = (receiver: Record<string, unknown>): string => {
     try {
       resolveConfig({ receivers: { tailscale_logs: receiver }, exporters: { sink: {} }, service: { pipelines: { logs: { receivers: ['tailscale_logs'], exporters: ['sink'] } } } }, registry, 'test');
