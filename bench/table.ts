@@ -1,4 +1,4 @@
-// `node bench/table.ts RUN.json [MORE.json ...]`: the README's performance table from full
+// `npm run bench:table -- RUN.json [MORE.json ...]`: the README's performance table from full
 // benchmark runs. The first file is the run the table shows; every file given adds to the
 // range column, so the spread over runs is stated next to the figure it qualifies.
 import { readFileSync } from 'node:fs';
@@ -14,7 +14,7 @@ interface Run {
 
 const files = process.argv.slice(2);
 if (files.length === 0) {
-  process.stderr.write('usage: node bench/table.ts RUN.json [MORE.json ...]\n');
+  process.stderr.write('usage: npm run bench:table -- RUN.json [MORE.json ...]\n');
   process.exit(2);
 }
 const runs = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as Run);
