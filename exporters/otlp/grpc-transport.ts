@@ -3,11 +3,12 @@ import { ChannelCredentials } from '@grpc/grpc-js';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { IOtlpExportDelegate } from '@opentelemetry/otlp-exporter-base';
 import { createEmptyMetadata, createInsecureCredentials, createOtlpGrpcExportDelegate, createSslCredentials } from '@opentelemetry/otlp-grpc-exporter-base';
-import { LogsExporterMetricsHelper, type IExporterMetricsHelper, type ISerializer, MetricsExporterMetricsHelper, ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
+import { LogsExporterMetricsHelper, type IExporterMetricsHelper, type ISerializer, MetricsExporterMetricsHelper } from '@opentelemetry/otlp-transformer';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { VERSION } from '../../src/version.ts';
 import { signalSettings, type OtlpExporterConfig, type SignalSettings } from './config.ts';
 import { MAX_RETRIES, retryDelayMs } from './grpc-retry.ts';
+import { protobufLogsSerializer } from './logs-protobuf.ts';
 import { protobufSerializer } from './serializer.ts';
 import type { TlsMaterial } from './tls.ts';
 import type { OtlpTransport } from './transport.ts';
@@ -97,8 +98,8 @@ class GrpcConnections {
 /**
  * OTLP/gRPC of one signal through the official gRPC exporter base
  * (`@opentelemetry/otlp-grpc-exporter-base`: grpc-js channel, deadline, gzip, metadata, user
- * agent). Metrics are written by our protobuf encoder, so staleness flags survive; logs by the
- * stock logs serializer. Every option is passed explicitly: nothing is taken from the process
+ * agent). Metrics are written by our protobuf encoder, so staleness flags survive; logs by our
+ * logs encoder (the stock serializer's bytes, faster). Every option is passed explicitly: nothing is taken from the process
  * environment behind the configuration's back. The official transport treats every failure as
  * final; retries on the codes the specification calls retryable happen here.
  */
@@ -135,7 +136,7 @@ export class GrpcTransport<T = ResourceMetrics> implements OtlpTransport<T> {
         concurrencyLimit: 4,
         userAgent: `tsmetrics/${VERSION}`,
       },
-      (logs ? ProtobufLogsSerializer : protobufSerializer) as ISerializer<unknown, unknown>,
+      (logs ? protobufLogsSerializer : protobufSerializer) as ISerializer<unknown, unknown>,
       logs ? 'otlp_grpc_log_exporter' : 'otlp_grpc_metric_exporter',
       (logs ? LogsExporterMetricsHelper : MetricsExporterMetricsHelper) as IExporterMetricsHelper<unknown>,
       undefined,

@@ -5,10 +5,11 @@ import type { ExportResult } from '@opentelemetry/core';
 import { OTLPMetricExporterBase } from '@opentelemetry/exporter-metrics-otlp-http';
 import { CompressionAlgorithm, type IOtlpExportDelegate } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
-import { JsonLogsSerializer, LogsExporterMetricsHelper, MetricsExporterMetricsHelper, ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
+import { JsonLogsSerializer, LogsExporterMetricsHelper, MetricsExporterMetricsHelper } from '@opentelemetry/otlp-transformer';
 import type { ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import type { LogsBatch } from '../../src/model/logs.ts';
 import type { SignalSettings } from './config.ts';
+import { protobufLogsSerializer } from './logs-protobuf.ts';
 import { jsonSerializer, protobufSerializer } from './serializer.ts';
 import type { TlsMaterial } from './tls.ts';
 import type { OtlpTransport } from './transport.ts';
@@ -88,13 +89,15 @@ class TsmetricsOtlpHttpExporter extends OTLPMetricExporterBase {
 }
 
 /**
- * The official logs delivery: the same node transport, with the stock logs serializers (they
- * write every field a log record has; nothing needs fixing as staleness does for metrics).
+ * The official logs delivery: the same node transport. Protobuf is written by our logs encoder
+ * (the official serializer's bytes, at a fraction of its cost, from the size split's
+ * measurement); JSON by the stock serializer.
  */
 function logsDelegate(s: SignalSettings, sockets: SocketKeeper): IOtlpExportDelegate<LogsBatch> {
-  const serializer = s.protocol === 'http/json' ? JsonLogsSerializer : ProtobufLogsSerializer;
-  // The serializers take a mutable array type but only read it.
-  return createOtlpHttpExportDelegate(httpOptions(s, sockets), serializer, 'otlp_http_log_exporter', LogsExporterMetricsHelper, undefined) as unknown as IOtlpExportDelegate<LogsBatch>;
+  const options = httpOptions(s, sockets);
+  // The stock serializer takes a mutable array type but only reads it.
+  if (s.protocol === 'http/json') return createOtlpHttpExportDelegate(options, JsonLogsSerializer, 'otlp_http_log_exporter', LogsExporterMetricsHelper, undefined) as unknown as IOtlpExportDelegate<LogsBatch>;
+  return createOtlpHttpExportDelegate(options, protobufLogsSerializer, 'otlp_http_log_exporter', LogsExporterMetricsHelper, undefined);
 }
 
 /** OTLP/HTTP (protobuf or JSON) of one signal through the official transport. */
