@@ -4,13 +4,12 @@
  * order, same omitted fields, same grouping by resource and scope object), at a fraction of the
  * cost; logs-protobuf.test.ts holds it to that, byte for byte.
  *
- * As in protobuf.ts (metrics), a request is walked by one piece of code twice: a {@link Sizer}
- * records the length of every nested message in the order they are met, then a
- * {@link BufWriter} writes into one buffer of exactly the total size, taking each length prefix
- * from that record. What differs: every record is measured once, on its own, into a
- * {@link MeasuredLogs}. The size split of the exporter (logs-size.ts) measures the whole batch
- * that way, and the requests it cuts out of it are written from that one measurement — only the
- * few resource and scope headers of each request are measured again.
+ * Records are written once each, one after the other, into one growing buffer (an arena, see
+ * {@link measureLogRecords}); a nested message reserves room for its length and the length is
+ * written when the message ends (moving the message in the rare case its prefix needs another
+ * size than was reserved). The arena is also the measurement: the exporter's size split
+ * (logs-size.ts) reads each record's encoded size from it, and a request is its few resource and
+ * scope headers around a copy of its records' bytes. So a batch is walked once, split or not.
  */
 import type { AnyValue, Attributes, HrTime } from '@opentelemetry/api';
 import { ProtobufLogsSerializer, type IExportLogsServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
@@ -41,196 +40,106 @@ function wide(v: number): void {
   }
 }
 
-/**
- * Size of a number written as a protobuf int64 varint the way the official writer does: values
- * in the uint32 range are truncated to an integer; anything else (negative, large, NaN) takes the
- * 64-bit two's complement of its truncated halves.
- */
-function varintSize(v: number): number {
-  if (v >= 0 && v <= 0xffffffff) return uvarintSize(v >>> 0);
-  wide(v);
-  if (wideHi === 0) return uvarintSize(wideLo);
-  // Bits above the low 32: five bytes hold 35 bits, each further byte 7 more.
-  let n = 5;
-  for (let x = wideHi >>> 3; x > 0; x >>>= 7) n++;
-  return n;
-}
-
-/** UTF-8 length of `s` as Buffer (and TextEncoder) write it: a lone surrogate becomes U+FFFD. */
-function utf8Length(s: string): number {
-  const len = s.length;
-  if (len > 64) return Buffer.byteLength(s, 'utf8');
-  let n = len;
-  for (let i = 0; i < len; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) continue;
-    // Past this point, let Buffer decide surrogates (pairs are 4 bytes, lone ones 3).
-    if (c >= 0xd800 && c <= 0xdfff) return Buffer.byteLength(s, 'utf8');
-    n += c < 0x800 ? 1 : 2;
-  }
-  return n;
-}
-
 /** Strings this short are at most 127 bytes in UTF-8: their prefix is one byte, learned as written. */
 const SHORT = 42;
-
-/** What both passes do with a field; the sizer measures it, the writer writes it. */
-interface Sink {
-  /** Starts a length-delimited field (a nested message). */
-  begin(field: number): void;
-  end(): void;
-  /** An int64/uint32 field, with the official writer's treatment of odd numbers. */
-  varint(field: number, v: number): void;
-  fixed32(field: number, v: number): void;
-  /** A timestamp as fixed64 nanoseconds. */
-  time(field: number, t: HrTime): void;
-  double(field: number, v: number): void;
-  string(field: number, s: string): void;
-  bytes(field: number, b: Uint8Array): void;
-  /** Hex text written as the bytes it spells (trace and span ids). */
-  hex(field: number, s: string): void;
-  /** Record `i` of the measurement as a ScopeLogs field (tag and length included). */
-  record(i: number): void;
-}
-
-/** Every record of a batch measured on its own; requests are written from it. */
-export interface MeasuredLogs {
-  readonly records: LogsBatch;
-  /** Record `i` as a ScopeLogs field, tag and length prefix included, bytes. */
-  readonly sizes: Float64Array;
-  /** Where record `i`'s lengths start in `lengths` (its own length first). */
-  readonly starts: Int32Array;
-  readonly lengths: Int32Array;
-}
-
-class Sizer implements Sink {
-  size = 0;
-  private _lengths: Int32Array;
-  private _count = 0;
-  private readonly _open: number[] = [];
-  private readonly _m: MeasuredLogs | undefined;
-
-  constructor(m?: MeasuredLogs, capacity = 256) {
-    this._m = m;
-    this._lengths = new Int32Array(capacity);
-  }
-  get count(): number {
-    return this._count;
-  }
-  /** The recorded lengths, in the order they were met. */
-  get lengths(): Int32Array {
-    return this._lengths.subarray(0, this._count);
-  }
-  private _slot(): number {
-    if (this._count === this._lengths.length) {
-      const grown = new Int32Array(this._lengths.length * 2);
-      grown.set(this._lengths);
-      this._lengths = grown;
-    }
-    return this._count++;
-  }
-  begin(): void {
-    this._open.push(this._slot(), this.size);
-    this.size += 1; // tag (every field number here is below 16)
-  }
-  end(): void {
-    const start = this._open.pop() as number;
-    const slot = this._open.pop() as number;
-    const len = this.size - start - 1;
-    this._lengths[slot] = len;
-    this.size += uvarintSize(len);
-  }
-  varint(_f: number, v: number): void {
-    this.size += 1 + varintSize(v);
-  }
-  fixed32(): void {
-    this.size += 5;
-  }
-  time(): void {
-    this.size += 9;
-  }
-  double(): void {
-    this.size += 9;
-  }
-  string(_f: number, s: string): void {
-    if (s.length <= SHORT) {
-      const n = utf8Length(s);
-      this.size += 2 + n;
-      return;
-    }
-    const n = Buffer.byteLength(s, 'utf8');
-    const slot = this._slot();
-    this._lengths[slot] = n;
-    this.size += 1 + uvarintSize(n) + n;
-  }
-  bytes(_f: number, b: Uint8Array): void {
-    this.size += 1 + uvarintSize(b.length) + b.length;
-  }
-  hex(_f: number, s: string): void {
-    const n = s.length >>> 1;
-    this.size += 1 + uvarintSize(n) + n;
-  }
-  record(i: number): void {
-    this.size += (this._m as MeasuredLogs).sizes[i] as number;
-  }
-}
 
 /** A hex digit's value, as the official decoder reads one (no validation: ids are trusted). */
 const hexDigit = (c: number): number => (c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c - 55);
 
-class BufWriter implements Sink {
-  readonly buf: Buffer;
-  private _pos = 0;
-  private _lengths: Int32Array;
-  private _next = 0;
-  private readonly _m: MeasuredLogs;
+/**
+ * Writes protobuf into a buffer that grows as needed. A nested message reserves the bytes its
+ * length is expected to take; {@link end} writes the length there.
+ */
+class Writer {
+  buf: Buffer;
+  pos = 0;
+  /** Open messages: where each one's length goes, and how many bytes were reserved for it. */
+  private _open = new Int32Array(64);
+  private _depth = 0;
   // Records of a batch mostly share their times: the last conversion is kept.
   private _s = -1;
   private _ns = -1;
   private _lo = 0;
   private _hi = 0;
 
-  constructor(size: number, headers: Int32Array, m: MeasuredLogs) {
-    this.buf = Buffer.allocUnsafe(size);
-    this._lengths = headers;
-    this._m = m;
+  constructor(capacity: number) {
+    this.buf = Buffer.allocUnsafe(capacity);
   }
-  get pos(): number {
-    return this._pos;
+  /** Room for `n` more bytes. */
+  private _room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n + 1024));
+    this.buf.copy(grown, 0, 0, this.pos);
+    this.buf = grown;
   }
   private _uvarint(v: number): void {
     const buf = this.buf;
     let x = v;
     while (x >= 0x80) {
-      buf[this._pos++] = (x & 0x7f) | 0x80;
+      buf[this.pos++] = (x & 0x7f) | 0x80;
       x >>>= 7;
     }
-    buf[this._pos++] = x;
+    buf[this.pos++] = x;
   }
-  begin(field: number): void {
-    this.buf[this._pos++] = (field << 3) | 2;
-    this._uvarint(this._lengths[this._next++] as number);
+  /** Starts a length-delimited field (a nested message) whose length should take `reserve` bytes. */
+  begin(field: number, reserve = 1): void {
+    this._room(16);
+    if (this._depth === this._open.length) {
+      const grown = new Int32Array(this._open.length * 2);
+      grown.set(this._open);
+      this._open = grown;
+    }
+    this.buf[this.pos++] = (field << 3) | 2;
+    this._open[this._depth++] = this.pos;
+    this._open[this._depth++] = reserve;
+    this.pos += reserve;
   }
-  end(): void {}
+  end(): void {
+    const reserved = this._open[--this._depth] as number;
+    const at = this._open[--this._depth] as number;
+    const len = this.pos - at - reserved;
+    const need = uvarintSize(len);
+    if (need !== reserved) {
+      this._room(need - reserved);
+      this.buf.copyWithin(at + need, at + reserved, this.pos);
+      this.pos += need - reserved;
+    }
+    const buf = this.buf;
+    if (need === 1) {
+      buf[at] = len;
+      return;
+    }
+    let x = len;
+    let p = at;
+    while (x >= 0x80) {
+      buf[p++] = (x & 0x7f) | 0x80;
+      x >>>= 7;
+    }
+    buf[p] = x;
+  }
+  /** An int64/uint32 field, with the official writer's treatment of odd numbers. */
   varint(field: number, v: number): void {
-    this.buf[this._pos++] = field << 3;
+    this._room(11);
+    const buf = this.buf;
+    buf[this.pos++] = field << 3;
     if (v >= 0 && v <= 0xffffffff) return this._uvarint(v >>> 0);
     wide(v);
     let lo = wideLo;
     let hi = wideHi;
-    const buf = this.buf;
     while (hi > 0 || lo > 0x7f) {
-      buf[this._pos++] = (lo & 0x7f) | 0x80;
+      buf[this.pos++] = (lo & 0x7f) | 0x80;
       lo = ((lo >>> 7) | (hi << 25)) >>> 0;
       hi >>>= 7;
     }
-    buf[this._pos++] = lo;
+    buf[this.pos++] = lo;
   }
   fixed32(field: number, v: number): void {
-    this.buf[this._pos++] = (field << 3) | 5;
-    this.buf.writeUInt32LE(v >>> 0, this._pos);
-    this._pos += 4;
+    this._room(5);
+    this.buf[this.pos++] = (field << 3) | 5;
+    this.buf.writeUInt32LE(v >>> 0, this.pos);
+    this.pos += 4;
   }
+  /** A timestamp as fixed64 nanoseconds. */
   time(field: number, t: HrTime): void {
     const s = t[0];
     const ns = t[1];
@@ -243,65 +152,97 @@ class BufWriter implements Sink {
       this._s = s;
       this._ns = ns;
     }
+    this._room(9);
     const buf = this.buf;
-    buf[this._pos++] = (field << 3) | 1;
-    buf.writeUInt32LE(this._lo, this._pos);
-    buf.writeUInt32LE(this._hi, this._pos + 4);
-    this._pos += 8;
+    buf[this.pos++] = (field << 3) | 1;
+    buf.writeUInt32LE(this._lo, this.pos);
+    buf.writeUInt32LE(this._hi, this.pos + 4);
+    this.pos += 8;
   }
   double(field: number, v: number): void {
-    this.buf[this._pos++] = (field << 3) | 1;
-    this.buf.writeDoubleLE(v, this._pos);
-    this._pos += 8;
+    this._room(9);
+    this.buf[this.pos++] = (field << 3) | 1;
+    this.buf.writeDoubleLE(v, this.pos);
+    this.pos += 8;
   }
   string(field: number, s: string): void {
-    const buf = this.buf;
-    buf[this._pos++] = (field << 3) | 2;
     const len = s.length;
     if (len <= SHORT) {
-      const at = this._pos + 1;
+      this._room(2 + 3 * len);
+      const buf = this.buf;
+      buf[this.pos] = (field << 3) | 2;
+      const at = this.pos + 2;
       let i = 0;
       for (; i < len; i++) {
         const c = s.charCodeAt(i);
         if (c >= 0x80) break;
         buf[at + i] = c;
       }
+      // Buffer writes UTF-8 as TextEncoder does (a lone surrogate becomes U+FFFD).
       const n = i === len ? len : buf.write(s, at, 'utf8');
-      buf[this._pos] = n;
-      this._pos = at + n;
+      buf[this.pos + 1] = n;
+      this.pos = at + n;
       return;
     }
-    const n = this._lengths[this._next++] as number;
+    const n = Buffer.byteLength(s, 'utf8');
+    this._room(6 + n);
+    this.buf[this.pos++] = (field << 3) | 2;
     this._uvarint(n);
-    this._pos += buf.write(s, this._pos, n, 'utf8');
+    this.pos += this.buf.write(s, this.pos, n, 'utf8');
   }
   bytes(field: number, b: Uint8Array): void {
-    this.buf[this._pos++] = (field << 3) | 2;
+    this._room(6 + b.length);
+    this.buf[this.pos++] = (field << 3) | 2;
     this._uvarint(b.length);
-    this.buf.set(b, this._pos);
-    this._pos += b.length;
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
   }
-  hex(field: number, s: string): void {
+  /**
+   * A KeyValue whose value is a string of at most {@link SHORT} characters or an integer in the
+   * uint32 range, its AnyValue written without opening a nested message: that AnyValue's length
+   * takes one byte but for a string of long UTF-8 sequences (moved by a byte then).
+   */
+  scalarKeyValue(field: number, key: string, v: string | number): void {
+    this.begin(field);
+    this.string(1, key);
+    this._room(8);
+    const at = this.pos;
+    this.buf[at] = (2 << 3) | 2;
+    this.pos = at + 2;
+    if (typeof v === 'string') this.string(1, v);
+    else {
+      this.buf[this.pos++] = 3 << 3;
+      this._uvarint(v >>> 0);
+    }
+    // Read after the writes: they may have replaced the buffer.
     const buf = this.buf;
-    buf[this._pos++] = (field << 3) | 2;
-    const n = s.length >>> 1;
-    this._uvarint(n);
-    for (let i = 0; i < n; i++) buf[this._pos++] = (hexDigit(s.charCodeAt(2 * i)) << 4) | hexDigit(s.charCodeAt(2 * i + 1));
+    const len = this.pos - at - 2;
+    if (len < 0x80) buf[at + 1] = len;
+    else {
+      this._room(1);
+      this.buf.copyWithin(at + 3, at + 2, this.pos);
+      this.pos++;
+      this.buf[at + 1] = (len & 0x7f) | 0x80;
+      this.buf[at + 2] = len >>> 7;
+    }
+    this.end();
   }
-  record(i: number): void {
-    const m = this._m;
-    const headers = this._lengths;
-    const next = this._next;
-    this._lengths = m.lengths;
-    this._next = m.starts[i] as number;
-    this.begin(2);
-    logRecord(this, m.records[i] as ReadableLogRecord);
-    this._lengths = headers;
-    this._next = next;
+  /** Hex text written as the bytes it spells (trace and span ids). */
+  hex(field: number, s: string): void {
+    const n = s.length >>> 1;
+    this._room(6 + n);
+    const buf = this.buf;
+    buf[this.pos++] = (field << 3) | 2;
+    this._uvarint(n);
+    for (let i = 0; i < n; i++) buf[this.pos++] = (hexDigit(s.charCodeAt(2 * i)) << 4) | hexDigit(s.charCodeAt(2 * i + 1));
+  }
+  /** What was written, as its own copy. */
+  take(): Buffer {
+    return Buffer.from(this.buf.subarray(0, this.pos));
   }
 }
 
-function anyValue(o: Sink, v: unknown): void {
+function anyValue(o: Writer, v: unknown): void {
   const t = typeof v;
   if (t === 'string') o.string(1, v as string);
   else if (t === 'boolean') o.varint(2, v ? 1 : 0);
@@ -319,7 +260,7 @@ function anyValue(o: Sink, v: unknown): void {
     }
     o.end();
   } else if (t === 'object' && v !== null) {
-    o.begin(6);
+    o.begin(6, 2);
     keyValues(o, 1, v as Record<string, unknown>);
     o.end();
   }
@@ -327,25 +268,31 @@ function anyValue(o: Sink, v: unknown): void {
 }
 
 /** Repeated KeyValue fields: own enumerable keys in their order. */
-function keyValues(o: Sink, field: number, kvs: Attributes | Record<string, unknown>): void {
+function keyValues(o: Writer, field: number, kvs: Attributes | Record<string, unknown>): void {
   for (const k in kvs) {
     if (!Object.prototype.hasOwnProperty.call(kvs, k)) continue;
+    const v = (kvs as Record<string, unknown>)[k];
+    // Most values are short strings and counts: written without opening their AnyValue.
+    if ((typeof v === 'string' && v.length <= SHORT) || (typeof v === 'number' && v >= 0 && v <= 0xffffffff && Number.isInteger(v))) {
+      o.scalarKeyValue(field, k, v);
+      continue;
+    }
     o.begin(field);
     o.string(1, k);
     o.begin(2);
-    anyValue(o, (kvs as Record<string, unknown>)[k]);
+    anyValue(o, v);
     o.end();
     o.end();
   }
 }
 
 /** A LogRecord's fields (opentelemetry-proto logs.v1), in the order the official writer uses. */
-function logRecord(o: Sink, r: ReadableLogRecord): void {
+function logRecord(o: Writer, r: ReadableLogRecord): void {
   o.time(1, r.hrTime);
   if (r.severityNumber !== undefined && r.severityNumber !== 0) o.varint(2, r.severityNumber);
   if (r.severityText) o.string(3, r.severityText);
   if (r.body !== undefined) {
-    o.begin(5);
+    o.begin(5, 2);
     anyValue(o, r.body as AnyValue);
     o.end();
   }
@@ -359,112 +306,195 @@ function logRecord(o: Sink, r: ReadableLogRecord): void {
   if (r.eventName) o.string(12, r.eventName);
 }
 
-/** A ResourceLogs' fields before its ScopeLogs. */
-function resourceHead(o: Sink, resource: Resource): void {
-  o.begin(1);
-  const attrs = resource.attributes;
-  if (attrs) keyValues(o, 1, attrs);
-  o.varint(2, 0); // dropped_attributes_count: the official serializer always writes it
-  o.end();
+/** Every record of a batch written on its own, one after the other; requests are cut from it. */
+export interface MeasuredLogs {
+  readonly records: LogsBatch;
+  /** Record `i` as a ScopeLogs field (tag and length prefix included) is `arena[starts[i], starts[i + 1])`. */
+  readonly arena: Buffer;
+  readonly starts: Float64Array;
 }
 
-/** A ScopeLogs' fields before its records. */
-function scopeHead(o: Sink, scope: Scope): void {
-  o.begin(1);
-  o.string(1, scope.name);
-  if (scope.version) o.string(2, scope.version);
-  if (scope.attributes) keyValues(o, 3, scope.attributes);
-  if (scope.droppedAttributesCount) o.varint(4, scope.droppedAttributesCount);
-  o.end();
-}
+/** Average encoded record size seen last, to size the next arena in one go. */
+let recordBytesSeen = 256;
 
-/** Records `from`‥`to` of a measurement, grouped as the official serializer groups them. */
-interface Group {
-  resource: Resource;
-  scopes: Array<{ scope: Scope; records: number[] }>;
-}
-
-function groups(m: MeasuredLogs, from: number, to: number): Group[] {
-  const byResource = new Map<Resource, Map<Scope, number[]>>();
-  let lastResource: Resource | undefined;
-  let lastScope: Scope | undefined;
-  let last: number[] | undefined;
-  for (let i = from; i < to; i++) {
-    const r = m.records[i] as ReadableLogRecord;
-    // Runs of records with one resource and scope are the rule: look the maps up once per run.
-    if (r.resource !== lastResource || r.instrumentationScope !== lastScope || !last) {
-      lastResource = r.resource;
-      lastScope = r.instrumentationScope;
-      let scopes = byResource.get(lastResource);
-      if (!scopes) byResource.set(lastResource, (scopes = new Map()));
-      last = scopes.get(lastScope);
-      if (!last) scopes.set(lastScope, (last = []));
-    }
-    last.push(i);
-  }
-  const out: Group[] = [];
-  for (const [resource, scopes] of byResource) out.push({ resource, scopes: [...scopes].map(([scope, records]) => ({ scope, records })) });
-  return out;
-}
-
-function request(o: Sink, gs: Group[]): void {
-  for (const g of gs) {
-    o.begin(1);
-    resourceHead(o, g.resource);
-    for (const s of g.scopes) {
-      o.begin(2);
-      scopeHead(o, s.scope);
-      for (const i of s.records) o.record(i);
-      if (s.scope.schemaUrl) o.string(3, s.scope.schemaUrl);
-      o.end();
-    }
-    if (g.resource.schemaUrl) o.string(3, g.resource.schemaUrl);
-    o.end();
-  }
-}
-
-/** Measures every record of `batch` (in batch order, each on its own). */
+/** Writes every record of `batch` (in batch order, each as its own ScopeLogs field). */
 export function measureLogRecords(batch: LogsBatch): MeasuredLogs {
   const n = batch.length;
-  const sizes = new Float64Array(n);
-  const starts = new Int32Array(n);
-  const sizer = new Sizer(undefined, Math.max(256, n * 16));
+  const starts = new Float64Array(n + 1);
+  const w = new Writer(Math.ceil(n * recordBytesSeen * 1.1) + 1024);
   for (let i = 0; i < n; i++) {
-    const before = sizer.size;
-    starts[i] = sizer.count;
-    sizer.begin();
-    logRecord(sizer, batch[i] as ReadableLogRecord);
-    sizer.end();
-    sizes[i] = sizer.size - before;
+    starts[i] = w.pos;
+    // A record is rarely under 128 bytes or over 16 KiB: its length is given two bytes.
+    w.begin(2, 2);
+    logRecord(w, batch[i] as ReadableLogRecord);
+    w.end();
   }
-  return { records: batch, sizes, starts, lengths: sizer.lengths };
+  starts[n] = w.pos;
+  if (n > 0) recordBytesSeen = Math.max(16, w.pos / n);
+  return { records: batch, arena: w.buf.subarray(0, w.pos), starts };
+}
+
+/** The Resource field of a ResourceLogs (tag and length included). */
+function resourceField(resource: Resource): Buffer {
+  const w = new Writer(256);
+  w.begin(1);
+  const attrs = resource.attributes;
+  if (attrs) keyValues(w, 1, attrs);
+  w.varint(2, 0); // dropped_attributes_count: the official serializer always writes it
+  w.end();
+  return w.take();
+}
+
+/** The InstrumentationScope field of a ScopeLogs (tag and length included). */
+function scopeField(scope: Scope): Buffer {
+  const w = new Writer(128);
+  w.begin(1);
+  w.string(1, scope.name);
+  if (scope.version) w.string(2, scope.version);
+  if (scope.attributes) keyValues(w, 3, scope.attributes);
+  if (scope.droppedAttributesCount) w.varint(4, scope.droppedAttributesCount);
+  w.end();
+  return w.take();
+}
+
+const NONE = Buffer.alloc(0);
+
+/** A `schema_url` field (3 in both ResourceLogs and ScopeLogs), or nothing. */
+function schemaField(url: string | undefined): Buffer {
+  if (!url) return NONE;
+  const w = new Writer(64);
+  w.string(3, url);
+  return w.take();
 }
 
 /** Encoded size of a ResourceLogs' own fields (resource, schema URL), its tag and length prefix included. */
 export function resourceLogsOverhead(resource: Resource): number {
-  const s = new Sizer();
-  s.begin();
-  resourceHead(s, resource);
-  if (resource.schemaUrl) s.string(3, resource.schemaUrl);
   // The prefix grows with the records inside; five bytes cover any length below 2^35.
-  return s.size + 5;
+  return 1 + 5 + resourceField(resource).length + schemaField(resource.schemaUrl).length;
 }
 
 /** Encoded size of a ScopeLogs' own fields (scope, schema URL), its tag and length prefix included. */
 export function scopeLogsOverhead(scope: Scope): number {
-  const s = new Sizer();
-  s.begin();
-  scopeHead(s, scope);
-  if (scope.schemaUrl) s.string(3, scope.schemaUrl);
-  return s.size + 5;
+  return 1 + 5 + scopeField(scope).length + schemaField(scope.schemaUrl).length;
+}
+
+/** The records of one ScopeLogs: a range of the measurement, or a list of its indices. */
+interface ScopeGroup {
+  scope: Scope;
+  from: number;
+  to: number;
+  records: number[] | undefined;
+}
+
+/** Records `from`‥`to` of a measurement, grouped as the official serializer groups them. */
+function groups(m: MeasuredLogs, from: number, to: number): Map<Resource, ScopeGroup[]> {
+  const out = new Map<Resource, ScopeGroup[]>();
+  if (from === to) return out;
+  const first = m.records[from] as ReadableLogRecord;
+  let uniform = true;
+  for (let i = from + 1; i < to; i++) {
+    const r = m.records[i] as ReadableLogRecord;
+    if (r.resource !== first.resource || r.instrumentationScope !== first.instrumentationScope) {
+      uniform = false;
+      break;
+    }
+  }
+  // The rule: one resource and one scope, the records one run of the arena.
+  if (uniform) return out.set(first.resource, [{ scope: first.instrumentationScope, from, to, records: undefined }]);
+  const byResource = new Map<Resource, Map<Scope, number[]>>();
+  for (let i = from; i < to; i++) {
+    const r = m.records[i] as ReadableLogRecord;
+    let scopes = byResource.get(r.resource);
+    if (!scopes) byResource.set(r.resource, (scopes = new Map()));
+    let list = scopes.get(r.instrumentationScope);
+    if (!list) scopes.set(r.instrumentationScope, (list = []));
+    list.push(i);
+  }
+  for (const [resource, scopes] of byResource) out.set(resource, [...scopes].map(([scope, records]) => ({ scope, from: 0, to: 0, records })));
+  return out;
+}
+
+/** Bytes of a group's records in the arena. */
+function recordBytes(m: MeasuredLogs, g: ScopeGroup): number {
+  if (!g.records) return (m.starts[g.to] as number) - (m.starts[g.from] as number);
+  let n = 0;
+  for (const i of g.records) n += (m.starts[i + 1] as number) - (m.starts[i] as number);
+  return n;
+}
+
+/** Copies a group's records from the arena; runs of neighbours go in one copy. */
+function copyRecords(m: MeasuredLogs, g: ScopeGroup, out: Buffer, at: number): number {
+  const s = m.starts;
+  if (!g.records) return at + m.arena.copy(out, at, s[g.from] as number, s[g.to] as number);
+  const list = g.records;
+  let pos = at;
+  for (let k = 0; k < list.length; ) {
+    const a = list[k] as number;
+    let b = a + 1;
+    k++;
+    while (k < list.length && list[k] === b) {
+      b++;
+      k++;
+    }
+    pos += m.arena.copy(out, pos, s[a] as number, s[b] as number);
+  }
+  return pos;
+}
+
+function putUvarint(out: Buffer, at: number, v: number): number {
+  let x = v;
+  let p = at;
+  while (x >= 0x80) {
+    out[p++] = (x & 0x7f) | 0x80;
+    x >>>= 7;
+  }
+  out[p++] = x;
+  return p;
+}
+
+/** Records `from`‥`to` of a measurement as one ExportLogsServiceRequest. */
+function request(m: MeasuredLogs, from: number, to: number): Buffer {
+  const plan: Array<{ head: Buffer; tail: Buffer; len: number; scopes: Array<{ g: ScopeGroup; head: Buffer; tail: Buffer; len: number }> }> = [];
+  let total = 0;
+  for (const [resource, gs] of groups(m, from, to)) {
+    const head = resourceField(resource);
+    const tail = schemaField(resource.schemaUrl);
+    let len = head.length + tail.length;
+    const scopes = gs.map((g) => {
+      const sh = scopeField(g.scope);
+      const st = schemaField(g.scope.schemaUrl);
+      const n = sh.length + recordBytes(m, g) + st.length;
+      len += 1 + uvarintSize(n) + n;
+      return { g, head: sh, tail: st, len: n };
+    });
+    total += 1 + uvarintSize(len) + len;
+    plan.push({ head, tail, len, scopes });
+  }
+  const out = Buffer.allocUnsafe(total);
+  let pos = 0;
+  for (const r of plan) {
+    out[pos++] = (1 << 3) | 2;
+    pos = putUvarint(out, pos, r.len);
+    pos += r.head.copy(out, pos);
+    for (const s of r.scopes) {
+      out[pos++] = (2 << 3) | 2;
+      pos = putUvarint(out, pos, s.len);
+      pos += s.head.copy(out, pos);
+      pos = copyRecords(m, s.g, out, pos);
+      pos += s.tail.copy(out, pos);
+    }
+    pos += r.tail.copy(out, pos);
+  }
+  if (pos !== total) throw new Error(`logs protobuf: wrote ${pos} of ${total} planned bytes`);
+  return out;
 }
 
 /** Requests cut out of a measured batch: where each one's records start in the measurement. */
 const measuredParts = new WeakMap<LogsBatch, { m: MeasuredLogs; from: number }>();
 
 /**
- * Notes that `part` is records `from`… of a measurement, so that encoding it reuses the
- * measurement (batches are immutable: the same array always holds the same records).
+ * Notes that `part` is records `from`… of a measurement, so that encoding it copies them from
+ * there (batches are immutable: the same array always holds the same records).
  */
 export function adoptMeasurement(part: LogsBatch, m: MeasuredLogs, from: number): void {
   measuredParts.set(part, { m, from });
@@ -475,18 +505,10 @@ export function adoptMeasurement(part: LogsBatch, m: MeasuredLogs, from: number)
  * `ProtobufLogsSerializer.serializeRequest` for the same records.
  */
 export function encodeLogsRequest(batch: LogsBatch): Uint8Array {
-  let known = measuredParts.get(batch);
+  const known = measuredParts.get(batch);
   // A part is only trusted while it still lines up with its measurement.
-  if (known && (known.m.records[known.from] !== batch[0] || known.from + batch.length > known.m.records.length)) known = undefined;
-  const m = known?.m ?? measureLogRecords(batch);
-  const from = known?.from ?? 0;
-  const gs = groups(m, from, from + batch.length);
-  const sizer = new Sizer(m);
-  request(sizer, gs);
-  const w = new BufWriter(sizer.size, sizer.lengths, m);
-  request(w, gs);
-  if (w.pos !== sizer.size) throw new Error(`logs protobuf: wrote ${w.pos} of ${sizer.size} measured bytes`);
-  return w.buf;
+  if (known && known.m.records[known.from] === batch[0] && known.from + batch.length <= known.m.records.length) return request(known.m, known.from, known.from + batch.length);
+  return request(measureLogRecords(batch), 0, batch.length);
 }
 
 /** OTLP/protobuf logs written by our encoder; responses use the stock decoder. */

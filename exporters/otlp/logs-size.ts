@@ -10,7 +10,7 @@ import { adoptMeasurement, measureLogRecords, resourceLogsOverhead, scopeLogsOve
 
 /** One LogRecord field of a ScopeLogs, tag and length included. */
 export function recordSize(r: ReadableLogRecord): number {
-  return measureLogRecords([r]).sizes[0] as number;
+  return measureLogRecords([r]).arena.length;
 }
 
 /**
@@ -20,7 +20,9 @@ export function recordSize(r: ReadableLogRecord): number {
  */
 export function splitLogsByEncodedSize(batch: LogsBatch, maxBytes: number): LogsBatch[] {
   const m = measureLogRecords(batch);
-  const sizes = m.sizes;
+  const starts = m.starts;
+  const sizes = new Float64Array(batch.length);
+  for (let i = 0; i < batch.length; i++) sizes[i] = (starts[i + 1] as number) - (starts[i] as number);
   // Every resource and scope is paid for again in each request it appears in.
   const headers = new Map<object, number>();
   const resourceHeader = (r: Resource): number => {
@@ -33,8 +35,7 @@ export function splitLogsByEncodedSize(batch: LogsBatch, maxBytes: number): Logs
     if (n === undefined) headers.set(s, (n = scopeLogsOverhead(s)));
     return n;
   };
-  let total = 0;
-  for (let i = 0; i < batch.length; i++) total += sizes[i] as number;
+  const total = starts[batch.length] as number;
   let lastResource: Resource | undefined;
   let lastScope: object | undefined;
   for (const r of batch) {
