@@ -1,6 +1,6 @@
 // `flow_logs_records_per_s`: network flow logs from an API answer to OTLP requests, through the
 // shipped components — the tailscale_logs receiver (HTTP GET, JSON, windows, de-duplication,
-// mapping, inventory enrichment) and the otlp exporter (official logs serializer, HTTP) — against
+// mapping, inventory enrichment) and the otlp exporter (our protobuf logs encoder, HTTP) — against
 // loopback servers speaking the real protocols. The figure is log records (one per connection
 // entry) per second of wall time, from the start of the poll to the last request answered.
 import { createServer, type IncomingMessage, type Server } from 'node:http';

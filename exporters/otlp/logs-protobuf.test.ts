@@ -216,3 +216,12 @@ test('requests cut by the size split are written from its measurement, each with
     }
   }
 });
+
+test('records far larger than the ones before them (the encoder’s buffer grows part-way through a record) keep the official serializer’s bytes', () => {
+  const resource = resourceFromAttributes({ 'service.name': 'tsmetrics' });
+  const scope: Scope = { name: 'tsmetrics/test' };
+  const tiny = Array.from({ length: 50 }, () => logRecord(resource, scope));
+  assertSameBytes(tiny, 'tiny records');
+  const big = logRecord(resource, scope, { body: { text: 'y'.repeat(100_000), list: Array.from({ length: 2000 }, (_, i) => ({ i, s: `entry ${i} ü` })) }, attributes: Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`key.${i}`, `value ${i}`])) });
+  assertSameBytes([...tiny.slice(0, 3), big, ...tiny.slice(0, 3)], 'a large record among tiny ones');
+});
