@@ -40,6 +40,13 @@ function wide(v: number): void {
   }
 }
 
+/**
+ * UTF-8 of attribute keys: a few dozen names repeat on every record. Bounded, as body keys come
+ * from API answers; once full, new keys are simply written as text.
+ */
+const keyBytes = new Map<string, Buffer>();
+const KEY_CACHE_MAX = 4096;
+
 /** Strings this short are at most 127 bytes in UTF-8: their prefix is one byte, learned as written. */
 const SHORT = 42;
 
@@ -204,7 +211,23 @@ class Writer {
    */
   scalarKeyValue(field: number, key: string, v: string | number): void {
     this.begin(field);
-    this.string(1, key);
+    let enc = keyBytes.get(key);
+    if (enc === undefined && keyBytes.size < KEY_CACHE_MAX) {
+      enc = Buffer.from(key, 'utf8');
+      // Only keys of a one-byte length prefix are kept (the write below assumes it).
+      if (enc.length >= 0x80) enc = undefined;
+      else keyBytes.set(key, enc);
+    }
+    if (enc === undefined) this.string(1, key);
+    else {
+      const n = enc.length;
+      this._room(2 + n);
+      const buf = this.buf;
+      buf[this.pos++] = (1 << 3) | 2;
+      buf[this.pos++] = n;
+      for (let i = 0; i < n; i++) buf[this.pos + i] = enc[i] as number;
+      this.pos += n;
+    }
     this._room(8);
     const at = this.pos;
     this.buf[at] = (2 << 3) | 2;
