@@ -95,6 +95,8 @@ function richBatch(): ReadableLogRecord[] {
     logRecord(bare, scopeA, { body: -1, hrTime: [4_294_967_295, 999_999_999], hrTimeObserved: [2 ** 31, 1], severityNumber: SeverityNumber.FATAL4 }),
     logRecord(flows, scopeA, { body: false, attributes: { a: '', b: 0, c: false } }),
     logRecord(bare, scopeB, { body: {}, severityNumber: SeverityNumber.UNSPECIFIED }),
+    // Times as performance-derived clocks can make them: fractions of a second and of a nanosecond.
+    logRecord(bare, scopeC, { hrTime: [1_700_000_000.75, 123.5], hrTimeObserved: [65_536.5, 999_999_999.9] }),
   ];
 }
 

@@ -151,9 +151,11 @@ class Writer {
     const s = t[0];
     const ns = t[1];
     if (s !== this._s || ns !== this._ns) {
-      // s·1e9 + ns from 16-bit halves of s, so every partial product stays exact (no BigInt).
-      const high = Math.floor(s / 0x10000) * 1e9; // times 2^16
-      const low = (high % 0x10000) * 0x10000 + (s % 0x10000) * 1e9 + ns;
+      // s·1e9 + ns from 16-bit halves of s, so every partial product stays exact (no BigInt);
+      // whole seconds, as the official writer takes them.
+      const whole = Math.trunc(s);
+      const high = Math.floor(whole / 0x10000) * 1e9; // times 2^16
+      const low = (high % 0x10000) * 0x10000 + (whole % 0x10000) * 1e9 + ns;
       this._lo = low % TWO32;
       this._hi = (Math.floor(high / 0x10000) + Math.floor(low / TWO32)) % TWO32;
       this._s = s;
