@@ -15,6 +15,7 @@ import type { AnyValue, Attributes, HrTime } from '@opentelemetry/api';
 import { ProtobufLogsSerializer, type IExportLogsServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import { ErrorCode, TsmetricsError } from '../../src/errors.ts';
 import type { LogsBatch } from '../../src/model/logs.ts';
 
 type Scope = ReadableLogRecord['instrumentationScope'];
@@ -510,7 +511,8 @@ function request(m: MeasuredLogs, from: number, to: number): Buffer {
     }
     pos += r.tail.copy(out, pos);
   }
-  if (pos !== total) throw new Error(`logs protobuf: wrote ${pos} of ${total} planned bytes`);
+  // A bug, never input: fail the export (counted and logged) rather than send a broken request.
+  if (pos !== total) throw new TsmetricsError(ErrorCode.EXPORT, `logs protobuf: wrote ${pos} of ${total} planned bytes`);
   return out;
 }
 
