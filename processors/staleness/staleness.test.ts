@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Attributes } from '@opentelemetry/api';
-import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { DataPoint, ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { BatchBuilder } from '../../src/model/batch.ts';
 import { isStale } from '../../src/model/stale.ts';
@@ -10,7 +9,7 @@ import { createStalenessProcessor } from './staleness.ts';
 // The processor keeps per-series entries stamped with the cycle that saw them; these cases pin
 // what a consumer sees from that bookkeeping: which series get an end marker, and when.
 
-const resource = resourceFromAttributes({ 'service.name': 'test' });
+const resource = { 'service.name': 'test' };
 const config = { grace_period: 0, grace_intervals: 2, markers: true };
 
 /** A batch with a gauge `g` holding one point per attributes object (objects used as given). */
@@ -38,10 +37,17 @@ function markers(out: ResourceMetrics): string[] {
 let time = 0;
 const info = () => ({ source: 'src', time: (time += 1000), interval: 1000 });
 
+/** Runs one batch through the processor (which works synchronously and always returns one). */
+function run(proc: ReturnType<typeof createStalenessProcessor>, rm: ResourceMetrics): ResourceMetrics {
+  const out = proc.process(rm, info());
+  assert.ok(out && !(out instanceof Promise));
+  return out;
+}
+
 test('staleness: a series under a new attributes object each cycle (a processor rebuilding them) gets no marker', () => {
   const proc = createStalenessProcessor(config);
   for (let i = 0; i < 4; i++) {
-    const out = proc.process(batch([{ series: 'a' }, { series: 'b' }]), info());
+    const out = run(proc, batch([{ series: 'a' }, { series: 'b' }]));
     assert.deepEqual(markers(out), []);
   }
   assert.equal(proc.trackedSeries(), 2);
@@ -51,11 +57,11 @@ test('staleness: a series that disappears gets exactly one marker, and one that 
   const proc = createStalenessProcessor(config);
   const a = { series: 'a' };
   const b = { series: 'b' };
-  assert.deepEqual(markers(proc.process(batch([a, b]), info())), []);
-  assert.deepEqual(markers(proc.process(batch([a]), info())), ['b']);
-  assert.deepEqual(markers(proc.process(batch([a]), info())), []);
-  assert.deepEqual(markers(proc.process(batch([a, b]), info())), []);
-  assert.deepEqual(markers(proc.process(batch([b]), info())), ['a']);
+  assert.deepEqual(markers(run(proc, batch([a, b]))), []);
+  assert.deepEqual(markers(run(proc, batch([a]))), ['b']);
+  assert.deepEqual(markers(run(proc, batch([a]))), []);
+  assert.deepEqual(markers(run(proc, batch([a, b]))), []);
+  assert.deepEqual(markers(run(proc, batch([b]))), ['a']);
 });
 
 test('staleness: one attributes object twice in a cycle does not hide a series that ended', () => {
@@ -64,8 +70,8 @@ test('staleness: one attributes object twice in a cycle does not hide a series t
   const proc = createStalenessProcessor(config);
   const a = { series: 'a' };
   const b = { series: 'b' };
-  proc.process(batch([a, b]), info());
-  assert.deepEqual(markers(proc.process(batch([a, a]), info())), ['b']);
+  run(proc, batch([a, b]));
+  assert.deepEqual(markers(run(proc, batch([a, a]))), ['b']);
 });
 
 test('staleness: a metric in two scopes is one set of series; a metric missing whole ends every series', () => {
@@ -73,19 +79,19 @@ test('staleness: a metric in two scopes is one set of series; a metric missing w
   const a = { series: 'a' };
   const b = { series: 'b' };
   const c = { series: 'c' };
-  proc.process(batch([a], [b, c]), info());
+  run(proc, batch([a], [b, c]));
   // b moves to the first scope: still one series; c is gone.
-  assert.deepEqual(markers(proc.process(batch([a, b]), info())), ['c']);
+  assert.deepEqual(markers(run(proc, batch([a, b]))), ['c']);
   const empty = new BatchBuilder(resource, { name: 'a' });
   empty.gauge('other', 'help').add({ series: 'x' }, 1, 1000);
-  assert.deepEqual(markers(proc.process(empty.build(), info())), ['a', 'b']);
+  assert.deepEqual(markers(run(proc, empty.build())), ['a', 'b']);
   assert.equal(proc.trackedSeries(), 1);
 });
 
 test('staleness: a replaced object whose labels changed ends the old series', () => {
   const proc = createStalenessProcessor(config);
-  proc.process(batch([{ series: 'a', v: '1' }]), info());
-  const out = proc.process(batch([{ series: 'a', v: '2' }]), info());
+  run(proc, batch([{ series: 'a', v: '1' }]));
+  const out = run(proc, batch([{ series: 'a', v: '2' }]));
   assert.deepEqual(markers(out), ['a']);
   const marker = out.scopeMetrics.flatMap((sm) => sm.metrics.flatMap((m) => m.dataPoints as DataPoint<unknown>[])).find((p) => isStale(p));
   assert.equal(marker?.attributes.v, '1');

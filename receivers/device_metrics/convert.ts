@@ -40,6 +40,8 @@ export class StartTimeTracker {
   // which costs one lookup per sample instead of copying every entry into a new map.
   private _series = new Map<string, SeriesState>();
   private _device = '';
+  /** The labels object `_device` was computed from (receivers keep it while it is unchanged). */
+  private _deviceLabels: object | undefined;
   private _scrape = 0;
   /** Whether the series `series()` returned last had already been seen in this scrape. */
   private _again = false;
@@ -61,10 +63,18 @@ export class StartTimeTracker {
 
   /** Forgets everything when the device's own labels (name, tailnet) change. */
   device(signature: string): void {
+    this._deviceLabels = undefined;
     if (signature !== this._device) {
       this._device = signature;
       this._series = new Map();
     }
+  }
+
+  /** Like `device`, from the labels object itself: the same object is not signed again. */
+  deviceLabels(labels: object): void {
+    if (labels === this._deviceLabels) return;
+    this.device(JSON.stringify(labels));
+    this._deviceLabels = labels;
   }
 
   /** The state of `key` for this scrape; `make` builds the attributes of a new series. */
@@ -243,10 +253,6 @@ function attrs(ctx: ConvertContext, labels: Record<string, string>, skip?: strin
   return a;
 }
 
-function attributeSignatureOf(a: Attributes): string {
-  return JSON.stringify(a);
-}
-
 /** Label names already known to print as themselves (and not to be one of ours); bounded. */
 const plainNames = new BoundedCache<boolean>({ maxChars: 1024 * 1024, maxEntries: 10_000, sizeOf: () => 1 });
 const printsAsItself = (k: string): boolean => !RESERVED.has(k) && printableLabelName(k) === k;
@@ -342,7 +348,7 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
   const now = msToHrTime(ctx.timeMs);
   const registry = ctx.families ?? new FamilyRegistry();
   const budget = { left: ctx.maxFamilies ?? Infinity };
-  ctx.tracker.device(attributeSignatureOf(ctx.deviceLabels));
+  ctx.tracker.deviceLabels(ctx.deviceLabels);
   let n = 0;
   for (const fam of families) {
     if (!ctx.familyAllowed(fam.name)) continue;

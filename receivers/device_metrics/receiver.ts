@@ -43,6 +43,14 @@ interface DeviceState {
   errors: Map<ErrorKind, number>;
   errorsStartMs: number;
   lastSamples: number;
+  /**
+   * The device's own labels, kept while its id, name and tailnet stay the same: downstream
+   * state (staleness) is keyed by attributes objects, and a new object every cycle for the
+   * same series would make each scrape metric look ended and re-added.
+   */
+  labels?: Attributes;
+  /** Its `tsmetrics_device_scrape_errors_total` labels per error kind (same reason). */
+  errorLabels?: Map<ErrorKind, Attributes>;
 }
 
 /** A plain DNS hostname (MagicDNS mode): letters, digits and hyphens in dot-separated labels. */
@@ -238,13 +246,28 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
     const scrapeOne = async (d: Device): Promise<void> => {
       const s = stateOf(d);
       live.add(d.id);
-      const labels: Attributes = { device_id: boundLabel(d.id, config.label_max_length), device_name: boundLabel(d.name, config.label_max_length), ...(d.tailnet ? { tailnet: boundLabel(d.tailnet, config.label_max_length) } : {}) };
+      const fresh: Attributes = { device_id: boundLabel(d.id, config.label_max_length), device_name: boundLabel(d.name, config.label_max_length), ...(d.tailnet ? { tailnet: boundLabel(d.tailnet, config.label_max_length) } : {}) };
+      const kept = s.labels;
+      const same = kept !== undefined && kept.device_id === fresh.device_id && kept.device_name === fresh.device_name && kept.tailnet === fresh.tailnet;
+      if (!same) {
+        s.labels = fresh;
+        s.errorLabels = undefined;
+      }
+      const labels = s.labels as Attributes;
+      const errorLabels = (s.errorLabels ??= new Map());
       const finish = (ok: boolean, ms: number): void => {
         const now = settings.clock.now();
         up.add(labels, ok ? 1 : 0, now);
         duration.add(labels, ms / 1000, now);
         if (ok) samples.add(labels, s.lastSamples, now);
-        for (const [kind, n] of s.errors) errors.add({ ...labels, kind }, n, now, s.errorsStartMs);
+        for (const [kind, n] of s.errors) {
+          let el = errorLabels.get(kind);
+          if (!el) {
+            el = { ...labels, kind };
+            errorLabels.set(kind, el);
+          }
+          errors.add(el, n, now, s.errorsStartMs);
+        }
         backoff.add(labels, s.skip, now);
       };
       if (s.skip > 0) {
