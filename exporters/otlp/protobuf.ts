@@ -10,7 +10,10 @@ import { isStale } from '../../src/model/stale.ts';
  * of every nested message in the order they are met, and once by a {@link BufWriter}, which
  * writes into one buffer of exactly the total size, taking each length prefix from that record.
  * Nothing is copied or allocated per message, and times are written without BigInt (a batch of a
- * large tailnet has hundreds of thousands of points).
+ * large tailnet has hundreds of thousands of points). A point's attributes, most of its bytes,
+ * are encoded once per attributes object and copied from then on ({@link cachedAttributes}).
+ * Fields go in field-number order, as the official serializer writes them, so a batch without
+ * staleness or histograms encodes to its bytes exactly (it packs histogram buckets; we do not).
  */
 interface Sink {
   /** Starts a length-delimited field (a nested message). */
@@ -26,6 +29,10 @@ interface Sink {
   string(field: number, s: string): void;
   /** A KeyValue whose value is a string, boolean or number (the common case). */
   keyValue(field: number, key: string, value: string | number | boolean): void;
+  /** The repeated KeyValue field `field` (7 or 9 are cached, see {@link cachedAttributes}). */
+  attributes(field: number, attrs: Attributes): void;
+  /** The points of a gauge or sum, each as field 1 of the container. */
+  numberPoints(points: readonly DataPoint<number>[]): void;
 }
 
 const varintSize = (v: number): number => (v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : v < 0x800000000 ? 5 : Math.ceil(Math.log2(v + 1) / 7));
@@ -60,16 +67,197 @@ function lengthWithin(total: number): number {
   throw new Error('protobuf: inconsistent length');
 }
 
+/** UTF-8 length of `s`, counted in JS for short text (a native call costs more than the loop). */
+function utf8Length(s: string): number {
+  if (s.length > 32) return Buffer.byteLength(s, 'utf8');
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s, 'utf8');
+  return s.length;
+}
+
+/** Writes `s`, whose UTF-8 length is `n`, at `pos`; returns the position after it. */
+function putText(buf: Buffer, pos: number, s: string, n: number): number {
+  if (n === s.length && n <= 32) {
+    for (let i = 0; i < n; i++) buf[pos + i] = s.charCodeAt(i);
+    return pos + n;
+  }
+  return pos + buf.write(s, pos, n, 'utf8');
+}
+
+function put32(buf: Uint8Array, pos: number, v: number): void {
+  buf[pos] = v;
+  buf[pos + 1] = v >>> 8;
+  buf[pos + 2] = v >>> 16;
+  buf[pos + 3] = v >>> 24;
+}
+
+function putVarint(buf: Uint8Array, pos: number, v: number): number {
+  let x = v;
+  if (x < 0x80000000) {
+    while (x >= 0x80) {
+      buf[pos++] = (x & 0x7f) | 0x80;
+      x >>>= 7;
+    }
+  } else {
+    while (x >= 0x80) {
+      buf[pos++] = (x % 0x80) | 0x80;
+      x = Math.floor(x / 0x80);
+    }
+  }
+  buf[pos++] = x;
+  return pos;
+}
+
+/** A negative int64 as its ten-byte two's-complement varint. */
+function putNegative(buf: Uint8Array, pos: number, v: number): number {
+  let x = BigInt.asUintN(64, BigInt(v));
+  while (x > 0x7fn) {
+    buf[pos++] = Number(x & 0x7fn) | 0x80;
+    x >>= 7n;
+  }
+  buf[pos++] = Number(x);
+  return pos;
+}
+
+/**
+ * The encoded repeated KeyValues of attribute sets, per attributes object. Receivers hand a
+ * series the same attributes object every cycle and nothing in the pipeline changes one in
+ * place (processors that rewrite attributes make new objects), so a set is encoded once per
+ * series lifetime instead of once per cycle; an entry goes away with its object. Only sets of
+ * scalar values within {@link MAX_CACHED} encoded bytes are kept. The bytes are views into
+ * shared 4 KiB slabs: an ArrayBuffer per entry took about twice the memory (its own backing
+ * store and bookkeeping) and copied slower; a slab lives while any of its views does, which for
+ * series that come and go together (a device's) is about when its series do.
+ */
+const MAX_CACHED = 1024;
+const SLAB_BYTES = 4 * 1024;
+/** The entry of a set that is not cached (a non-scalar value, or too long). */
+const UNCACHED = new Uint8Array(0);
+const EMPTY = new Uint8Array(0);
+const pointAttributes = new WeakMap<Attributes, Uint8Array>();
+const histogramAttributes = new WeakMap<Attributes, Uint8Array>();
+let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+let slabUsed = 0;
+// Lengths met while sizing a set, for its write: key, value text, KeyValue body, AnyValue body.
+const scratch: number[] = [];
+
+/** Encodes `attrs` as repeated KeyValue field `field` (a cache entry), or {@link UNCACHED}. */
+function encodeAttributes(field: number, attrs: Attributes): Uint8Array {
+  let total = 0;
+  let j = 0;
+  for (const k in attrs) {
+    const v = attrs[k];
+    if (v === undefined) continue;
+    const kn = utf8Length(k);
+    let av: number;
+    let sn = 0;
+    if (typeof v === 'string') {
+      sn = utf8Length(v);
+      av = 1 + varintSize(sn) + sn;
+    } else if (typeof v === 'boolean') av = 2;
+    else if (typeof v === 'number') av = Number.isSafeInteger(v) ? 1 + (v < 0 ? 10 : varintSize(v)) : 9;
+    else return UNCACHED;
+    const n = 1 + varintSize(kn) + kn + 1 + varintSize(av) + av;
+    total += 1 + varintSize(n) + n;
+    if (total > MAX_CACHED) return UNCACHED;
+    scratch[j++] = kn;
+    scratch[j++] = sn;
+    scratch[j++] = n;
+    scratch[j++] = av;
+  }
+  if (total === 0) return EMPTY;
+  if (slabUsed + total > SLAB_BYTES) {
+    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const buf = slab;
+  const start = slabUsed;
+  let pos = start;
+  j = 0;
+  const tag = (field << 3) | 2;
+  for (const k in attrs) {
+    const v = attrs[k];
+    if (v === undefined) continue;
+    const kn = scratch[j++] as number;
+    const sn = scratch[j++] as number;
+    const n = scratch[j++] as number;
+    const av = scratch[j++] as number;
+    buf[pos++] = tag;
+    pos = putVarint(buf, pos, n);
+    buf[pos++] = 0x0a;
+    pos = putVarint(buf, pos, kn);
+    pos = putText(buf, pos, k, kn);
+    buf[pos++] = 0x12;
+    pos = putVarint(buf, pos, av);
+    if (typeof v === 'string') {
+      buf[pos++] = 0x0a;
+      pos = putVarint(buf, pos, sn);
+      pos = putText(buf, pos, v, sn);
+    } else if (typeof v === 'boolean') {
+      buf[pos++] = 0x10;
+      buf[pos++] = v ? 1 : 0;
+    } else if (Number.isSafeInteger(v)) {
+      buf[pos++] = 0x18;
+      pos = (v as number) < 0 ? putNegative(buf, pos, v as number) : putVarint(buf, pos, v as number);
+    } else {
+      buf[pos++] = 0x21;
+      buf.writeDoubleLE(v as number, pos);
+      pos += 8;
+    }
+  }
+  slabUsed = pos;
+  return new Uint8Array(buf.buffer, buf.byteOffset + start, pos - start);
+}
+
+/** Where an attributes object keeps its encodings (own, non-enumerable: see {@link cachedAttributes}). */
+const AS_POINT = Symbol('tsmetrics.otlp.pointAttributes');
+const AS_HISTOGRAM = Symbol('tsmetrics.otlp.histogramAttributes');
+type Cached = { [AS_POINT]?: Uint8Array; [AS_HISTOGRAM]?: Uint8Array };
+
+/**
+ * The cached encoding of `attrs` as field 7 (number points) or 9 (histogram points), or
+ * {@link UNCACHED}. The entry is an own non-enumerable symbol property of the object: with a
+ * WeakMap of a large batch's objects its lookups were most of the encode's time (the whole encode
+ * took twice as long), and its ephemerons slow every collection. Such a property is invisible to `for...in`, `Object.keys`,
+ * spreads, JSON and structured clones, so copies of the object never carry it; objects that
+ * cannot take a property (frozen) are cached in a WeakMap instead.
+ */
+function cachedAttributes(field: number, attrs: Attributes): Uint8Array {
+  const key = field === 7 ? AS_POINT : field === 9 ? AS_HISTOGRAM : undefined;
+  if (key === undefined) return UNCACHED;
+  const own = (attrs as Cached)[key];
+  if (own !== undefined) return own;
+  if (Object.isExtensible(attrs)) {
+    const c = encodeAttributes(field, attrs);
+    Object.defineProperty(attrs, key, { value: c });
+    return c;
+  }
+  const cache = key === AS_POINT ? pointAttributes : histogramAttributes;
+  let c = cache.get(attrs);
+  if (c === undefined) {
+    c = encodeAttributes(field, attrs);
+    cache.set(attrs, c);
+  }
+  return c;
+}
+
 /**
  * Measures; lengths of nested messages (and of scalar KeyValues) go to a table in the order the
  * writer will need them.
  */
 class Sizer implements Sink {
   size = 0;
-  private _lengths = new Int32Array(1024);
+  private _lengths: Int32Array;
   private _count = 0;
   private readonly _open: number[] = [];
   readonly utf8 = new Utf8Lengths();
+
+  constructor(table: Int32Array = new Int32Array(1024)) {
+    this._lengths = table;
+  }
+  /** The whole table (grown), for a later Sizer to reuse. */
+  get table(): Int32Array {
+    return this._lengths;
+  }
 
   /** The recorded lengths, in the order they were met. */
   get lengths(): Int32Array {
@@ -122,6 +310,22 @@ class Sizer implements Sink {
     const n = this.utf8.of(s);
     this.size += 1 + varintSize(n) + n;
   }
+  attributes(field: number, attrs: Attributes): void {
+    const c = cachedAttributes(field, attrs);
+    if (c !== UNCACHED) this.size += c.length;
+    else keyValues(this, field, attrs);
+  }
+  numberPoints(points: readonly DataPoint<number>[]): void {
+    for (const p of points) {
+      // The point's slot first, then those its attributes may take (the writer's order).
+      const slot = this._slot();
+      const start = this.size;
+      this.attributes(7, p.attributes);
+      const len = this.size - start + 18 + (isStale(p) ? 2 : 9);
+      this._lengths[slot] = len;
+      this.size = start + 1 + varintSize(len) + len;
+    }
+  }
 }
 
 const TWO32 = 0x100000000;
@@ -133,11 +337,9 @@ class BufWriter implements Sink {
   private _next = 0;
   private readonly _lengths: Int32Array;
   private readonly _utf8: Utf8Lengths;
-  // Points of a batch mostly share their times: the last conversion is kept.
-  private _s = -1;
-  private _ns = -1;
-  private _lo = 0;
-  private _hi = 0;
+  // Points of a batch mostly share their times: the last conversion of each field is kept.
+  private readonly _start = new TimeCache();
+  private readonly _end = new TimeCache();
 
   constructor(sizer: Sizer) {
     this.buf = Buffer.allocUnsafe(sizer.size);
@@ -148,12 +350,7 @@ class BufWriter implements Sink {
     this.buf[this._pos++] = (field << 3) | wire;
   }
   private _uvarint(v: number): void {
-    let x = v;
-    while (x >= 0x80) {
-      this.buf[this._pos++] = (x % 0x80) | 0x80;
-      x = Math.floor(x / 0x80);
-    }
-    this.buf[this._pos++] = x;
+    this._pos = putVarint(this.buf, this._pos, v);
   }
   begin(field: number): void {
     this._tag(field, 2);
@@ -166,33 +363,18 @@ class BufWriter implements Sink {
   }
   int64(field: number, v: number): void {
     this._tag(field, 0);
-    if (v >= 0) return this._uvarint(v);
-    let x = BigInt.asUintN(64, BigInt(v));
-    while (x > 0x7fn) {
-      this.buf[this._pos++] = Number(x & 0x7fn) | 0x80;
-      x >>= 7n;
-    }
-    this.buf[this._pos++] = Number(x);
+    this._pos = v >= 0 ? putVarint(this.buf, this._pos, v) : putNegative(this.buf, this._pos, v);
   }
   fixed64(field: number, lo: number, hi: number): void {
     this._tag(field, 1);
-    this.buf.writeUInt32LE(lo, this._pos);
-    this.buf.writeUInt32LE(hi, this._pos + 4);
+    put32(this.buf, this._pos, lo);
+    put32(this.buf, this._pos + 4, hi);
     this._pos += 8;
   }
   nanos(field: number, t: HrTime): void {
-    const s = Math.max(0, Math.trunc(t[0]));
-    const ns = Math.max(0, Math.trunc(t[1]));
-    if (s !== this._s || ns !== this._ns) {
-      // s·1e9 + ns with 16-bit limbs of s, so every partial product stays below 2^53 (no BigInt).
-      const b = Math.floor(s / 0x10000) * 1e9; // times 2^16
-      const c = (b % 0x10000) * 0x10000 + (s % 0x10000) * 1e9 + ns;
-      this._lo = c % TWO32;
-      this._hi = (Math.floor(b / 0x10000) + Math.floor(c / TWO32)) % TWO32;
-      this._s = s;
-      this._ns = ns;
-    }
-    this.fixed64(field, this._lo, this._hi);
+    const c = field === 2 ? this._start : this._end;
+    c.set(t);
+    this.fixed64(field, c.lo, c.hi);
   }
   double(field: number, v: number): void {
     this._tag(field, 1);
@@ -226,6 +408,66 @@ class BufWriter implements Sink {
     else if (Number.isSafeInteger(value)) this.int64(3, value);
     else this.double(4, value);
   }
+  attributes(field: number, attrs: Attributes): void {
+    const c = cachedAttributes(field, attrs);
+    if (c === UNCACHED) return keyValues(this, field, attrs);
+    if (c.length === 0) return;
+    this.buf.set(c, this._pos);
+    this._pos += c.length;
+  }
+  numberPoints(points: readonly DataPoint<number>[]): void {
+    const buf = this.buf;
+    const start = this._start;
+    const end = this._end;
+    for (const p of points) {
+      buf[this._pos++] = 0x0a;
+      const pos = putVarint(buf, this._pos, this._lengths[this._next++] as number);
+      // Fields in order, as numberPoint.
+      start.set(p.startTime);
+      end.set(p.endTime);
+      buf[pos] = 0x11;
+      put32(buf, pos + 1, start.lo);
+      put32(buf, pos + 5, start.hi);
+      buf[pos + 9] = 0x19;
+      put32(buf, pos + 10, end.lo);
+      put32(buf, pos + 14, end.hi);
+      const stale = isStale(p);
+      if (stale) this._pos = pos + 18;
+      else {
+        buf[pos + 18] = 0x21;
+        buf.writeDoubleLE(p.value, pos + 19);
+        this._pos = pos + 27;
+      }
+      this.attributes(7, p.attributes);
+      if (stale) {
+        buf[this._pos++] = 0x40;
+        buf[this._pos++] = 1;
+      }
+    }
+  }
+}
+
+/** One HrTime as fixed64 nanoseconds (lo, hi), kept for the next point with the same time. */
+class TimeCache {
+  lo = 0;
+  hi = 0;
+  private _t: HrTime | undefined;
+  private _s = -1;
+  private _ns = -1;
+  set(t: HrTime): void {
+    if (t === this._t) return;
+    this._t = t;
+    const s = Math.max(0, Math.trunc(t[0]));
+    const ns = Math.max(0, Math.trunc(t[1]));
+    if (s === this._s && ns === this._ns) return;
+    // s·1e9 + ns with 16-bit limbs of s, so every partial product stays below 2^53 (no BigInt).
+    const b = Math.floor(s / 0x10000) * 1e9; // times 2^16
+    const c = (b % 0x10000) * 0x10000 + (s % 0x10000) * 1e9 + ns;
+    this.lo = c % TWO32;
+    this.hi = (Math.floor(b / 0x10000) + Math.floor(c / TWO32)) % TWO32;
+    this._s = s;
+    this._ns = ns;
+  }
 }
 
 function anyValue(o: Sink, v: AnyValue): void {
@@ -245,7 +487,8 @@ function anyValue(o: Sink, v: AnyValue): void {
   } else if (v !== null && v !== undefined) o.string(1, String(v));
 }
 
-function attributes(o: Sink, field: number, attrs: Attributes): void {
+/** Attributes KeyValue by KeyValue (what the cache does not hold). */
+function keyValues(o: Sink, field: number, attrs: Attributes): void {
   for (const k in attrs) {
     const v = attrs[k];
     if (v === undefined) continue;
@@ -262,16 +505,18 @@ function attributes(o: Sink, field: number, attrs: Attributes): void {
   }
 }
 
+/** In field order, as the official serializer writes (so our bytes are its bytes, flags aside). */
 function numberPoint(o: Sink, p: DataPoint<number>): void {
-  attributes(o, 7, p.attributes);
   o.nanos(2, p.startTime);
   o.nanos(3, p.endTime);
-  if (isStale(p)) o.varint(8, 1);
-  else o.double(4, p.value);
+  const stale = isStale(p);
+  if (!stale) o.double(4, p.value);
+  o.attributes(7, p.attributes);
+  if (stale) o.varint(8, 1);
 }
 
 function histogramPoint(o: Sink, p: DataPoint<Histogram>): void {
-  attributes(o, 9, p.attributes);
+  o.attributes(9, p.attributes);
   o.nanos(2, p.startTime);
   o.nanos(3, p.endTime);
   if (isStale(p)) {
@@ -297,19 +542,11 @@ function metric(o: Sink, m: MetricData): void {
   if (m.descriptor.unit) o.string(3, m.descriptor.unit);
   if (m.dataPointType === DataPointType.GAUGE) {
     o.begin(5);
-    for (const p of m.dataPoints) {
-      o.begin(1);
-      numberPoint(o, p);
-      o.end();
-    }
+    o.numberPoints(m.dataPoints);
     o.end();
   } else if (m.dataPointType === DataPointType.SUM) {
     o.begin(7);
-    for (const p of m.dataPoints) {
-      o.begin(1);
-      numberPoint(o, p);
-      o.end();
-    }
+    o.numberPoints(m.dataPoints);
     o.varint(2, TEMPORALITY[m.aggregationTemporality] ?? 2);
     if (m.isMonotonic) o.varint(3, 1);
     o.end();
@@ -335,7 +572,8 @@ function scope(o: Sink, sm: ScopeMetrics): void {
 function request(o: Sink, rm: ResourceMetrics): void {
   o.begin(1);
   o.begin(1);
-  attributes(o, 1, rm.resource.attributes);
+  keyValues(o, 1, rm.resource.attributes);
+  o.varint(2, 0); // dropped_attributes_count, written as the official serializer does
   o.end();
   for (const sm of rm.scopeMetrics) {
     o.begin(2);
@@ -352,12 +590,22 @@ function request(o: Sink, rm: ResourceMetrics): void {
 
 /** Encodes one ResourceMetrics as an OTLP ExportMetricsServiceRequest (protobuf). */
 export function encodeMetricsRequest(rm: ResourceMetrics): Uint8Array {
-  const sizer = new Sizer();
+  const sizer = new Sizer(spareLengths);
+  spareLengths = undefined;
   request(sizer, rm);
   const w = new BufWriter(sizer);
   request(w, rm);
+  if (sizer.table.length <= KEEP_LENGTHS) spareLengths = sizer.table;
   return w.buf;
 }
+
+/**
+ * The length table of the last request, kept for the next one (a large batch would otherwise
+ * grow a new one every time, megabytes of garbage); taken while in use, so nested sizers get
+ * their own. Kept only up to {@link KEEP_LENGTHS} entries (4 MiB).
+ */
+let spareLengths: Int32Array | undefined;
+const KEEP_LENGTHS = 1 << 20;
 
 /** Encoded size of one data point of `m` inside its metric (tag and length prefix included). */
 function pointSize(sizer: Sizer, m: MetricData, p: DataPoint<unknown>): number {
