@@ -316,7 +316,9 @@ class Sizer implements Sink {
     else keyValues(this, field, attrs);
   }
   numberPoints(points: readonly DataPoint<number>[]): void {
-    for (const p of points) {
+    // Indexed: a for...of here allocated an iterator result per point.
+    for (let i = 0; i < points.length; i++) {
+      const p = points[i] as DataPoint<number>;
       // The point's slot first, then those its attributes may take (the writer's order).
       const slot = this._slot();
       const start = this.size;
@@ -419,7 +421,8 @@ class BufWriter implements Sink {
     const buf = this.buf;
     const start = this._start;
     const end = this._end;
-    for (const p of points) {
+    for (let i = 0; i < points.length; i++) {
+      const p = points[i] as DataPoint<number>;
       buf[this._pos++] = 0x0a;
       const pos = putVarint(buf, this._pos, this._lengths[this._next++] as number);
       // Fields in order, as numberPoint.
