@@ -28,12 +28,34 @@ export class Limiter {
   schedule<T>(fn: () => Promise<T>): Promise<T> {
     if (this._stopped) return Promise.reject(new Error('limiter stopped'));
     return new Promise<T>((resolve, reject) => {
+      // The slot is handed on before the caller hears of the outcome: the next task (a
+      // device's request) is sent first, and whatever the caller does with the result (parsing
+      // a body) overlaps that request's round trip instead of delaying it. Callers that finish
+      // together otherwise keep their successors in lockstep waves.
+      const release = (): void => {
+        this._active--;
+        this._queue.shift()?.run();
+      };
       const run = (): void => {
         this._active++;
-        fn().then(resolve, reject).finally(() => {
-          this._active--;
-          this._queue.shift()?.run();
-        });
+        let p: Promise<T>;
+        try {
+          p = fn();
+        } catch (err) {
+          release();
+          reject(err as Error);
+          return;
+        }
+        p.then(
+          (v) => {
+            release();
+            resolve(v);
+          },
+          (err: unknown) => {
+            release();
+            reject(err as Error);
+          },
+        );
       };
       if (this._active < this._max) run();
       else this._queue.push({ run, cancel: reject });
