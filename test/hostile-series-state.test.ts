@@ -260,6 +260,61 @@ test('two lines that print as the same series (label or metric names that saniti
   assert.equal(series(rx, 'tailscaled_x_y', A).length, 1, 'one OTLP point for tailscaled_x_y');
 });
 
+// --- 1b. predicted series -----------------------------------------------------------------------
+// The tracker predicts each sample to be the series at the same position last scrape and skips
+// the key lookup when name and labels prove it. A device that reorders, drops, renames or
+// re-labels its series must not get its values attached to the wrong series.
+
+test('a device that reorders, drops and re-labels its series between scrapes: every value stays with its own series', async (t) => {
+  const { sim, rx, cycle } = await setup(t, [device(A, '127.0.3.50')]);
+  const scrapes = [
+    ['tailscaled_x_total{a="1",b="2"} 10', 'tailscaled_x_total{a="1"} 20', 'tailscaled_x_total{b="1"} 30', 'tailscaled_x_total{a="2"} 40'],
+    // Reordered; {a="1",b="2"} loses a label; {b="1"} becomes {a="1"}'s value under another name.
+    ['tailscaled_x_total{a="2"} 41', 'tailscaled_x_total{a="1"} 21', 'tailscaled_x_total{b="1"} 31', 'tailscaled_x_total{b="2",a="1"} 11'],
+    // A subset of a series' labels, the same value under another label name, and a drop.
+    // ({b="2"} comes where {b="2",a="1"} was: it holds a subset of that series' labels.)
+    ['tailscaled_x_total{a="1"} 22', 'tailscaled_x_total{c="1"} 50', 'tailscaled_x_total{b="1"} 32', 'tailscaled_x_total{b="2"} 60', 'tailscaled_x_total{a="1",b="2"} 5'],
+  ];
+  for (const [i, lines] of scrapes.entries()) {
+    sim.setDeviceFault(A, { kind: 'body', body: `# TYPE tailscaled_x_total counter\n${lines.join('\n')}\n` });
+    await cycle(i === 0 ? 0 : 10_000);
+  }
+  const values = (match: Record<string, string>, n: number) =>
+    series(rx, 'tailscaled_x_total', A, match)
+      .filter((p) => Object.keys(p.attributes).filter((k) => !['device_id', 'device_name', 'tailnet'].includes(k)).length === n)
+      .map((p) => p.value);
+  assert.deepEqual(values({ a: '1', b: '2' }, 2), [10, 11, 5]);
+  assert.deepEqual(values({ a: '1' }, 1), [20, 21, 22]);
+  assert.deepEqual(values({ b: '1' }, 1), [30, 31, 32]);
+  assert.deepEqual(values({ a: '2' }, 1), [40, 41]);
+  assert.deepEqual(values({ c: '1' }, 1), [50]);
+  assert.deepEqual(values({ b: '2' }, 1), [60]);
+  // 11 → 5 is a drop of that series alone: its start moves, {a="1"}'s does not.
+  const ab = series(rx, 'tailscaled_x_total', A, { a: '1', b: '2' });
+  assert.ok((ab[2] as WirePoint).startTimeUnixNano > (ab[1] as WirePoint).startTimeUnixNano);
+  const a1 = series(rx, 'tailscaled_x_total', A, { a: '1' }).filter((p) => p.attributes.b === undefined);
+  assert.equal((a1[2] as WirePoint).startTimeUnixNano, (a1[0] as WirePoint).startTimeUnixNano);
+});
+
+test('a label named like one of ours holding our own value is not taken for the series at its position', async (t) => {
+  // The device's own id as a `device_id` label matches the attributes' device_id; the series it
+  // lands on is exported_device_id's, never the one written at that position last time.
+  const { sim, rx, page, cycle } = await setup(t, [device(A, '127.0.3.51')]);
+  sim.setDeviceFault(A, { kind: 'body', body: '# TYPE tailscaled_y gauge\ntailscaled_y{path="derp"} 1\n' });
+  await cycle();
+  sim.setDeviceFault(A, { kind: 'body', body: `# TYPE tailscaled_y gauge\ntailscaled_y{device_id="${A}"} 2\n` });
+  await cycle(10_000);
+  const pts = series(rx, 'tailscaled_y', A);
+  assert.deepEqual(pts.map((p) => [p.value, p.attributes.path ?? null, p.attributes.exported_device_id ?? null]), [
+    [1, 'derp', null],
+    [2, null, A],
+  ]);
+  const lines = (await page()).split('\n').filter((l) => l.startsWith('tailscaled_y{'));
+  assert.equal(lines.length, 1);
+  assert.match(lines[0] as string, /exported_device_id="hostile0001"/);
+  assert.doesNotMatch(lines[0] as string, /path=/);
+});
+
 // --- 2. sharedKey ------------------------------------------------------------------------------
 
 test('two devices with identical series keys keep separate series and start times; a device flooding the key cache changes neither', async (t) => {

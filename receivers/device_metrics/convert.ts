@@ -22,6 +22,15 @@ interface SeriesState {
   point: { value: unknown } | undefined;
   /** Scrape number in which the series was last seen (unseen ones are swept at commit). */
   seen: number;
+  /** The printed sample name its key starts with. */
+  name: string;
+  /**
+   * How many printed labels of its own (beyond the device's) its attributes hold, or -1 when
+   * they cannot be told apart from the device's; see `StartTimeTracker.predict`.
+   */
+  labels: number;
+  /** Its position in the last successful scrape (where the next scrape predicts it). */
+  slot: number;
 }
 
 /** The number a counter's reset is judged on: its value, or a histogram's count. */
@@ -53,9 +62,17 @@ export class StartTimeTracker {
   // previous scrape's point, so every line of a series — a duplicate too — is judged against
   // what was exported last time, never against another line of this scrape. Reused arrays:
   // no allocation per sample once they have grown.
-  private readonly _states: SeriesState[] = [];
+  private _states: SeriesState[] = [];
   private readonly _points: Array<{ value: unknown; startTime?: HrTime }> = [];
   private readonly _starts: Array<HrTime | undefined> = [];
+  /**
+   * The series of the last successful scrape in the order they came, and where this scrape is
+   * in it: a device writes the same series in the same order scrape after scrape, so the next
+   * sample is predicted to be `_prev[_cursor]` and, when its name and labels prove it, found
+   * without building or hashing its key.
+   */
+  private _prev: SeriesState[] = [];
+  private _cursor = 0;
   /** Slot of each series in this scrape's arrays; built on the first duplicate only. */
   private _slots: Map<SeriesState, number> | undefined;
   /** Duplicate series seen in the current scrape (the last sample wins, as in Prometheus). */
@@ -67,6 +84,7 @@ export class StartTimeTracker {
     if (signature !== this._device) {
       this._device = signature;
       this._series = new Map();
+      this._prev = [];
     }
   }
 
@@ -77,16 +95,45 @@ export class StartTimeTracker {
     this._deviceLabels = labels;
   }
 
-  /** The state of `key` for this scrape; `make` builds the attributes of a new series. */
-  series(key: string, make: () => Attributes): SeriesState {
+  /**
+   * The state of the series at the predicted position when the sample provably is that series:
+   * the same printed name, and exactly its own printed labels with the same values. Then the
+   * sample's key (see `seriesKey`) equals the series' key whatever path built either, so the
+   * lookup by key can be skipped. Undefined when not proven; the caller then asks `series`.
+   */
+  predict(name: string, labels: Record<string, string>): SeriesState | undefined {
+    const s = this._prev[this._cursor];
+    if (s === undefined || s.name !== name || s.seen === this._scrape || s.labels < 0) return undefined;
+    const a = s.attrs;
+    let n = 0;
+    for (const k in labels) {
+      // A label named like one of ours was renamed in the attributes; the value there is ours.
+      if (a[k] !== labels[k] || k === 'device_id' || k === 'device_name' || k === 'tailnet') return undefined;
+      n++;
+    }
+    if (n !== s.labels) return undefined;
+    this._cursor++;
+    return this._take(s);
+  }
+
+  /**
+   * The state of `key` for this scrape; `make` builds the attributes of a new series, whose
+   * printed sample name is `name` and which holds `labels` printed labels of its own.
+   */
+  series(key: string, make: () => Attributes, name = '', labels = -1): SeriesState {
     let s = this._series.get(key);
     if (!s) {
-      s = { start: undefined, attrs: make(), point: undefined, seen: this._scrape };
+      s = { start: undefined, attrs: make(), point: undefined, seen: this._scrape, name, labels, slot: -1 };
       this._series.set(sharedKey(key), s);
       this._again = false;
       this._startBefore = undefined;
       return s;
     }
+    if (s.slot >= 0 && this._prev[s.slot] === s) this._cursor = s.slot + 1;
+    return this._take(s);
+  }
+
+  private _take(s: SeriesState): SeriesState {
     this._again = s.seen === this._scrape;
     if (this._again) {
       if (!this._slots) {
@@ -131,6 +178,7 @@ export class StartTimeTracker {
 
   private _clear(): void {
     this._states.length = 0;
+    this._cursor = 0;
     this._points.length = 0;
     this._starts.length = 0;
     this._slots = undefined;
@@ -141,8 +189,16 @@ export class StartTimeTracker {
 
   /** Ends a scrape: its points become the series' last points; series not seen in it are forgotten. */
   commit(): void {
-    for (let i = 0; i < this._states.length; i++) (this._states[i] as SeriesState).point = this._points[i];
+    const order = this._states;
+    for (let i = 0; i < order.length; i++) {
+      const s = order[i] as SeriesState;
+      s.point = this._points[i];
+      s.slot = i;
+    }
     for (const [k, s] of this._series) if (s.seen !== this._scrape) this._series.delete(k);
+    // This scrape's order is the next one's prediction; the old order's array is reused.
+    this._states = this._prev;
+    this._prev = order;
     this._clear();
   }
 
@@ -286,6 +342,18 @@ function seriesKey(ctx: ConvertContext, name: string, labels: Record<string, str
   return name + JSON.stringify(sorted);
 }
 
+/**
+ * The tracked state of the series a sample (printed name `sname`, labels `labels`) belongs to:
+ * the predicted one when it is proven (`StartTimeTracker.predict`), else found or made by key.
+ */
+function stateFor(ctx: ConvertContext, sname: string, labels: Record<string, string>) {
+  const predicted = ctx.tracker.predict(sname, labels);
+  if (predicted) return predicted;
+  let n = 0;
+  for (const _ in labels) n++;
+  return ctx.tracker.series(seriesKey(ctx, sname, labels), () => attrs(ctx, labels), sname, n);
+}
+
 /** The metric name as Prometheus prints it; undefined when it cannot be printed at all. */
 function printableMetricName(name: string): string | undefined {
   let n = prometheusName(name);
@@ -361,7 +429,7 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
         const m = ctx.out.metric(name, registry.help(name), 'counter');
         for (const s of fam.samples) {
           if (Number.isNaN(s.value)) continue;
-          const st = ctx.tracker.series(seriesKey(ctx, sampleName(s, fam, name), s.labels), () => attrs(ctx, s.labels));
+          const st = stateFor(ctx, sampleName(s, fam, name), s.labels);
           const p = { attributes: st.attrs, value: s.value, startTime: ctx.tracker.start(st, s.value, now), endTime: now };
           if (ctx.tracker.claim(st, p)) {
             m.points.push(p);
@@ -387,7 +455,7 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
           }
           if (!ok) continue;
           const m = ctx.out.metric(sname, registry.help(sname), 'gauge');
-          const st = ctx.tracker.series(seriesKey(ctx, sname, s.labels), () => attrs(ctx, s.labels));
+          const st = stateFor(ctx, sname, s.labels);
           const p = { attributes: st.attrs, value: s.value, startTime: now, endTime: now };
           if (ctx.tracker.claim(st, p)) {
             m.points.push(p);
@@ -400,7 +468,7 @@ export function convertFamilies(families: readonly ExpositionFamily[], ctx: Conv
         if (!admitted(ctx, registry, name, 'gauge', help, fam.samples.length, budget)) break;
         const m = ctx.out.metric(name, registry.help(name), 'gauge');
         for (const s of fam.samples) {
-          const st = ctx.tracker.series(seriesKey(ctx, sampleName(s, fam, name), s.labels), () => attrs(ctx, s.labels));
+          const st = stateFor(ctx, sampleName(s, fam, name), s.labels);
           const p = { attributes: st.attrs, value: s.value, startTime: now, endTime: now };
           if (ctx.tracker.claim(st, p)) {
             m.points.push(p);
@@ -463,7 +531,7 @@ function convertHistogram(fam: ExpositionFamily, name: string, help: string, ctx
     }
     const count = g.count ?? inf.count;
     const value: Histogram = { buckets: { boundaries, counts }, count, ...(g.sum !== undefined ? { sum: g.sum } : {}) };
-    const st = ctx.tracker.series(seriesKey(ctx, name, g.labels), () => attrs(ctx, g.labels));
+    const st = stateFor(ctx, name, g.labels);
     const p = { attributes: st.attrs, value, startTime: ctx.tracker.start(st, count, now), endTime: now };
     if (ctx.tracker.claim(st, p)) {
       m.histogramPoints.push(p);

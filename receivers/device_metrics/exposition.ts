@@ -247,6 +247,12 @@ function readQuoted(text: string, code: Uint16Array, i: number, end: number, lin
 
 /** Size of the per-exposition filter of family names (see `find` in `parseExposition`). */
 const FILTER_BITS = 4096;
+/**
+ * The filter's words, reused by every parse (parsing is synchronous, so one at a time): a fresh
+ * typed array per body is an off-heap allocation the collector must track and free, which cost
+ * more than the filter saves on a small body.
+ */
+const filterWords = new Uint32Array(FILTER_BITS >>> 5);
 
 /** The hash `parseExposition` takes of a name while scanning it, for names it did not scan. */
 function nameHash(name: string): number {
@@ -305,7 +311,7 @@ export function parseExposition(text: string, limits: ExpositionLimits = {}): Ex
   // first only marked in a bit filter, by a hash taken while its name was scanned; the map is
   // filled (and asked) only once some name hits a marked bit. A collision, even a contrived one,
   // costs no more than asking the map every time, as without the filter.
-  const seen = new Uint32Array(FILTER_BITS >>> 5);
+  const seen = filterWords.fill(0);
   const pending: FamilyState[] = [];
   const find = (name: string, hash: number): FamilyState | undefined => {
     const bit = (hash ^ (hash >>> 15)) & (FILTER_BITS - 1);

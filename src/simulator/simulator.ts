@@ -332,11 +332,14 @@ export class TailnetSimulator {
     }
     const flaky = this._opts.flakyDeviceIndex === sim.index && ((this.stats.deviceRequests.get(api.id) ?? 0) % 2 === 1);
     const fault = this._deviceFaults.get(api.id) ?? (flaky ? ({ kind: 'status', status: 503 } as const) : undefined);
+    // Without a fault the body is rendered when the request arrives and sent after the
+    // latency: a device is its own machine, so the simulator rendering a hundred bodies in a row
+    // when their timers fire together must not add to the latency each of them models.
+    const body = fault ? undefined : renderClientMetrics(sim, this._now(), this._startMs);
     const answer = (): void => {
       if (fault && this._applyFault(fault, res, () => renderClientMetrics(sim, this._now(), this._startMs))) return;
-      const body = renderClientMetrics(sim, this._now(), this._startMs);
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-      res.end(body);
+      res.end(body ?? renderClientMetrics(sim, this._now(), this._startMs));
     };
     const delay = fault?.kind === 'delay' ? fault.ms : (this._opts.deviceLatencyMs ?? 0);
     if (delay > 0) setTimeout(answer, delay);
