@@ -328,7 +328,7 @@ async function e2e(): Promise<void> {
   results.push({ name: 'e2e_cpu_ms_per_device', value: +(f.cpuMsPerCycle / devices).toFixed(3), unit: 'ms CPU/device/cycle', target: '≤ 0.2 ms', met: f.cpuMsPerCycle / devices <= 0.2, note: 'whole process: API inventory, scrapes, parse, pipeline, Prometheus render ahead of requests' });
 }
 
-// Flow logs from the API answer to OTLP requests (receiver + official logs serializer).
+// Flow logs from the API answer to OTLP requests (receiver + our logs encoder, exporters/otlp/logs-protobuf.ts).
 async function flowLogs(): Promise<void> {
   const n = quick ? 4000 : 20_000;
   await flowLogsThroughput(2000); // warm-up: JIT and connections
