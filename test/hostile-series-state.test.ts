@@ -296,6 +296,18 @@ test('a device that reorders, drops and re-labels its series between scrapes: ev
   assert.equal((a1[2] as WirePoint).startTimeUnixNano, (a1[0] as WirePoint).startTimeUnixNano);
 });
 
+test('another metric with the same labels at a series\' position is a new series (its own start time)', async (t) => {
+  const { sim, rx, cycle } = await setup(t, [device(A, '127.0.3.52')]);
+  sim.setDeviceFault(A, { kind: 'body', body: '# TYPE tailscaled_a_total counter\ntailscaled_a_total{p="1"} 10\n' });
+  await cycle();
+  sim.setDeviceFault(A, { kind: 'body', body: '# TYPE tailscaled_b_total counter\ntailscaled_b_total{p="1"} 20\n' });
+  await cycle(10_000);
+  const [b] = series(rx, 'tailscaled_b_total', A);
+  assert.ok(b);
+  assert.equal(b.value, 20);
+  assert.equal(ms(b.startTimeUnixNano), ms(b.timeUnixNano), 'a series first seen now starts now, not when the other metric did');
+});
+
 test('a label named like one of ours holding our own value is not taken for the series at its position', async (t) => {
   // The device's own id as a `device_id` label matches the attributes' device_id; the series it
   // lands on is exported_device_id's, never the one written at that position last time.

@@ -22,15 +22,16 @@ interface SeriesState {
   point: { value: unknown } | undefined;
   /** Scrape number in which the series was last seen (unseen ones are swept at commit). */
   seen: number;
-  /** The printed sample name its key starts with. */
-  name: string;
+  /**
+   * Its key (shared by every device with the same series, see `sharedKey`): for the series of
+   * a scrape, the printed sample name followed by the JSON text of its labels (`seriesKey`).
+   */
+  key: string;
   /**
    * How many printed labels of its own (beyond the device's) its attributes hold, or -1 when
    * they cannot be told apart from the device's; see `StartTimeTracker.predict`.
    */
   labels: number;
-  /** Its position in the last successful scrape (where the next scrape predicts it). */
-  slot: number;
 }
 
 /** The number a counter's reset is judged on: its value, or a histogram's count. */
@@ -45,9 +46,6 @@ function comparable(v: unknown): number {
  * `src/model/intern.ts`). Series not seen in a successful scrape are forgotten.
  */
 export class StartTimeTracker {
-  // One map with a "seen in scrape n" stamp per entry: unseen entries are swept at commit,
-  // which costs one lookup per sample instead of copying every entry into a new map.
-  private _series = new Map<string, SeriesState>();
   private _device = '';
   /** The labels object `_device` was computed from (receivers keep it while it is unchanged). */
   private _deviceLabels: object | undefined;
@@ -73,6 +71,12 @@ export class StartTimeTracker {
    */
   private _prev: SeriesState[] = [];
   private _cursor = 0;
+  /**
+   * Key → state for samples not found by position: built on the first such sample of a scrape
+   * from `_prev` and what the scrape has made so far, and dropped at its end. In steady state no
+   * scrape builds one, so a device keeps no map of its series (~22 bytes per series).
+   */
+  private _index: Map<string, SeriesState> | undefined;
   /** Slot of each series in this scrape's arrays; built on the first duplicate only. */
   private _slots: Map<SeriesState, number> | undefined;
   /** Duplicate series seen in the current scrape (the last sample wins, as in Prometheus). */
@@ -83,8 +87,8 @@ export class StartTimeTracker {
     this._deviceLabels = undefined;
     if (signature !== this._device) {
       this._device = signature;
-      this._series = new Map();
       this._prev = [];
+      this._index = undefined;
     }
   }
 
@@ -103,7 +107,8 @@ export class StartTimeTracker {
    */
   predict(name: string, labels: Record<string, string>): SeriesState | undefined {
     const s = this._prev[this._cursor];
-    if (s === undefined || s.name !== name || s.seen === this._scrape || s.labels < 0) return undefined;
+    // The key is the name and then `{` (the labels' JSON): that prefix proves the name.
+    if (s === undefined || s.seen === this._scrape || s.labels < 0 || s.key.charCodeAt(name.length) !== 123 || !s.key.startsWith(name)) return undefined;
     const a = s.attrs;
     let n = 0;
     for (const k in labels) {
@@ -117,19 +122,34 @@ export class StartTimeTracker {
   }
 
   /**
-   * The state of `key` for this scrape; `make` builds the attributes of a new series, whose
-   * printed sample name is `name` and which holds `labels` printed labels of its own.
+   * The state of `key` for this scrape; `make` builds the attributes of a new series, which
+   * holds `labels` printed labels of its own (-1: never predicted, for keys of another form).
    */
-  series(key: string, make: () => Attributes, name = '', labels = -1): SeriesState {
-    let s = this._series.get(key);
+  series(key: string, make: () => Attributes, labels = -1): SeriesState {
+    let index = this._index;
+    if (!index) {
+      index = new Map();
+      for (const p of this._prev) index.set(p.key, p);
+      for (const p of this._states) index.set(p.key, p);
+      this._index = index;
+    }
+    let s = index.get(key);
     if (!s) {
-      s = { start: undefined, attrs: make(), point: undefined, seen: this._scrape, name, labels, slot: -1 };
-      this._series.set(sharedKey(key), s);
+      const shared = sharedKey(key);
+      s = { start: undefined, attrs: make(), point: undefined, seen: this._scrape, key: shared, labels };
+      index.set(shared, s);
       this._again = false;
       this._startBefore = undefined;
       return s;
     }
-    if (s.slot >= 0 && this._prev[s.slot] === s) this._cursor = s.slot + 1;
+    // Back in step with the last scrape's order: the series is usually just ahead of the
+    // position (a series before it is gone).
+    for (let j = this._cursor, end = Math.min(this._prev.length, j + 8); j < end; j++) {
+      if (this._prev[j] === s) {
+        this._cursor = j + 1;
+        break;
+      }
+    }
     return this._take(s);
   }
 
@@ -179,6 +199,7 @@ export class StartTimeTracker {
   private _clear(): void {
     this._states.length = 0;
     this._cursor = 0;
+    this._index = undefined;
     this._points.length = 0;
     this._starts.length = 0;
     this._slots = undefined;
@@ -190,13 +211,9 @@ export class StartTimeTracker {
   /** Ends a scrape: its points become the series' last points; series not seen in it are forgotten. */
   commit(): void {
     const order = this._states;
-    for (let i = 0; i < order.length; i++) {
-      const s = order[i] as SeriesState;
-      s.point = this._points[i];
-      s.slot = i;
-    }
-    for (const [k, s] of this._series) if (s.seen !== this._scrape) this._series.delete(k);
-    // This scrape's order is the next one's prediction; the old order's array is reused.
+    for (let i = 0; i < order.length; i++) (order[i] as SeriesState).point = this._points[i];
+    // This scrape's series, in order, are what is kept and the next scrape's prediction;
+    // series it did not see are no longer referenced. The old order's array is reused.
     this._states = this._prev;
     this._prev = order;
     this._clear();
@@ -212,8 +229,9 @@ export class StartTimeTracker {
     this._clear();
   }
 
+  /** Series kept from the last successful scrape. */
   get size(): number {
-    return this._series.size;
+    return this._prev.length;
   }
 }
 
@@ -356,9 +374,7 @@ function stateFor(ctx: ConvertContext, sname: string, labels: Record<string, str
   if (predicted) return predicted;
   let n = 0;
   for (const _ in labels) n++;
-  // The name is kept by a new series: a canonical copy, never a slice that would hold the
-  // device's whole body alive.
-  return ctx.tracker.series(seriesKey(ctx, sname, labels), () => attrs(ctx, labels), canonical(sname), n);
+  return ctx.tracker.series(seriesKey(ctx, sname, labels), () => attrs(ctx, labels), n);
 }
 
 /** The metric name as Prometheus prints it; undefined when it cannot be printed at all. */
