@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startTsmetrics } from '../src/app.ts';
@@ -61,9 +62,20 @@ test('usage errors exit 2 with one line and the usage hint; runtime failures exi
   const hc = tsm(['healthcheck'], { PORT: String(port) });
   assert.equal(hc.code, 1);
   assert.equal(hc.err, `tsmetrics: healthcheck: http://127.0.0.1:${port}/health: connection refused (is tsmetrics running on that port?)\n`);
-  const bind = tsm([], { BIND_HOST: '999.1.1.1', TS_API_KEY: 'tskey-api-x', TAILSCALE_API_URL: 'http://127.0.0.1:9' });
-  assert.equal(bind.code, 1);
-  assert.match(bind.err.trim().split('\n').pop() ?? '', /^tsmetrics: cannot listen on 999\.1\.1\.1:9100: the address does not resolve \(ENOTFOUND\)/);
+  // A port taken on loopback (never an address that would need a resolver): the same one line
+  // with credentials and in demo mode (no credentials, the first thing a new user runs).
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+  try {
+    const takenPort = (taken.address() as AddressInfo).port;
+    for (const extra of [{ TS_API_KEY: 'tskey-api-x', TAILSCALE_API_URL: 'http://127.0.0.1:9' }, {}]) {
+      const bind = tsm([], { BIND_HOST: '127.0.0.1', PORT: String(takenPort), ...extra });
+      assert.equal(bind.code, 1, JSON.stringify(extra));
+      assert.equal(bind.err.trim().split('\n').pop(), `tsmetrics: cannot listen on 127.0.0.1:${takenPort}: the port is already in use (EADDRINUSE); set BIND_HOST/--bind or PORT/--port`);
+    }
+  } finally {
+    taken.close();
+  }
 });
 
 test('configuration errors name what the user set: the variable, file:line:column, an unset ${env:X}', () => {

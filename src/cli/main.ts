@@ -270,7 +270,10 @@ export async function main(argv: string[], env: Record<string, string | undefine
           if (err instanceof ConfigError) throw err;
           const cfg = (() => {
             try {
-              return loadConfig(env, { flags, ...(configFile ? { configFile } : {}) });
+              // Demo mode runs with the simulator's credentials; any credential gives the same
+              // listen address and port, which is all the message needs.
+              const withCredentials = isDemo(env, configFile) ? { ...env, TS_API_KEY: 'tskey-api-demo' } : env;
+              return loadConfig(withCredentials, { flags, ...(configFile ? { configFile } : {}) });
             } catch {
               return undefined;
             }
