@@ -68,7 +68,7 @@ test('usage errors exit 2 with one line and the usage hint; runtime failures exi
   await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
   try {
     const takenPort = (taken.address() as AddressInfo).port;
-    for (const extra of [{ TS_API_KEY: 'tskey-api-x', TAILSCALE_API_URL: 'http://127.0.0.1:9' }, {}]) {
+    for (const extra of [{ TS_API_KEY: 'tskey-api-x', TAILSCALE_API_URL: 'http://127.0.0.1:9' }, {}] as Array<Record<string, string>>) {
       const bind = tsm([], { BIND_HOST: '127.0.0.1', PORT: String(takenPort), ...extra });
       assert.equal(bind.code, 1, JSON.stringify(extra));
       assert.equal(bind.err.trim().split('\n').pop(), `tsmetrics: cannot listen on 127.0.0.1:${takenPort}: the port is already in use (EADDRINUSE); set BIND_HOST/--bind or PORT/--port`);
