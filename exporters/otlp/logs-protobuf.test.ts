@@ -125,6 +125,21 @@ test('the logs encoder writes the official serializer’s bytes for an empty bat
   assertSameBytes(batch, 'flow records');
 });
 
+test('times before 1970 (an API\'s zero time), far in the future or with nanoseconds out of range are written as the official serializer writes them', () => {
+  const bare = resourceFromAttributes({});
+  const scope: Scope = { name: 's' };
+  const goZero: HrTime = [-62_135_596_800, 0]; // 0001-01-01T00:00:00Z
+  for (const [hrTime, hrTimeObserved] of [
+    [goZero, [1_700_000_000, 0]],
+    [[-1, 5], [-1, -5]],
+    [[0, -1_500_000_000], [1, 2_000_000_000]],
+    [[2 ** 34, 1], [1e10, 999_999_999]],
+    [[-0.5, 0.5], [17_179_869_183, 999_999_999]],
+  ] as Array<[HrTime, HrTime]>) {
+    assertSameBytes([logRecord(bare, scope, { hrTime, hrTimeObserved, body: 'x' })], `times ${JSON.stringify([hrTime, hrTimeObserved])}`);
+  }
+});
+
 /** A small deterministic generator (mulberry32), so a failure names a batch that can be replayed. */
 function rng(seed: number): () => number {
   let a = seed >>> 0;

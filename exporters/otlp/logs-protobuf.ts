@@ -155,10 +155,22 @@ class Writer {
       // s·1e9 + ns from 16-bit halves of s, so every partial product stays exact (no BigInt);
       // whole seconds, as the official writer takes them.
       const whole = Math.trunc(s);
-      const high = Math.floor(whole / 0x10000) * 1e9; // times 2^16
-      const low = (high % 0x10000) * 0x10000 + (whole % 0x10000) * 1e9 + ns;
-      this._lo = low % TWO32;
-      this._hi = (Math.floor(high / 0x10000) + Math.floor(low / TWO32)) % TWO32;
+      if (whole >= 0 && whole < 2 ** 34 && Number.isInteger(ns) && ns >= 0 && ns < 1e9) {
+        const high = Math.floor(whole / 0x10000) * 1e9; // times 2^16
+        const low = (high % 0x10000) * 0x10000 + (whole % 0x10000) * 1e9 + ns;
+        this._lo = low % TWO32;
+        this._hi = (Math.floor(high / 0x10000) + Math.floor(low / TWO32)) % TWO32;
+      } else {
+        // Before 1970 (an API's zero time), past 2514, or nanoseconds out of range: the bits the
+        // installed official writer produces, whose 32-bit arithmetic wraps such times rather
+        // than rejecting them (NaN comes out as 0). The seconds are split into their low 16 bits
+        // (as a 32-bit integer) and the rest (as an unsigned 32-bit integer), each times 1e9.
+        const fromLow = (s & 0xffff) * 1e9;
+        const fromHigh = ((s / 0x10000) >>> 0) * 1e9;
+        const low = (fromLow >>> 0) + (((fromHigh % 0x10000) * 0x10000) >>> 0) + ns;
+        this._lo = low >>> 0;
+        this._hi = (Math.floor(fromLow / TWO32) + ((fromHigh / 0x10000) >>> 0) + Math.floor(low / TWO32)) >>> 0;
+      }
       this._s = s;
       this._ns = ns;
     }

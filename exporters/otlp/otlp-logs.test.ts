@@ -173,6 +173,29 @@ test('OTLP logs: a resource without a tailnet takes the inventory’s; metrics a
   assert.equal(recs[0]?.resource['service.name'], 'tsmetrics');
 });
 
+for (const max of [0, 1_000_000]) {
+  test(`OTLP logs: a batch that cannot be encoded fails alone, at once, counted and logged; the batches around it arrive (max_request_bytes ${max})`, async (t) => {
+    // A body that refers to itself cannot be written by any encoder. Before, its throw escaped
+    // as an unhandled rejection (failing this file) and its deadline later cut off the next
+    // batch in flight.
+    const rx = await receiver(t);
+    const logger = memoryLogger();
+    const { exporter, deliver } = logsService(t, { endpoint: rx.url, max_request_bytes: max, timeout: '3s' }, { logger });
+    const res = resourceFromAttributes({ 'tailscale.tailnet': 'example.com' });
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    const began = Date.now();
+    await deliver([logRecord(res, scope, { body: 'before' })]);
+    await deliver([logRecord(res, scope, { body: cyclic as never }), logRecord(res, scope, { body: 'same batch' })]);
+    await deliver([logRecord(res, scope, { body: 'after' })]);
+    await exporter.flush();
+    assert.deepEqual(rx.records().map((r) => r.body), ['before', 'after']);
+    assert.deepEqual([exporter.stats.sentLogBatches, exporter.stats.droppedLogBatches, exporter.stats.droppedLogRecords], [2, 1, 2]);
+    assert.ok(Date.now() - began < 2500, 'the broken batch does not wait for its deadline');
+    assert.equal(logger.lines.filter((l) => l.includes('OTLP logs export failed') && l.includes('could not be encoded')).length, 1);
+  });
+}
+
 test('OTLP logs: 429 and 503 with Retry-After are retried; a Retry-After past the deadline is not waited for; a failing endpoint drops and counts records as logs, logged once per kind', async (t) => {
   const rx = await receiver(t);
   const logger = memoryLogger();

@@ -109,7 +109,16 @@ export class SendQueue<T> {
       };
       const timer = setTimeout(() => giveUp(`no complete answer within ${this._o.timeout} ms`), this._o.timeout);
       this._inFlight = { giveUp };
-      const pieces = this._o.split(batch);
+      // A batch that cannot be split or encoded fails alone, at once, and is counted: it must
+      // not escape as an unhandled rejection, nor leave its deadline to cut off the next batch.
+      const broken = (err: unknown): void => finish({ code: ExportResultCode.FAILED, error: new TsmetricsError(ErrorCode.EXPORT, `the batch could not be encoded: ${err instanceof Error ? err.message : String(err)}`) });
+      let pieces: T[];
+      try {
+        pieces = this._o.split(batch);
+      } catch (err) {
+        broken(err);
+        return;
+      }
       void (async () => {
         for (const piece of pieces) {
           const r = await this._o.transport.export(piece);
@@ -119,7 +128,7 @@ export class SendQueue<T> {
         }
         delivered = this._o.count(batch);
         finish({ code: ExportResultCode.SUCCESS });
-      })();
+      })().catch(broken);
     });
   }
 
