@@ -65,3 +65,21 @@ test('limiter: stop() rejects what waits and refuses new work; running tasks fin
   release();
   assert.equal(await running, 'done');
 });
+
+test('limiter: thousands of tasks that throw synchronously settle one by one (no deep recursion); a plain return value is a result', async () => {
+  const l = new Limiter(2);
+  const n = 20_000;
+  const all = Array.from({ length: n }, (_, i) =>
+    l.schedule(() => {
+      throw new Error(`t${i}`);
+    }).then(
+      () => 'resolved',
+      (e: Error) => e.message,
+    ),
+  );
+  const out = await Promise.all(all);
+  assert.equal(out.length, n);
+  assert.equal(out[n - 1], `t${n - 1}`);
+  assert.equal(await l.schedule((() => 42) as unknown as () => Promise<number>), 42);
+  assert.equal(l.active, 0);
+});

@@ -28,38 +28,53 @@ export class Limiter {
   schedule<T>(fn: () => Promise<T>): Promise<T> {
     if (this._stopped) return Promise.reject(new Error('limiter stopped'));
     return new Promise<T>((resolve, reject) => {
-      // The slot is handed on before the caller hears of the outcome: the next task (a
-      // device's request) is sent first, and whatever the caller does with the result (parsing
-      // a body) overlaps that request's round trip instead of delaying it. Callers that finish
-      // together otherwise keep their successors in lockstep waves.
-      const release = (): void => {
-        this._active--;
-        this._queue.shift()?.run();
-      };
       const run = (): void => {
         this._active++;
         let p: Promise<T>;
         try {
-          p = fn();
+          // A task that returns a plain value is taken as its result.
+          p = Promise.resolve(fn());
         } catch (err) {
-          release();
+          this._active--;
           reject(err as Error);
           return;
         }
+        // The slot is handed on before the caller hears of the outcome: the next task (a
+        // device's request) is sent first, and whatever the caller does with the result
+        // (parsing a body) overlaps that request's round trip instead of delaying it. Callers
+        // that finish together otherwise keep their successors in lockstep waves.
         p.then(
           (v) => {
-            release();
+            this._release();
             resolve(v);
           },
           (err: unknown) => {
-            release();
+            this._release();
             reject(err as Error);
           },
         );
       };
-      if (this._active < this._max) run();
-      else this._queue.push({ run, cancel: reject });
+      this._queue.push({ run, cancel: reject });
+      this._pump();
     });
+  }
+
+  private _release(): void {
+    this._active--;
+    this._pump();
+  }
+
+  /**
+   * Starts waiting tasks while slots are free. A loop, not a chain of calls: tasks that throw
+   * synchronously free their slot at once, and thousands of them in a row must not grow the
+   * stack.
+   */
+  private _pump(): void {
+    while (this._active < this._max) {
+      const next = this._queue.shift();
+      if (!next) return;
+      next.run();
+    }
   }
 
   /** Rejects every waiting task; running ones finish on their own. */
