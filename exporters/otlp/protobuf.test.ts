@@ -169,3 +169,19 @@ test('frozen attributes objects, and one object on both a gauge and a histogram,
   const want = expected(rm);
   for (let round = 0; round < 3; round++) assert.deepEqual(decodeProtobuf(ours(rm)), want);
 });
+
+test('an object whose prototype is an encoded attributes object, and a proxy that refuses new properties, send their own values', () => {
+  const send = (attrs: Attributes): Record<string, unknown> | undefined => {
+    const b = new BatchBuilder({}, { name: 'proto' });
+    b.gauge('proto_gauge', '').add(attrs, 1, T);
+    return decodeProtobuf(ours(b.build())).metrics[0]?.points[0]?.attributes;
+  };
+  const parent = { device_id: 'd1' };
+  assert.deepEqual(send(parent), { device_id: 'd1' });
+  const child = Object.create(parent) as Attributes;
+  child.device_id = 'd2';
+  assert.equal(send(child)?.device_id, 'd2');
+  const refusing = new Proxy({ device_id: 'p1' } as Attributes, { defineProperty: () => false });
+  assert.deepEqual(send(refusing), { device_id: 'p1' });
+  assert.deepEqual(send(refusing), { device_id: 'p1' });
+});

@@ -225,11 +225,13 @@ function cachedAttributes(field: number, attrs: Attributes): Uint8Array {
   const key = field === 7 ? AS_POINT : field === 9 ? AS_HISTOGRAM : undefined;
   if (key === undefined) return UNCACHED;
   const own = (attrs as Cached)[key];
-  if (own !== undefined) return own;
+  // Own only: an object made with another attributes object as its prototype must not be
+  // written with that one's values.
+  if (own !== undefined && Object.hasOwn(attrs, key)) return own;
   if (Object.isExtensible(attrs)) {
     const c = encodeAttributes(field, attrs);
-    Object.defineProperty(attrs, key, { value: c });
-    return c;
+    // A proxy may refuse the property; its entry then goes to the WeakMap like a frozen object's.
+    if (Reflect.defineProperty(attrs, key, { value: c })) return c;
   }
   const cache = key === AS_POINT ? pointAttributes : histogramAttributes;
   let c = cache.get(attrs);

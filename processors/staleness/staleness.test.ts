@@ -96,3 +96,11 @@ test('staleness: a replaced object whose labels changed ends the old series', ()
   const marker = out.scopeMetrics.flatMap((sm) => sm.metrics.flatMap((m) => m.dataPoints as DataPoint<unknown>[])).find((p) => isStale(p));
   assert.equal(marker?.attributes.v, '1');
 });
+
+test('staleness: an object seen twice in a cycle keeps an ended look-alike (equal labels) from being marked', () => {
+  const proc = createStalenessProcessor(config);
+  const x = { series: 'a' };
+  const lookalike = { series: 'a' };
+  run(proc, batch([x, lookalike]));
+  assert.deepEqual(markers(run(proc, batch([x, x]))), []);
+});

@@ -152,6 +152,9 @@ export function createStalenessProcessor(config: StalenessConfig): Processor & {
             const i = slots.get(p.attributes);
             if (i !== undefined) {
               if (cycles[i] !== cycle) c.seen++;
+              // The same object twice in one batch: counted once, but its signature must still
+              // keep a look-alike that ended from being marked (as a first-seen object's does).
+              else (c.added ??= []).push(p.attributes);
               points[i] = p;
               cycles[i] = cycle;
             } else {
