@@ -11,12 +11,13 @@ const { existsSync } = await import('node:fs');
 // TypeScript sources directly (Node >= 22.18 strips types).
 const built = existsSync(new URL('../dist/src/cli/main.js', import.meta.url));
 const { main } = await import(built ? '../dist/src/cli/main.js' : '../src/cli/main.ts');
+// Exit as soon as the CLI has its answer: a connection or timer a step left behind (an OTLP
+// endpoint that never answered) must not hold the process past its shutdown line. Standard
+// output and error are synchronous on files and pipes, so nothing written is lost.
 main(process.argv.slice(2)).then(
-  (code) => {
-    if (typeof code === 'number') process.exitCode = code;
-  },
+  (code) => process.exit(typeof code === 'number' ? code : 0),
   (err) => {
     console.error(`tsmetrics: fatal: ${err instanceof Error ? err.message : String(err)}`);
-    process.exitCode = 1;
+    process.exit(1);
   },
 );

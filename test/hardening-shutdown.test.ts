@@ -16,6 +16,7 @@ import { startTsmetrics } from '../src/app.ts';
 import { healthDocument } from '../src/server/http.ts';
 import type { OtlpExporterComponent } from '../exporters/otlp/otlp.ts';
 import { buildService, families, fixtureDevices, http, memoryLogger, renderPrometheus, sampleValue, waitFor } from './helpers/index.ts';
+import { freePort } from './helpers/system.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'src/cli/main.ts');
@@ -147,7 +148,10 @@ test('a log reader that stops reading costs lines, not memory: at most 1 MiB wai
   assert.equal(kept + Number(m[1]), 20_000, 'every line is either written or counted');
 });
 
-test('SIGTERM with a hung device and an OTLP endpoint that never answers: exit 0 within shutdown_timeout, one line names what was cut off', { timeout: 60_000 }, async (t) => {
+// Both entry points: the installed one (bin/) used to set the exit code and wait for the event
+// loop to drain, which a connection the OTLP exporter left behind held open past the backstop.
+for (const entry of [CLI, join(ROOT, 'bin/tsmetrics.js')]) {
+test(`SIGTERM with a hung device and an OTLP endpoint that never answers: exit 0 within shutdown_timeout, one line names what was cut off (${entry.slice(ROOT.length + 1)})`, { timeout: 60_000 }, async (t) => {
   const sim = new TailnetSimulator({ devices: 6, ephemeralLifetimeMs: 0 });
   await sim.start();
   t.after(() => sim.stop());
@@ -174,7 +178,7 @@ service:
     metrics: { receivers: [tailscale_api, device_metrics], exporters: [prometheus, otlp] }
 `,
   );
-  const child = spawn(process.execPath, [CLI, 'run', '--config', file], { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [entry, 'run', '--config', file], { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'ignore', 'pipe'] });
   t.after(() => void child.kill('SIGKILL'));
   let log = '';
   child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
@@ -196,6 +200,49 @@ service:
   assert.ok(!lines.some((l) => l.msg.includes('shutdown deadline passed')), 'the backstop did not fire');
   assert.ok(lines.some((l) => l.msg === 'tsmetrics stopped'));
   assert.equal(otlp.open(), 0, 'the OTLP connection was closed');
+});
+}
+
+test('SIGTERM while OTLP retries a refused endpoint (no Collector there): the installed entry exits at shutdown_timeout, with no backstop line', { timeout: 60_000 }, async (t) => {
+  const sim = new TailnetSimulator({ devices: 3, ephemeralLifetimeMs: 0 });
+  await sim.start();
+  t.after(() => sim.stop());
+  // A loopback port nobody listens on: every OTLP attempt is refused and retried.
+  const refusedUrl = `http://127.0.0.1:${await freePort()}/v1/metrics`;
+  const dir = mkdtempSync(join(tmpdir(), 'tsm-shutdown-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'pipeline.yaml');
+  const shutdownTimeoutMs = 2000;
+  writeFileSync(
+    file,
+    `receivers:
+  tailscale_api: { api_url: "${sim.apiUrl}", api_key: "${sim.apiKeys[0]}", interval: 1h }
+exporters:
+  otlp: { endpoint: "${refusedUrl}", timeout: 60s }
+service:
+  shutdown_timeout: ${shutdownTimeoutMs}ms
+  http: { port: 0 }
+  telemetry: { logs: { level: debug, format: json } }
+  pipelines:
+    metrics: { receivers: [tailscale_api], exporters: [otlp] }
+`,
+  );
+  const child = spawn(process.execPath, [join(ROOT, 'bin/tsmetrics.js'), 'run', '--config', file], { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  t.after(() => void child.kill('SIGKILL'));
+  let log = '';
+  child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
+  await waitFor(() => log.includes('"tsmetrics started"'), 30_000);
+  await new Promise((r) => setTimeout(r, 1500)); // the API batch is in its retries by now
+  const stopAt = Date.now();
+  child.kill('SIGTERM');
+  const exit = await exitWithin(child, shutdownTimeoutMs + 5000);
+  const tookMs = Date.now() - stopAt;
+  t.diagnostic(`SIGTERM to exit: ${tookMs} ms (shutdown_timeout ${shutdownTimeoutMs} ms)`);
+  assert.ok(exit, 'the process exited');
+  assert.ok(tookMs < shutdownTimeoutMs + 700, `exited ${tookMs} ms after SIGTERM`);
+  const lines = log.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string });
+  assert.ok(lines.some((l) => l.msg === 'tsmetrics stopped'));
+  assert.ok(!lines.some((l) => l.msg.includes('shutdown deadline passed')), 'the backstop did not fire');
 });
 
 test('library: shutdown with a hung OTLP endpoint settles by its 500 ms deadline and leaves nothing that keeps the process alive', { timeout: 60_000 }, async (t) => {
