@@ -285,6 +285,10 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
       const began = performance.now();
       try {
         const text = await limiter.schedule(() => fetchMetrics({ dispatcher: agent, url, timeoutMs: config.timeout, maxBytes: config.max_body_size, signal, userAgent: USER_AGENT }));
+        // Parsing waits for the event loop's next turn: answers that arrived together are all
+        // read, and their slots handed to the next devices' requests, before any of them is
+        // parsed — otherwise the last answer of a burst waits for every parse before it.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         let parsed;
         try {
           parsed = parseExposition(text, limits);
