@@ -148,6 +148,22 @@ test('a log reader that stops reading costs lines, not memory: at most 1 MiB wai
   assert.equal(kept + Number(m[1]), 20_000, 'every line is either written or counted');
 });
 
+/**
+ * Writes `yaml` as a pipeline file and runs `entry run --config` on it (JSON logs on stderr,
+ * collected); the process is killed when the test ends.
+ */
+function runWithPipeline(t: TestContext, entry: string, yaml: string): { child: ChildProcess; log: () => string } {
+  const dir = mkdtempSync(join(tmpdir(), 'tsm-shutdown-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'pipeline.yaml');
+  writeFileSync(file, yaml);
+  const child = spawn(process.execPath, [entry, 'run', '--config', file], { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  t.after(() => void child.kill('SIGKILL'));
+  let log = '';
+  child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
+  return { child, log: () => log };
+}
+
 // Both entry points: the installed one (bin/) used to set the exit code and wait for the event
 // loop to drain, which a connection the OTLP exporter left behind held open past the backstop.
 for (const entry of [CLI, join(ROOT, 'bin/tsmetrics.js')]) {
@@ -158,12 +174,10 @@ test(`SIGTERM with a hung device and an OTLP endpoint that never answers: exit 0
   const gw = sim.devices[0]?.api.id as string;
   sim.setDeviceFault(gw, { kind: 'hang' });
   const otlp = await rawServer(t);
-  const dir = mkdtempSync(join(tmpdir(), 'tsm-shutdown-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'pipeline.yaml');
   const shutdownTimeoutMs = 3000;
-  writeFileSync(
-    file,
+  const { child, log } = runWithPipeline(
+    t,
+    entry,
     `receivers:
   tailscale_api: { api_url: "${sim.apiUrl}", api_key: "${sim.apiKeys[0]}", interval: 1h }
   device_metrics: { port: ${sim.devicePort}, allowed_cidrs: [127.0.0.0/8], interval: 1h, timeout: 60s }
@@ -178,10 +192,6 @@ service:
     metrics: { receivers: [tailscale_api, device_metrics], exporters: [prometheus, otlp] }
 `,
   );
-  const child = spawn(process.execPath, [entry, 'run', '--config', file], { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  t.after(() => void child.kill('SIGKILL'));
-  let log = '';
-  child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
   // Both stuck exchanges are in flight: the device scrape and the OTLP push of the API batch.
   await waitFor(() => (sim.stats.deviceRequests.get(gw) ?? 0) >= 1 && otlp.requests() >= 1, 30_000);
   const stopAt = Date.now();
@@ -190,9 +200,9 @@ service:
   const tookMs = Date.now() - stopAt;
   t.diagnostic(`SIGTERM to exit: ${tookMs} ms (shutdown_timeout ${shutdownTimeoutMs} ms)`);
   assert.ok(exit, 'the process exited');
-  assert.equal(exit.code, 0, `exit code (log: ${log.slice(-2000)})`);
+  assert.equal(exit.code, 0, `exit code (log: ${log().slice(-2000)})`);
   assert.ok(tookMs < shutdownTimeoutMs + 1000, `exited ${tookMs} ms after SIGTERM`);
-  const lines = log.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string; level: string });
+  const lines = log().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string; level: string });
   const cut = lines.filter((l) => l.msg.startsWith('shutdown cut off'));
   assert.equal(cut.length, 1, 'one line names what was cut off');
   t.diagnostic(cut[0]?.msg ?? '');
@@ -209,12 +219,10 @@ test('SIGTERM while OTLP retries a refused endpoint (no Collector there): the in
   t.after(() => sim.stop());
   // A loopback port nobody listens on: every OTLP attempt is refused and retried.
   const refusedUrl = `http://127.0.0.1:${await freePort()}/v1/metrics`;
-  const dir = mkdtempSync(join(tmpdir(), 'tsm-shutdown-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'pipeline.yaml');
   const shutdownTimeoutMs = 2000;
-  writeFileSync(
-    file,
+  const { child, log } = runWithPipeline(
+    t,
+    join(ROOT, 'bin/tsmetrics.js'),
     `receivers:
   tailscale_api: { api_url: "${sim.apiUrl}", api_key: "${sim.apiKeys[0]}", interval: 1h }
 exporters:
@@ -227,11 +235,7 @@ service:
     metrics: { receivers: [tailscale_api], exporters: [otlp] }
 `,
   );
-  const child = spawn(process.execPath, [join(ROOT, 'bin/tsmetrics.js'), 'run', '--config', file], { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  t.after(() => void child.kill('SIGKILL'));
-  let log = '';
-  child.stderr?.on('data', (c: Buffer) => (log += c.toString()));
-  await waitFor(() => log.includes('"tsmetrics started"'), 30_000);
+  await waitFor(() => log().includes('"tsmetrics started"'), 30_000);
   await new Promise((r) => setTimeout(r, 1500)); // the API batch is in its retries by now
   const stopAt = Date.now();
   child.kill('SIGTERM');
@@ -240,7 +244,7 @@ service:
   t.diagnostic(`SIGTERM to exit: ${tookMs} ms (shutdown_timeout ${shutdownTimeoutMs} ms)`);
   assert.ok(exit, 'the process exited');
   assert.ok(tookMs < shutdownTimeoutMs + 700, `exited ${tookMs} ms after SIGTERM`);
-  const lines = log.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string });
+  const lines = log().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string });
   assert.ok(lines.some((l) => l.msg === 'tsmetrics stopped'));
   assert.ok(!lines.some((l) => l.msg.includes('shutdown deadline passed')), 'the backstop did not fire');
 });

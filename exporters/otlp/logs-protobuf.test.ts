@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { prng } from '../../src/simulator/model.ts';
 import assert from 'node:assert/strict';
 import { SeverityNumber, type Attributes, type HrTime } from '@opentelemetry/api';
 import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
@@ -140,17 +141,8 @@ test('times before 1970 (an API\'s zero time), far in the future or with nanosec
   }
 });
 
-/** A small deterministic generator (mulberry32), so a failure names a batch that can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The simulator's seeded generator, so a failure names a batch that can be replayed. */
+const rng = prng;
 
 const ALPHABET = ['a', 'Z', '0', ' ', '.', '-', 'é', 'ß', '日', '🚀', '\ud800', '\u0000', '\u007f', '\u0080', '\u07ff', '\u0800', '\uffff'];
 
