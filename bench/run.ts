@@ -368,11 +368,14 @@ for (const [name, fn] of all) {
   await fn();
 }
 
-const pad = (s: string, n: number) => s.padEnd(n);
-process.stdout.write(`\n${pad('benchmark', 34)}${pad('value', 22)}${pad('peer', 14)}${pad('ratio', 8)}${pad('target', 26)}met\n`);
-for (const r of results) {
-  process.stdout.write(`${pad(r.name, 34)}${pad(`${r.value} ${r.unit}`, 22)}${pad(r.peer === undefined ? '' : String(r.peer), 14)}${pad(r.ratio === undefined ? '' : String(r.ratio), 8)}${pad(r.target, 26)}${r.met === null ? '–' : r.met ? 'yes' : 'NO'}\n`);
-}
+// Every column at least as wide as its widest cell (plus a space), so no long cell pushes the
+// columns after it out of line.
+const rows = results.map((r) => [r.name, `${r.value} ${r.unit}`, r.peer === undefined ? '' : String(r.peer), r.ratio === undefined ? '' : String(r.ratio), r.target, r.met === null ? '–' : r.met ? 'yes' : 'NO']);
+const head = ['benchmark', 'value', 'peer', 'ratio', 'target', 'met'];
+const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)) + 1);
+const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('') + '\n';
+process.stdout.write(`\n${line(head)}`);
+for (const row of rows) process.stdout.write(line(row));
 const out = {
   date: new Date().toISOString(),
   quick,
