@@ -8,11 +8,6 @@ import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { LogsBatch } from '../../src/model/logs.ts';
 import { adoptMeasurement, measureLogRecords, resourceLogsOverhead, scopeLogsOverhead } from './logs-protobuf.ts';
 
-/** One LogRecord field of a ScopeLogs, tag and length included. */
-export function recordSize(r: ReadableLogRecord): number {
-  return measureLogRecords([r]).arena.length;
-}
-
 /**
  * Splits a batch into requests of at most `maxBytes` encoded each, by whole records and in
  * order. A record larger than the limit travels alone. A batch within the limit is returned as
@@ -25,16 +20,13 @@ export function splitLogsByEncodedSize(batch: LogsBatch, maxBytes: number): Logs
   for (let i = 0; i < batch.length; i++) sizes[i] = (starts[i + 1] as number) - (starts[i] as number);
   // Every resource and scope is paid for again in each request it appears in.
   const headers = new Map<object, number>();
-  const resourceHeader = (r: Resource): number => {
-    let n = headers.get(r);
-    if (n === undefined) headers.set(r, (n = resourceLogsOverhead(r)));
+  const headerOf = <K extends object>(key: K, size: (k: K) => number): number => {
+    let n = headers.get(key);
+    if (n === undefined) headers.set(key, (n = size(key)));
     return n;
   };
-  const scopeHeader = (s: ReadableLogRecord['instrumentationScope']): number => {
-    let n = headers.get(s);
-    if (n === undefined) headers.set(s, (n = scopeLogsOverhead(s)));
-    return n;
-  };
+  const resourceHeader = (r: Resource): number => headerOf(r, resourceLogsOverhead);
+  const scopeHeader = (s: ReadableLogRecord['instrumentationScope']): number => headerOf(s, scopeLogsOverhead);
   const total = starts[batch.length] as number;
   let lastResource: Resource | undefined;
   let lastScope: object | undefined;
