@@ -113,7 +113,7 @@ export class StartTimeTracker {
     let n = 0;
     for (const k in labels) {
       // A label named like one of ours was renamed in the attributes; the value there is ours.
-      if (a[k] !== labels[k] || k === 'device_id' || k === 'device_name' || k === 'tailnet') return undefined;
+      if (a[k] !== labels[k] || RESERVED.has(k)) return undefined;
       n++;
     }
     if (n !== s.labels) return undefined;
