@@ -17,15 +17,13 @@ import type { Resource } from '@opentelemetry/resources';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { ErrorCode, TsmetricsError } from '../../src/errors.ts';
 import type { LogsBatch } from '../../src/model/logs.ts';
+import { putVarint, TimeBits, TWO32, varintSize } from './wire.ts';
 
 type Scope = ReadableLogRecord['instrumentationScope'];
 
-const TWO32 = 0x100000000;
 /** Integers the official serializer writes as `int_value` (others go as `double_value`). */
 const INT64_MIN = -(2 ** 63);
 const INT64_MAX = 2 ** 63;
-
-const uvarintSize = (v: number): number => (v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5);
 
 /** The low and high 32 bits the official writer takes from a number outside the uint32 range. */
 let wideLo = 0;
@@ -64,11 +62,7 @@ class Writer {
   /** Open messages: where each one's length goes, and how many bytes were reserved for it. */
   private _open = new Int32Array(64);
   private _depth = 0;
-  // Records of a batch mostly share their times: the last conversion is kept.
-  private _s = -1;
-  private _ns = -1;
-  private _lo = 0;
-  private _hi = 0;
+  private readonly _time = new TimeBits();
 
   constructor(capacity: number) {
     this.buf = Buffer.allocUnsafe(capacity);
@@ -81,13 +75,7 @@ class Writer {
     this.buf = grown;
   }
   private _uvarint(v: number): void {
-    const buf = this.buf;
-    let x = v;
-    while (x >= 0x80) {
-      buf[this.pos++] = (x & 0x7f) | 0x80;
-      x >>>= 7;
-    }
-    buf[this.pos++] = x;
+    this.pos = putVarint(this.buf, this.pos, v);
   }
   /** Starts a length-delimited field (a nested message) whose length should take `reserve` bytes. */
   begin(field: number, reserve = 1): void {
@@ -106,24 +94,14 @@ class Writer {
     const reserved = this._open[--this._depth] as number;
     const at = this._open[--this._depth] as number;
     const len = this.pos - at - reserved;
-    const need = uvarintSize(len);
+    const need = varintSize(len);
     if (need !== reserved) {
       this._room(need - reserved);
       this.buf.copyWithin(at + need, at + reserved, this.pos);
       this.pos += need - reserved;
     }
-    const buf = this.buf;
-    if (need === 1) {
-      buf[at] = len;
-      return;
-    }
-    let x = len;
-    let p = at;
-    while (x >= 0x80) {
-      buf[p++] = (x & 0x7f) | 0x80;
-      x >>>= 7;
-    }
-    buf[p] = x;
+    if (need === 1) this.buf[at] = len;
+    else putVarint(this.buf, at, len);
   }
   /** An int64/uint32 field, with the official writer's treatment of odd numbers. */
   varint(field: number, v: number): void {
@@ -147,38 +125,15 @@ class Writer {
     this.buf.writeUInt32LE(v >>> 0, this.pos);
     this.pos += 4;
   }
-  /** A timestamp as fixed64 nanoseconds. */
+  /** A timestamp as fixed64 nanoseconds, the official writer's bits for any time (wire.ts). */
   time(field: number, t: HrTime): void {
-    const s = t[0];
-    const ns = t[1];
-    if (s !== this._s || ns !== this._ns) {
-      // s·1e9 + ns from 16-bit halves of s, so every partial product stays exact (no BigInt);
-      // whole seconds, as the official writer takes them.
-      const whole = Math.trunc(s);
-      if (whole >= 0 && whole < 2 ** 34 && Number.isInteger(ns) && ns >= 0 && ns < 1e9) {
-        const high = Math.floor(whole / 0x10000) * 1e9; // times 2^16
-        const low = (high % 0x10000) * 0x10000 + (whole % 0x10000) * 1e9 + ns;
-        this._lo = low % TWO32;
-        this._hi = (Math.floor(high / 0x10000) + Math.floor(low / TWO32)) % TWO32;
-      } else {
-        // Before 1970 (an API's zero time), past 2514, or nanoseconds out of range: the bits the
-        // installed official writer produces, whose 32-bit arithmetic wraps such times rather
-        // than rejecting them (NaN comes out as 0). The seconds are split into their low 16 bits
-        // (as a 32-bit integer) and the rest (as an unsigned 32-bit integer), each times 1e9.
-        const fromLow = (s & 0xffff) * 1e9;
-        const fromHigh = ((s / 0x10000) >>> 0) * 1e9;
-        const low = (fromLow >>> 0) + (((fromHigh % 0x10000) * 0x10000) >>> 0) + ns;
-        this._lo = low >>> 0;
-        this._hi = (Math.floor(fromLow / TWO32) + ((fromHigh / 0x10000) >>> 0) + Math.floor(low / TWO32)) >>> 0;
-      }
-      this._s = s;
-      this._ns = ns;
-    }
+    const bits = this._time;
+    bits.set(t[0], t[1]);
     this._room(9);
     const buf = this.buf;
     buf[this.pos++] = (field << 3) | 1;
-    buf.writeUInt32LE(this._lo, this.pos);
-    buf.writeUInt32LE(this._hi, this.pos + 4);
+    buf.writeUInt32LE(bits.lo, this.pos);
+    buf.writeUInt32LE(bits.hi, this.pos + 4);
     this.pos += 8;
   }
   double(field: number, v: number): void {
@@ -479,17 +434,6 @@ function copyRecords(m: MeasuredLogs, g: ScopeGroup, out: Buffer, at: number): n
   return pos;
 }
 
-function putUvarint(out: Buffer, at: number, v: number): number {
-  let x = v;
-  let p = at;
-  while (x >= 0x80) {
-    out[p++] = (x & 0x7f) | 0x80;
-    x >>>= 7;
-  }
-  out[p++] = x;
-  return p;
-}
-
 /** Records `from`‥`to` of a measurement as one ExportLogsServiceRequest. */
 function request(m: MeasuredLogs, from: number, to: number): Buffer {
   const plan: Array<{ head: Buffer; tail: Buffer; len: number; scopes: Array<{ g: ScopeGroup; head: Buffer; tail: Buffer; len: number }> }> = [];
@@ -502,21 +446,21 @@ function request(m: MeasuredLogs, from: number, to: number): Buffer {
       const sh = scopeField(g.scope);
       const st = schemaField(g.scope.schemaUrl);
       const n = sh.length + recordBytes(m, g) + st.length;
-      len += 1 + uvarintSize(n) + n;
+      len += 1 + varintSize(n) + n;
       return { g, head: sh, tail: st, len: n };
     });
-    total += 1 + uvarintSize(len) + len;
+    total += 1 + varintSize(len) + len;
     plan.push({ head, tail, len, scopes });
   }
   const out = Buffer.allocUnsafe(total);
   let pos = 0;
   for (const r of plan) {
     out[pos++] = (1 << 3) | 2;
-    pos = putUvarint(out, pos, r.len);
+    pos = putVarint(out, pos, r.len);
     pos += r.head.copy(out, pos);
     for (const s of r.scopes) {
       out[pos++] = (2 << 3) | 2;
-      pos = putUvarint(out, pos, s.len);
+      pos = putVarint(out, pos, s.len);
       pos += s.head.copy(out, pos);
       pos = copyRecords(m, s.g, out, pos);
       pos += s.tail.copy(out, pos);

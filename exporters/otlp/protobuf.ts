@@ -1,6 +1,7 @@
 import type { AnyValue, Attributes, HrTime } from '@opentelemetry/api';
 import { DataPointType, AggregationTemporality, type DataPoint, type Histogram, type MetricData, type ResourceMetrics, type ScopeMetrics } from '@opentelemetry/sdk-metrics';
 import { isStale } from '../../src/model/stale.ts';
+import { putVarint, TimeBits, TWO32, varintSize } from './wire.ts';
 
 /**
  * Our protobuf encoder of ExportMetricsServiceRequest (field numbers from opentelemetry-proto).
@@ -35,7 +36,6 @@ interface Sink {
   numberPoints(points: readonly DataPoint<number>[]): void;
 }
 
-const varintSize = (v: number): number => (v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : v < 0x800000000 ? 5 : Math.ceil(Math.log2(v + 1) / 7));
 
 /** Byte length of UTF-8 text, remembered for the short strings (label keys and values repeat). */
 class Utf8Lengths {
@@ -88,23 +88,6 @@ function put32(buf: Uint8Array, pos: number, v: number): void {
   buf[pos + 1] = v >>> 8;
   buf[pos + 2] = v >>> 16;
   buf[pos + 3] = v >>> 24;
-}
-
-function putVarint(buf: Uint8Array, pos: number, v: number): number {
-  let x = v;
-  if (x < 0x80000000) {
-    while (x >= 0x80) {
-      buf[pos++] = (x & 0x7f) | 0x80;
-      x >>>= 7;
-    }
-  } else {
-    while (x >= 0x80) {
-      buf[pos++] = (x % 0x80) | 0x80;
-      x = Math.floor(x / 0x80);
-    }
-  }
-  buf[pos++] = x;
-  return pos;
 }
 
 /** A negative int64 as its ten-byte two's-complement varint. */
@@ -332,7 +315,6 @@ class Sizer implements Sink {
   }
 }
 
-const TWO32 = 0x100000000;
 
 /** Writes into a buffer of the measured size. */
 class BufWriter implements Sink {
@@ -377,7 +359,7 @@ class BufWriter implements Sink {
   }
   nanos(field: number, t: HrTime): void {
     const c = field === 2 ? this._start : this._end;
-    c.set(t);
+    c.of(t);
     this.fixed64(field, c.lo, c.hi);
   }
   double(field: number, v: number): void {
@@ -428,8 +410,8 @@ class BufWriter implements Sink {
       buf[this._pos++] = 0x0a;
       const pos = putVarint(buf, this._pos, this._lengths[this._next++] as number);
       // Fields in order, as numberPoint.
-      start.set(p.startTime);
-      end.set(p.endTime);
+      start.of(p.startTime);
+      end.of(p.endTime);
       buf[pos] = 0x11;
       put32(buf, pos + 1, start.lo);
       put32(buf, pos + 5, start.hi);
@@ -452,26 +434,16 @@ class BufWriter implements Sink {
   }
 }
 
-/** One HrTime as fixed64 nanoseconds (lo, hi), kept for the next point with the same time. */
-class TimeCache {
-  lo = 0;
-  hi = 0;
+/**
+ * One HrTime as fixed64 nanoseconds (lo, hi), kept for the next point with the same time array.
+ * Times before 1970 or with negative parts are written as 0 and fractions are cut.
+ */
+class TimeCache extends TimeBits {
   private _t: HrTime | undefined;
-  private _s = -1;
-  private _ns = -1;
-  set(t: HrTime): void {
+  of(t: HrTime): void {
     if (t === this._t) return;
     this._t = t;
-    const s = Math.max(0, Math.trunc(t[0]));
-    const ns = Math.max(0, Math.trunc(t[1]));
-    if (s === this._s && ns === this._ns) return;
-    // s·1e9 + ns with 16-bit limbs of s, so every partial product stays below 2^53 (no BigInt).
-    const b = Math.floor(s / 0x10000) * 1e9; // times 2^16
-    const c = (b % 0x10000) * 0x10000 + (s % 0x10000) * 1e9 + ns;
-    this.lo = c % TWO32;
-    this.hi = (Math.floor(b / 0x10000) + Math.floor(c / TWO32)) % TWO32;
-    this._s = s;
-    this._ns = ns;
+    this.set(Math.max(0, Math.trunc(t[0])), Math.max(0, Math.trunc(t[1])));
   }
 }
 
