@@ -1,9 +1,10 @@
 // Heap per live series at steady state, in its own process (run with --expose-gc): the
-// pipeline's state for N devices — exporter snapshots with pre-rendered lines, start-time
-// trackers, staleness state — after several cycles of the same tailnet.
+// pipeline's state for N devices — exporter snapshots and the label texts a scrape leaves,
+// start-time trackers, staleness state — after several cycles of the same tailnet.
 import { defaultRegistry } from '../src/components.ts';
 import { resolveConfig } from '../src/config/service.ts';
 import { PipelineService } from '../src/pipeline/service.ts';
+import type { PrometheusExporterComponent } from '../exporters/prometheus/prometheus.ts';
 import { receiverState, tailnetSnapshot } from './lib.ts';
 
 const devices = Number(process.argv[2] ?? 10000);
@@ -38,8 +39,10 @@ for (let cycle = 0; cycle < 4; cycle++) {
     for (const { consumer } of pipe.exporters) await consumer.consume?.(b, { source, time: Date.now(), interval: 30_000 });
   }
 }
-// Let the exporter render its text (it does so ~1 s after a batch): that text is steady-state heap.
-await new Promise((r) => setTimeout(r, 1500));
+// One scrape: the exporter keeps each series' label text from it (the page itself is not kept).
+const exporter = service.exporters.get('prometheus') as PrometheusExporterComponent | undefined;
+if (!exporter) throw new Error('no prometheus exporter');
+await exporter.render();
 gc();
 await new Promise((r) => setTimeout(r, 100));
 gc();

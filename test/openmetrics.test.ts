@@ -12,9 +12,8 @@ import { TailnetSimulator } from '../src/simulator/simulator.ts';
 import { API_METRICS } from '../receivers/tailscale_api/metrics.ts';
 import type { OtlpExporterComponent } from '../exporters/otlp/otlp.ts';
 import type { PrometheusExporterComponent } from '../exporters/prometheus/prometheus.ts';
-import { FormatCaches, FORMAT_IDLE_MS, MAX_CACHED_FORMATS } from '../exporters/prometheus/render-cache.ts';
 import { MAX_ACCEPT_CHARS } from '../exporters/prometheus/negotiate.ts';
-import { buildService, fixtureFamilyTypes, http, manualClock, waitFor, type HttpResult } from './helpers/index.ts';
+import { buildService, fixtureFamilyTypes, http, waitFor, type HttpResult } from './helpers/index.ts';
 import { OtlpReceiver } from './helpers/otlp-receiver.ts';
 import { requireTool } from './helpers/system.ts';
 import { prometheusScraping, waitForScrapes } from './helpers/prometheus-server.ts';
@@ -309,24 +308,6 @@ test('hostile Accept headers (huge, thousands of clauses, malformed) get the 0.0
   const tooBig = await rawGet(url, 'a'.repeat(20 * 1024)).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
   assert.ok(tooBig instanceof Error || tooBig.status === 431, 'the oversized header is refused');
   assert.equal((await get(PROMETHEUS_2_ACCEPT)).headers['content-type'], OM_TYPE, 'the server still answers');
-});
-
-test('render cache: formats are kept only while asked for, at most MAX_CACHED_FORMATS, the assumed 0.0.4 one gives way', () => {
-  const clock = manualClock(1e12);
-  const caches = new FormatCaches(clock);
-  assert.deepEqual(caches.keys(), ['text:underscores'], 'before any scrape the 0.0.4 text is rendered ahead');
-  const om = caches.use({ openmetrics: true, version: '1.0.0', escaping: 'underscores' });
-  assert.deepEqual(caches.keys(), ['om:underscores'], 'a scraper that asks for OpenMetrics only: one format held, not two');
-  assert.equal(caches.use({ openmetrics: true, version: '0.0.1', escaping: 'underscores' }), om, 'both OpenMetrics versions share one body');
-  caches.use({ openmetrics: false, version: '0.0.4', escaping: 'underscores' });
-  caches.use({ openmetrics: true, version: '1.0.0', escaping: 'allow-utf-8' });
-  caches.use({ openmetrics: true, version: '1.0.0', escaping: 'dots' });
-  assert.equal(caches.keys().length, MAX_CACHED_FORMATS);
-  assert.deepEqual(caches.keys(), ['text:underscores', 'om:allow-utf-8', 'om:dots'], 'the least recently used went first');
-  clock.advance(FORMAT_IDLE_MS / 2);
-  caches.use({ openmetrics: false, version: '0.0.4', escaping: 'underscores' });
-  clock.advance(FORMAT_IDLE_MS / 2 + 1);
-  assert.deepEqual(caches.active().map((a) => `${a.format.openmetrics ? 'om' : 'text'}:${a.format.escaping}`), ['text:underscores'], 'idle formats are released');
 });
 
 test('a real pipeline: _created equals the start time OTLP sends; Prometheus scrapes OpenMetrics and stores every family; promtool reads the body', { timeout: 180_000 }, async (t) => {
