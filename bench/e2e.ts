@@ -1,8 +1,9 @@
 // `e2e_10k_devices`: the product as it ships, measured from outside. The simulator serves N
 // devices from its own process; tsmetrics runs as its own process (the CLI, env-built pipeline),
 // and this harness reads the process's RSS and CPU time from /proc while it scrapes every
-// interval. Cycles are counted through /health, which costs next to nothing to serve (a
-// `/metrics` GET would add a render of every series to the CPU being measured).
+// interval. Cycles are counted through /health, which costs next to nothing to serve. With
+// `scrape`, the harness also scrapes `/metrics` once per interval as Prometheus 2 asks for it
+// (OpenMetrics, gzip), so the figure includes what serving the page costs.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -10,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { simulatorProcess } from './lib.ts';
 
 const CLK_TCK = 100; // Linux USER_HZ, the unit of utime/stime in /proc/<pid>/stat.
+/** What Prometheus 2 sends: OpenMetrics first, the 0.0.4 text as the fallback. */
+const PROMETHEUS_2_ACCEPT = 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -52,7 +55,7 @@ export interface E2eFigure {
 }
 
 /** Runs tsmetrics against `devices` simulated devices for `cycles` measured cycles after two warm-up ones. */
-export async function e2eDevices(devices: number, cycles: number, intervalMs: number): Promise<E2eFigure> {
+export async function e2eDevices(devices: number, cycles: number, intervalMs: number, opts: { scrape?: boolean } = {}): Promise<E2eFigure> {
   const sim = await simulatorProcess({ devices, uniform: true });
   const port = await freePort();
   const main = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
@@ -74,11 +77,23 @@ export async function e2eDevices(devices: number, cycles: number, intervalMs: nu
       }
     };
     await waitFor(2);
+    let scraping = opts.scrape === true;
+    const scraper = (async () => {
+      while (scraping) {
+        const t0 = Date.now();
+        const res = await fetch(`${url}/metrics`, { headers: { accept: PROMETHEUS_2_ACCEPT, 'accept-encoding': 'gzip' } });
+        if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
+        await res.arrayBuffer();
+        await new Promise((r) => setTimeout(r, Math.max(0, intervalMs - (Date.now() - t0))));
+      }
+    })();
     const c0 = cpuSeconds(pid);
     const n0 = await deviceCycles(url);
     await waitFor(n0 + cycles);
     const cpu = cpuSeconds(pid) - c0;
     const mem = rssBytes(pid);
+    scraping = false;
+    await scraper;
     return { devices, intervalMs, cycles, cpuMsPerCycle: (cpu * 1000) / cycles, rssBytes: mem.rss, peakRssBytes: mem.peak };
   } finally {
     child.kill('SIGTERM');

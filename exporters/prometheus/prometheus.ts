@@ -230,13 +230,25 @@ export class PrometheusExporterComponent implements Exporter {
     if (gz) headers['content-encoding'] = 'gzip';
     res.writeHead(200, headers);
     let failed: unknown;
-    const chunks: Iterable<string | Buffer> = parts ? bodyChunks(parts) : page.bytes();
+    const chunks = (parts ? bodyChunks(parts) : page.bytes())[Symbol.iterator]();
+    // Only an error of the render itself counts: a client that leaves destroys the stream,
+    // which throws its error into this generator at the `yield`, and that is not a failure.
     const guarded = (function* (): Generator<string | Buffer> {
       try {
-        yield* chunks;
-      } catch (err) {
-        failed = err;
-        throw err;
+        for (;;) {
+          let r: IteratorResult<string | Buffer>;
+          try {
+            r = chunks.next();
+          } catch (err) {
+            failed = err;
+            throw err;
+          }
+          if (r.done) return;
+          yield r.value;
+        }
+      } finally {
+        // Runs the render's own cleanup when the client left before the end.
+        chunks.return?.(undefined);
       }
     })();
     const body = Readable.from(guarded, { objectMode: false });
