@@ -161,6 +161,9 @@ let prefixes = new LabelPrefixes();
  * every cache in the pipeline relies on.
  */
 function cachedLabels(attrs: Attributes): string {
+  // A point without an attributes object (a hostile or careless source) has no labels, as
+  // `for...in` gives it; reading the property of one would fail the whole page.
+  if (attrs == null) return '';
   const own = (attrs as WithText)[LABEL_TEXT];
   // Own only: an object whose prototype is another attributes object has its own labels.
   if (own !== undefined && Object.hasOwn(attrs, LABEL_TEXT)) return own;
@@ -261,13 +264,15 @@ function labelsFor(attrs: Attributes, esc: Escaping, extra?: string, reserved?: 
   let s = '';
   let used: Set<string> | undefined;
   for (const k in attrs) {
+    // Own keys only, as in the text format: a series is the same in every format.
+    if (!Object.hasOwn(attrs, k)) continue;
     let n = escapedLabelName(k, esc);
     if (n !== k || used || n === reserved) {
       if (!used) {
         used = new Set();
         for (const prev in attrs) {
           if (prev === k) break;
-          used.add(escapedLabelName(prev, esc));
+          if (Object.hasOwn(attrs, prev)) used.add(escapedLabelName(prev, esc));
         }
       }
       while (used.has(n) || n === reserved) n = `exported_${n}`;
