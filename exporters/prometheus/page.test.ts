@@ -10,7 +10,8 @@ import { BatchBuilder } from '../../src/model/batch.ts';
 import { HttpServer } from '../../src/server/http.ts';
 import { buildService, http } from '../../test/helpers/index.ts';
 import type { PrometheusExporterComponent } from './prometheus.ts';
-import { serializePrometheusText } from './serializer.ts';
+import { TEXT_FORMAT } from './negotiate.ts';
+import { expositionBytes, serializePrometheusText } from './serializer.ts';
 
 const official = new PrometheusSerializer(undefined, false, undefined, true, true);
 
@@ -89,4 +90,29 @@ test('label texts: equal content renders alike whatever the object; frozen, inhe
   const b2 = new BatchBuilder({}, { name: 't' });
   b2.gauge('g', 'h').add(base, 1, 1000).add(copy, 2, 1000);
   assert.equal(serializePrometheusText(b2.build()), '# HELP g h\n# TYPE g gauge\ng{device_id="a",device_name="one"} 1\ng{device_id="a",device_name="two"} 2\n');
+});
+
+test('a large family is rendered in slices: the first part leaves before the family’s last point is read', () => {
+  const b = new BatchBuilder({}, { name: 't' });
+  const g = b.gauge('tailscaled_home_derp', 'Home DERP region.');
+  for (let i = 0; i < 20_000; i++) g.add({ device_id: `n${i}`, device_name: `host-${i}.tail4c8e1a.ts.net` }, i, 1000);
+  const batch = b.build();
+  const pts = batch.scopeMetrics[0]?.metrics[0]?.dataPoints as Array<{ attributes: Attributes }>;
+  const last = pts[pts.length - 1] as { attributes: Attributes };
+  const attrs = last.attributes;
+  let read = false;
+  Object.defineProperty(last, 'attributes', {
+    get() {
+      read = true;
+      return attrs;
+    },
+  });
+  const parts = expositionBytes(batch, TEXT_FORMAT);
+  const first = parts.next();
+  assert.equal(first.done, false);
+  assert.ok((first.value as Buffer).length <= 256 * 1024, `the first part is ${(first.value as Buffer).length} bytes`);
+  assert.equal(read, false, 'the last point was not rendered before the first part was handed on');
+  const rest = [first.value as Buffer, ...parts];
+  assert.equal(read, true);
+  assert.equal(Buffer.concat(rest).toString('utf8'), official.serialize(batch));
 });

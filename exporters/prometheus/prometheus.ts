@@ -3,8 +3,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import type { DataPoint, ResourceMetrics, ScopeMetrics } from '@opentelemetry/sdk-metrics';
-import { countPoints, mapMetrics, withPoints } from '../../src/model/batch.ts';
+import { DataPointType, type DataPoint, type Histogram, type ResourceMetrics, type ScopeMetrics } from '@opentelemetry/sdk-metrics';
+import { mapMetrics, withPoints } from '../../src/model/batch.ts';
 import { attributeSignature } from '../../src/model/intern.ts';
 import { batchHasStale, isStale } from '../../src/model/stale.ts';
 import type { BatchInfo, Exporter, HttpRoute, Settings } from '../../src/component/types.ts';
@@ -27,11 +27,23 @@ const CHUNK_CHARS = 256 * 1024;
 interface Page {
   parts: Iterable<string>;
   bytes: () => Iterable<Buffer>;
-  points: number;
+  lines: number;
 }
 
-/** Pages with fewer series than this are rendered whole and sent with a length; larger ones are streamed. */
-const STREAM_MIN_POINTS = 5_000;
+/** Pages of fewer lines than this are rendered whole and sent with a length; larger ones are streamed. */
+const STREAM_MIN_LINES = 5_000;
+
+/** About how many lines a snapshot prints: a histogram point is a line per bucket and two more. */
+function pageLines(rm: ResourceMetrics): number {
+  let n = 0;
+  for (const sm of rm.scopeMetrics) {
+    for (const m of sm.metrics) {
+      if (m.dataPointType !== DataPointType.HISTOGRAM) n += m.dataPoints.length;
+      else for (const p of m.dataPoints as DataPoint<Histogram>[]) n += (p.value.buckets?.counts?.length ?? 0) + 2;
+    }
+  }
+  return n;
+}
 
 /**
  * The body as chunks of about CHUNK_CHARS, rendered and joined only when the client is ready
@@ -168,15 +180,15 @@ export class PrometheusExporterComponent implements Exporter {
       snap.scopeMetrics.push(...self.resourceMetrics.scopeMetrics);
     }
     if (!snap) return undefined;
-    const points = countPoints(snap);
+    const lines = pageLines(snap);
     // The fast serializer matches the official one byte for byte for our default options; the
     // official one is still used when target_info or scope labels are switched on.
     if (this._config.target_info || this._config.scope_info) {
       const text = this._serializer.serialize(snap);
-      return { parts: [text], bytes: () => [Buffer.from(text, 'utf8')], points };
+      return { parts: [text], bytes: () => [Buffer.from(text, 'utf8')], lines };
     }
     const page = snap;
-    return { parts: exposition(page, format), bytes: () => expositionBytes(page, format), points };
+    return { parts: exposition(page, format), bytes: () => expositionBytes(page, format), lines };
   }
 
   /**
@@ -195,7 +207,7 @@ export class PrometheusExporterComponent implements Exporter {
     try {
       page = await this._page(format);
       // A small page is rendered whole here, so a failure is still a 500 and its length is known.
-      if (page && (page.points < STREAM_MIN_POINTS || req.method === 'HEAD')) parts = req.method === 'HEAD' ? [] : Array.from(page.parts);
+      if (page && (page.lines < STREAM_MIN_LINES || req.method === 'HEAD')) parts = req.method === 'HEAD' ? [] : Array.from(page.parts);
     } catch (err) {
       this._fail(res, err);
       return;

@@ -205,9 +205,11 @@ interface Family {
   metrics: MetricData[];
 }
 
-function points(name: string, m: MetricData, out: LineSink): void {
+function points(name: string, m: MetricData, out: LineSink, from: number, to: number): void {
   if (m.dataPointType === DataPointType.HISTOGRAM) {
-    for (const p of m.dataPoints as DataPoint<Histogram>[]) {
+    const pts = m.dataPoints as DataPoint<Histogram>[];
+    for (let i = from; i < to; i++) {
+      const p = pts[i] as DataPoint<Histogram>;
       const h = p.value;
       // Bucket lines add their own `le`, so an attribute of that name must be renamed.
       const base = labels(p.attributes, undefined, 'le');
@@ -217,9 +219,9 @@ function points(name: string, m: MetricData, out: LineSink): void {
       let cum = 0;
       let infDefined = false;
       const counts = h.buckets.counts;
-      for (let i = 0; i < counts.length; i++) {
-        cum += counts[i] as number;
-        const ub = h.buckets.boundaries[i];
+      for (let b = 0; b < counts.length; b++) {
+        cum += counts[b] as number;
+        const ub = h.buckets.boundaries[b];
         if (ub === undefined && infDefined) break;
         if (ub === Infinity) infDefined = true;
         const le = ub === undefined || ub === Infinity ? '+Inf' : String(ub);
@@ -229,7 +231,9 @@ function points(name: string, m: MetricData, out: LineSink): void {
     return;
   }
   if (m.dataPointType === DataPointType.SUM || m.dataPointType === DataPointType.GAUGE) {
-    for (const p of m.dataPoints as DataPoint<number>[]) {
+    const pts = m.dataPoints as DataPoint<number>[];
+    for (let i = from; i < to; i++) {
+      const p = pts[i] as DataPoint<number>;
       const l = labels(p.attributes);
       out.push(l.length ? `${name}{${l}} ${valueString(p.value)}\n` : `${name} ${valueString(p.value)}\n`);
     }
@@ -326,13 +330,15 @@ function omFamilyName(name: string, type: string): string {
   return type === 'counter' && name.endsWith('_total') ? name.slice(0, -6) : name;
 }
 
-function pointsFor(name: string, m: MetricData, fmt: ExpositionFormat, out: LineSink): void {
+function pointsFor(name: string, m: MetricData, fmt: ExpositionFormat, out: LineSink, from: number, to: number): void {
   const esc = fmt.escaping;
   const om = fmt.openmetrics;
   // Suffixes add only legacy characters, so one check of the name decides for every line.
   const series = isLegacyMetricName(name) ? bareRef : seriesRef;
   if (m.dataPointType === DataPointType.HISTOGRAM) {
-    for (const p of m.dataPoints as DataPoint<Histogram>[]) {
+    const pts = m.dataPoints as DataPoint<Histogram>[];
+    for (let i = from; i < to; i++) {
+      const p = pts[i] as DataPoint<Histogram>;
       const h = p.value;
       const base = labelsFor(p.attributes, esc, undefined, 'le');
       const lbl = (extra: string) => (base.length ? `${base},${extra}` : extra);
@@ -344,9 +350,9 @@ function pointsFor(name: string, m: MetricData, fmt: ExpositionFormat, out: Line
       let cum = 0;
       let infDefined = false;
       const counts = h.buckets.counts;
-      for (let i = 0; i < counts.length; i++) {
-        cum += counts[i] as number;
-        const ub = h.buckets.boundaries[i];
+      for (let b = 0; b < counts.length; b++) {
+        cum += counts[b] as number;
+        const ub = h.buckets.boundaries[b];
         if (ub === undefined && infDefined) break;
         if (ub === undefined || ub === Infinity) infDefined = true;
         const le = ub === undefined || ub === Infinity ? '+Inf' : om ? omFloat(ub) : String(ub);
@@ -366,7 +372,9 @@ function pointsFor(name: string, m: MetricData, fmt: ExpositionFormat, out: Line
   if (m.dataPointType === DataPointType.SUM || m.dataPointType === DataPointType.GAUGE) {
     const counter = om && m.dataPointType === DataPointType.SUM && m.isMonotonic;
     const createdName = counter ? `${omFamilyName(name, 'counter')}_created` : '';
-    for (const p of m.dataPoints as DataPoint<number>[]) {
+    const pts = m.dataPoints as DataPoint<number>[];
+    for (let i = from; i < to; i++) {
+      const p = pts[i] as DataPoint<number>;
       const l = labelsFor(p.attributes, esc);
       out.push(`${series(name, l)} ${valueString(p.value)}\n`);
       if (counter) {
@@ -398,11 +406,17 @@ export function unitWord(unit: string): string | undefined {
   return UNIT_WORD.test(w) ? w : undefined;
 }
 
-/** Appends the sample lines of `m` to `out`, one string per line. */
-function body(name: string, m: MetricData, fmt: ExpositionFormat, out: LineSink): void {
-  if (!fmt.openmetrics && fmt.escaping === 'underscores') points(name, m, out);
-  else pointsFor(name, m, fmt, out);
+/** Appends the sample lines of points `from`–`to` of `m` to `out`, one string per line. */
+function body(name: string, m: MetricData, fmt: ExpositionFormat, out: LineSink, from: number, to: number): void {
+  if (!fmt.openmetrics && fmt.escaping === 'underscores') points(name, m, out, from, to);
+  else pointsFor(name, m, fmt, out, from, to);
 }
+
+/**
+ * Points rendered between two looks at the sink: a family of a 10,000-device tailnet has tens of
+ * thousands of points, and its text must not be held whole before any of it is sent.
+ */
+const POINTS_PER_SLICE = 1_000;
 
 /** Takes a page's lines, one string each. */
 interface LineSink {
@@ -508,7 +522,8 @@ export function serializeParts(rm: ResourceMetrics, fmt: ExpositionFormat): stri
 
 /**
  * The same parts, each rendered when it is asked for: a large page is written to the client
- * while the rest is still being rendered, and no more than a part of it is ever held. Nothing of
+ * while the rest is still being rendered, and no more than a part of it (and the lines of up to
+ * POINTS_PER_SLICE points) is held. Nothing of
  * a page is kept for the next one but each series' label text (see `cachedLabels`).
  */
 export function exposition(rm: ResourceMetrics, fmt: ExpositionFormat): Generator<string, void, undefined> {
@@ -586,10 +601,12 @@ function* renderPage<P>(rm: ResourceMetrics, fmt: ExpositionFormat, out: PageSin
       const before = out.lines;
       if (header !== undefined) out.push(header);
       header = undefined;
-      body(name, m, fmt, out);
-      if (out.lines === before) continue;
-      parts++;
-      yield* out.ready();
+      const n = m.dataPoints.length;
+      for (let i = 0; i < n; i += POINTS_PER_SLICE) {
+        body(name, m, fmt, out, i, Math.min(n, i + POINTS_PER_SLICE));
+        yield* out.ready();
+      }
+      if (out.lines !== before) parts++;
     }
   }
   lastConflicts = conflicts;

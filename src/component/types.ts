@@ -125,6 +125,13 @@ export interface Receiver extends Component {
   routes?(): readonly HttpRoute[];
 }
 
+/**
+ * A processor's batch is shared with the other pipelines and with state kept across cycles:
+ * a processor never changes a batch, a point or an attributes object in place; it returns new
+ * objects for what it changes. Receivers keep each series' attributes object from cycle to cycle,
+ * and the exporters cache what they derive from one on the object itself (label text, encoded
+ * OTLP attributes), so an object changed in place would be served with its old labels.
+ */
 export interface Processor extends Component {
   /** Returns the transformed batch, or null to drop it whole. */
   process(batch: ResourceMetrics, info: BatchInfo): ResourceMetrics | null | Promise<ResourceMetrics | null>;
