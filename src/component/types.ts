@@ -62,11 +62,37 @@ export interface Settings {
  */
 export class SelfEndpoints {
   private readonly _list: Array<{ address: string; port: number }> = [];
+  /**
+   * Answers already given, for the interface addresses they were given with: every device is
+   * asked about once per cycle, and parsing its address and ours each time was ~3 % of a
+   * 10,000-device cycle. Bounded (device addresses come from the API).
+   */
+  private _memo = new Map<string, boolean>();
+  private _memoFor: ReadonlySet<string> | undefined;
+
   add(address: string, port: number): void {
     this._list.push({ address, port });
+    this._memo = new Map();
   }
+
   /** True when dialing `address:port` would reach this process (wildcard binds included). */
   isSelf(address: string, port: number, localAddresses: () => ReadonlySet<string>): boolean {
+    if (this._list.length === 0) return false;
+    const local = localAddresses();
+    if (local !== this._memoFor || this._memo.size >= 100_000) {
+      this._memo = new Map();
+      this._memoFor = local;
+    }
+    const key = `${port} ${address}`;
+    let v = this._memo.get(key);
+    if (v === undefined) {
+      v = this._isSelf(address, port, local);
+      this._memo.set(key, v);
+    }
+    return v;
+  }
+
+  private _isSelf(address: string, port: number, local: ReadonlySet<string>): boolean {
     // Compared as numbers, not text: `::ffff:7f00:1` and `::ffff:127.0.0.1` are 127.0.0.1.
     const ip = parseIp(address);
     const same = (a: string): boolean => {
@@ -78,7 +104,7 @@ export class SelfEndpoints {
       if (same(e.address)) return true;
       if (e.address === '0.0.0.0' || e.address === '::') {
         if ((ip?.family === 4 && ip.value >> 24n === 127n) || same('::1')) return true;
-        for (const a of localAddresses()) if (same(a)) return true;
+        for (const a of local) if (same(a)) return true;
       }
     }
     return false;
