@@ -2,6 +2,7 @@
 // tests check that what a client reads — small pages, large streamed ones (plain and gzip),
 // the first scrape and the ones after it — is byte for byte what the official serializer writes.
 import { test, type TestContext } from 'node:test';
+import { request, type IncomingMessage } from 'node:http';
 import assert from 'node:assert/strict';
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import type { Attributes } from '@opentelemetry/api';
@@ -103,4 +104,26 @@ test('a large family is rendered in slices: the first part leaves before the fam
   const rest = [first.value as Buffer, ...parts];
   assert.equal(read, true);
   assert.equal(Buffer.concat(rest).toString('utf8'), official.serialize(batch));
+});
+
+test('HEAD gets the headers the same GET would: the length of a small page, gzip when asked', async (t) => {
+  const url = await serve(t, tailnet(50));
+  const get = await http(url);
+  const head = await http(url, { method: 'HEAD' });
+  assert.equal(head.status, 200);
+  assert.equal(head.body, '');
+  assert.equal(head.headers['content-length'], get.headers['content-length']);
+  // Read raw: an empty body labelled gzip is what HEAD must send, and no gunzip accepts it.
+  const headGz = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = request(url, { method: 'HEAD', headers: { 'accept-encoding': 'gzip' }, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const getGz = await http(url, { headers: { 'accept-encoding': 'gzip' } });
+  assert.equal(getGz.headers['content-encoding'], 'gzip');
+  assert.equal(headGz.headers['content-encoding'], 'gzip');
+  assert.equal(headGz.headers['content-length'], undefined);
 });

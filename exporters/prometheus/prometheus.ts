@@ -207,7 +207,7 @@ export class PrometheusExporterComponent implements Exporter {
     try {
       page = await this._page(format);
       // A small page is rendered whole here, so a failure is still a 500 and its length is known.
-      if (page && (page.lines < STREAM_MIN_LINES || req.method === 'HEAD')) parts = req.method === 'HEAD' ? [] : Array.from(page.parts);
+      if (page && page.lines < STREAM_MIN_LINES) parts = Array.from(page.parts);
     } catch (err) {
       this._fail(res, err);
       return;
@@ -225,21 +225,22 @@ export class PrometheusExporterComponent implements Exporter {
     const headers: Record<string, string> = { 'content-type': contentType, vary: 'Accept, Accept-Encoding' };
     const large = parts === undefined || size >= STREAM_MIN_BYTES;
     const gz = this._config.gzip && (parts === undefined || size >= GZIP_MIN_BYTES) && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+    // HEAD gets the headers GET would (a large page is not rendered for it).
+    if (!gz && !large && parts) {
+      const body = Buffer.from(parts.join(''), 'utf8');
+      res.writeHead(200, { ...headers, 'content-length': String(body.length) });
+      res.end(req.method === 'HEAD' ? undefined : body);
+      return;
+    }
+    if (gz) headers['content-encoding'] = 'gzip';
     if (req.method === 'HEAD') {
       res.writeHead(200, headers);
       res.end();
       return;
     }
-    if (!gz && !large && parts) {
-      const body = Buffer.from(parts.join(''), 'utf8');
-      res.writeHead(200, { ...headers, 'content-length': String(body.length) });
-      res.end(body);
-      return;
-    }
     // Large bodies go through stream.pipeline, so the response's backpressure reaches the
     // chunk generator, which renders as it is read (and gzip): a stalled reader holds a chunk or
     // two, and when it is destroyed every stage is torn down and rendering stops.
-    if (gz) headers['content-encoding'] = 'gzip';
     res.writeHead(200, headers);
     let failed: unknown;
     const chunks = (parts ? bodyChunks(parts) : page.bytes())[Symbol.iterator]();

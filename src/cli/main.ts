@@ -232,6 +232,9 @@ async function waitForSignal(running: Running): Promise<number> {
 
 /** The CLI. Returns the process exit code; the only place that decides it. */
 export async function main(argv: string[], env: Record<string, string | undefined> = process.env): Promise<number> {
+  // The process is `node` however it was started (npm start, npx, node …): named, `pidof
+  // tsmetrics` and `pkill -HUP tsmetrics` (the README's reload) find it.
+  process.title = 'tsmetrics';
   // A reader that goes away (`tsmetrics components | head -2`) must cost output, not the process.
   guardOutput(process.stdout);
   guardOutput(process.stderr);
