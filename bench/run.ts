@@ -344,7 +344,21 @@ async function flowLogs(): Promise<void> {
   results.push({ name: 'flow_logs_records_per_s', value: Math.round(value), unit: 'records/s', target: '≥ 50,000', met: value >= 50_000, note: `${f.flowRecords} flow records (${f.records} connection records) per poll, tailscale_logs → otlp (http/protobuf) to a loopback Collector; ${f.requests} requests, ${(f.requestBytes / f.records).toFixed(0)} B per record on the wire; ${(f.cpuMs / f.records * 1000).toFixed(1)} µs CPU per record; runs ${best.map((x) => Math.round(x)).join(', ')}` });
 }
 
+// How fast this machine runs plain JavaScript: the absolute figures above move with it, and the
+// peers' figures (third-party code) show how much. A fixed integer loop, no allocation.
+function machine(): void {
+  const ts: number[] = [];
+  let x = 0;
+  for (let r = 0; r < 3; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < 100_000_000; i++) x = (x * 31 + i) | 0;
+    ts.push(performance.now() - t0);
+  }
+  results.push({ name: 'machine_loop_ms', value: Math.round(median(ts)), unit: 'ms', target: 'reference (10⁸ integer steps; compare runs on other machines)', met: null, note: `checksum ${x}` });
+}
+
 const all: Array<[string, () => unknown]> = [
+  ['machine', machine],
   ['limiter', limiter],
   ['api_collectors', apiCollectors],
   ['scrape', scrapeCycle],
