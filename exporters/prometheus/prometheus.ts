@@ -23,7 +23,7 @@ const GZIP_MIN_BYTES = 1024;
 const STREAM_MIN_BYTES = 1024 * 1024;
 const CHUNK_CHARS = 256 * 1024;
 
-/** A page: its text parts (rendered as they are read), the same as UTF-8 buffers, and its series. */
+/** A page: its text parts (rendered as they are read), the same as UTF-8 buffers, and about how many lines it prints. */
 interface Page {
   parts: Iterable<string>;
   bytes: () => Iterable<Buffer>;
@@ -156,15 +156,15 @@ export class PrometheusExporterComponent implements Exporter {
     return (await this.renderParts(format))?.join('');
   }
 
-  /** The exposition as parts (one per metric). */
+  /** The exposition as parts (about 2,000 lines each); joined, they are the page. */
   async renderParts(format: ExpositionFormat = TEXT_FORMAT): Promise<string[] | undefined> {
     const page = await this._page(format);
     return page && Array.from(page.parts);
   }
 
   /**
-   * The page to serve, its parts rendered as they are read, and how many series it has;
-   * undefined when there is nothing to serve yet.
+   * The page to serve, its parts rendered as they are read, and about how many lines it
+   * prints; undefined when there is nothing to serve yet.
    */
   private async _page(format: ExpositionFormat): Promise<Page | undefined> {
     let snap = this.snapshot();
@@ -209,7 +209,9 @@ export class PrometheusExporterComponent implements Exporter {
       // A small page is rendered whole here, so a failure is still a 500 and its length is known.
       if (page && page.lines < STREAM_MIN_LINES) parts = Array.from(page.parts);
     } catch (err) {
-      this._fail(res, err);
+      this._settings.telemetry.error(this._settings.id.key, 'exception');
+      res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end(`collecting metrics failed: ${this._settings.secrets.scrub(errorMessage(err))}\n`);
       return;
     }
     // The client went away (or ran out its write deadline) while the page was assembled.
@@ -273,12 +275,6 @@ export class PrometheusExporterComponent implements Exporter {
       // render after its headers were sent ends the same way: the client sees a cut body.
       if (failed !== undefined) this._settings.telemetry.error(this._settings.id.key, 'exception');
     }
-  }
-
-  private _fail(res: ServerResponse, err: unknown): void {
-    this._settings.telemetry.error(this._settings.id.key, 'exception');
-    res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-    res.end(`collecting metrics failed: ${this._settings.secrets.scrub(errorMessage(err))}\n`);
   }
 
   routes(): HttpRoute[] {

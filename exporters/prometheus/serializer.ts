@@ -460,13 +460,13 @@ class TextParts implements PageSink<string> {
 /** Bytes per buffer part of a page. */
 const PART_BYTES = 256 * 1024;
 
+type Utf8Writable = Buffer & { utf8Write?: (s: string, offset: number) => number };
+
 /**
  * Lines written straight into UTF-8 buffers: the page is never one string, and the bytes the
  * client gets are made in one pass (joining lines and then encoding the joined text copied the
  * page twice, the join itself walking each line's rope).
  */
-type Utf8Writable = Buffer & { utf8Write?: (s: string, offset: number) => number };
-
 class BufferParts implements PageSink<Buffer> {
   private _buf: Utf8Writable = Buffer.allocUnsafe(PART_BYTES);
   private _pos = 0;
@@ -513,8 +513,8 @@ function typeLine(type: string, om: boolean): string {
 }
 
 /**
- * The exposition of `rm` in `fmt` as a list of parts (one per metric). OpenMetrics output ends
- * with `# EOF`.
+ * The exposition of `rm` in `fmt` as a list of parts (about LINES_PER_PART lines each; joined,
+ * they are the page). OpenMetrics output ends with `# EOF`.
  */
 export function serializeParts(rm: ResourceMetrics, fmt: ExpositionFormat): string[] {
   return Array.from(pageParts(rm, fmt, new TextParts()));
@@ -523,8 +523,8 @@ export function serializeParts(rm: ResourceMetrics, fmt: ExpositionFormat): stri
 /**
  * The same parts, each rendered when it is asked for: a large page is written to the client
  * while the rest is still being rendered, and no more than a part of it (and the lines of up to
- * POINTS_PER_SLICE points) is held. Nothing of
- * a page is kept for the next one but each series' label text (see `cachedLabels`).
+ * POINTS_PER_SLICE points) is held. Nothing of a page is kept for the next one but each series'
+ * label text (see `cachedLabels`).
  */
 export function exposition(rm: ResourceMetrics, fmt: ExpositionFormat): Generator<string, void, undefined> {
   return pageParts(rm, fmt, new TextParts());
