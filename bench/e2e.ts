@@ -65,6 +65,8 @@ export async function e2eDevices(devices: number, cycles: number, intervalMs: nu
   });
   const url = `http://127.0.0.1:${port}`;
   const pid = child.pid as number;
+  let scraping = opts.scrape === true;
+  let scraper: Promise<void> | undefined;
   try {
     const waitFor = async (n: number): Promise<void> => {
       const limit = Date.now() + intervalMs * (n + 4) + 60_000;
@@ -77,8 +79,7 @@ export async function e2eDevices(devices: number, cycles: number, intervalMs: nu
       }
     };
     await waitFor(2);
-    let scraping = opts.scrape === true;
-    const scraper = (async () => {
+    scraper = (async () => {
       while (scraping) {
         const t0 = Date.now();
         const res = await fetch(`${url}/metrics`, { headers: { accept: PROMETHEUS_2_ACCEPT, 'accept-encoding': 'gzip' } });
@@ -87,6 +88,8 @@ export async function e2eDevices(devices: number, cycles: number, intervalMs: nu
         await new Promise((r) => setTimeout(r, Math.max(0, intervalMs - (Date.now() - t0))));
       }
     })();
+    // Handled here so a failed scrape cannot crash the harness before it is awaited below.
+    scraper.catch(() => undefined);
     const c0 = cpuSeconds(pid);
     const n0 = await deviceCycles(url);
     await waitFor(n0 + cycles);
@@ -96,6 +99,9 @@ export async function e2eDevices(devices: number, cycles: number, intervalMs: nu
     await scraper;
     return { devices, intervalMs, cycles, cpuMsPerCycle: (cpu * 1000) / cycles, rssBytes: mem.rss, peakRssBytes: mem.peak };
   } finally {
+    // On the way out after a failure the scraper stops too; its own error is not the one to report.
+    scraping = false;
+    await scraper?.catch(() => undefined);
     child.kill('SIGTERM');
     await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
     await sim.stop();
