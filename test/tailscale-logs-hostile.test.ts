@@ -13,7 +13,9 @@ import { createServer as createTcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { http, manualClock } from './helpers/index.ts';
+import { buildService, http, manualClock, memoryLogger } from './helpers/index.ts';
+import { OtlpReceiver } from './helpers/otlp-receiver.ts';
+import type { OtlpExporterComponent } from '../exporters/otlp/otlp.ts';
 import { logsPipeline, selfMetric } from './helpers/logs-sink.ts';
 
 
@@ -200,4 +202,54 @@ test('an answer of 200 000 malformed records: all counted, what is kept is bound
   assert.equal(await metric(svc, 'tsmetrics_logs_records_received', { source: 'network' }), 2 * n);
   assert.equal(await metric(svc, 'tsmetrics_logs_records_deduplicated', { source: 'network' }), capacity);
   assert.equal(await metric(svc, 'tsmetrics_logs_records_dropped', { source: 'network', reason: 'malformed' }), 2 * n - capacity);
+});
+
+/** `[[[…]]]` nested `levels` deep: JSON.parse takes it, a recursive walk does not. */
+const nested = (levels: number): string => '['.repeat(levels) + ']'.repeat(levels);
+
+test('records nested 100 000 levels deep (a flow record, a connection entry, an audit event) are malformed: counted once, the rest reach the OTLP receiver, polling goes on', BOUNDED, async (t) => {
+  const deep = nested(100_000);
+  const good = (loggedIso: string, port: number): string => JSON.stringify({ ...flow(loggedIso), virtualTraffic: [{ proto: 6, src: `100.64.0.1:${port}`, dst: '100.64.0.2:22', txPkts: 1, txBytes: 60 }] });
+  const network = `{"logs":[${good('2026-08-24T09:55:00Z', 1001)},{"logged":"2026-08-24T09:55:01Z","nodeId":"nDeep1CNTRL","start":"2026-08-24T09:55:01Z","end":"2026-08-24T09:55:01Z","x":${deep}},{"logged":"2026-08-24T09:55:02Z","nodeId":"nDeep2CNTRL","start":"2026-08-24T09:55:02Z","end":"2026-08-24T09:55:02Z","virtualTraffic":[{"proto":6,"src":"100.64.0.1:1","dst":"100.64.0.2:2","x":${deep}}]},${good('2026-08-24T09:55:03Z', 1002)}]}`;
+  const event = (at: string, extra: string): string => `{"eventTime":"${at}","type":"CONFIG","origin":"ADMIN_CONSOLE","actor":{"id":"u1","type":"USER"},"target":{"id":"d1","type":"NODE"},"action":"UPDATE"${extra}}`;
+  const configuration = `{"logs":[${event('2026-08-24T09:56:00Z', '')},${event('2026-08-24T09:56:01Z', `,"new":${deep}`)}]}`;
+  const api = createHttpServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const body = path.endsWith('/logging/network') ? network : path.endsWith('/logging/configuration') ? configuration : undefined;
+    if (body === undefined) return void res.writeHead(404).end('{"message":"not found"}');
+    res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+  });
+  await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => api.close(() => r())));
+  const rx = new OtlpReceiver();
+  await rx.start();
+  t.after(() => rx.stop());
+  const { logger, lines } = memoryLogger();
+  const clock = manualClock(Date.parse('2026-08-24T10:00:00Z'));
+  const svc = buildService(
+    {
+      receivers: { tailscale_logs: { api_url: `http://127.0.0.1:${(api.address() as AddressInfo).port}`, api_key: KEY, types: ['network', 'configuration'], initial_window: '10m', max_window: '20m', max_retries: 0 } },
+      exporters: { otlp: { logs_endpoint: rx.logsUrl, endpoint: rx.url, self_telemetry: { enabled: false } } },
+      service: { pipelines: { logs: { receivers: ['tailscale_logs'], exporters: ['otlp'] } } },
+    },
+    { logger, clock },
+  );
+  t.after(() => svc.shutdown(AbortSignal.timeout(2000)));
+  const otlp = svc.exporters.get('otlp') as OtlpExporterComponent;
+  await svc.start();
+  await svc.collectNow();
+  await otlp.flush();
+  const received = (): string[] => rx.records().map((r) => String(r.attributes['source.port'] ?? r.attributes['tailscale.audit.action']));
+  assert.deepEqual(received().sort(), ['1001', '1002', 'UPDATE'], 'the two good flow records and the good audit event arrive');
+  for (const source of ['network', 'configuration']) assert.equal(await metric(svc, 'tsmetrics_source_up', { source: `tailscale_logs:${source}` }), 1, `${source} stays up`);
+  assert.equal(await metric(svc, 'tsmetrics_logs_records_dropped', { source: 'network', reason: 'malformed' }), 2);
+  assert.equal(await metric(svc, 'tsmetrics_logs_records_dropped', { source: 'configuration', reason: 'malformed' }), 1);
+  assert.equal(lines.filter((l) => l.includes('malformed records or entries were skipped')).length, 2, 'said once per type');
+  // The overlap is read again: nothing repeats, nothing is counted twice.
+  clock.advance(MIN);
+  await svc.collectNow();
+  await otlp.flush();
+  assert.equal(received().length, 3);
+  assert.equal(await metric(svc, 'tsmetrics_logs_records_dropped', { source: 'network', reason: 'malformed' }), 2);
+  assert.equal(await metric(svc, 'tsmetrics_logs_records_deduplicated', { source: 'network' }), 4);
 });

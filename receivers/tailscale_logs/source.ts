@@ -6,7 +6,7 @@ import { errorMessage } from '../../src/errors.ts';
 import type { OnceLogger } from '../../src/log/logger.ts';
 import { ApiCallError, type TailscaleApiClient } from '../tailscale_api/client.ts';
 import type { LogType, TailscaleLogsConfig } from './config.ts';
-import { IdentitySet, recordIdentity } from './dedup.ts';
+import { flowIdentity, IdentitySet, recordIdentity } from './dedup.ts';
 import { isObject, logsOf } from './decode.ts';
 import { auditTimes, flowTimes, mapAudit, mapFlow, type DropReason, type MapContext } from './mapping.ts';
 import type { TypeState } from './storage.ts';
@@ -181,12 +181,12 @@ export class LogSource {
           await nextTurn();
           signal.throwIfAborted();
         }
-        const { id, size } = recordIdentity(raw);
+        const { id, size, tooDeep } = this.type === 'network' ? flowIdentity(raw) : recordIdentity(raw);
         if (this._ids.has(id) || seenNow.has(id)) {
           deduplicated++;
           continue;
         }
-        const times = this.type === 'network' ? flowTimes(raw) : auditTimes(raw);
+        const times = tooDeep ? undefined : this.type === 'network' ? flowTimes(raw) : auditTimes(raw);
         if (!times) {
           // Remembered with the window's end, so a re-read does not count it again.
           drop('malformed');

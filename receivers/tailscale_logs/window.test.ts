@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { canonicalJson, IdentitySet, recordIdentity } from './dedup.ts';
+import { canonicalJson, flowIdentity, IdentitySet, MAX_DEPTH, recordIdentity } from './dedup.ts';
 import { parseEndpoint, parseTime } from './decode.ts';
 import { protocolOf } from './mapping.ts';
 import { FUTURE_SLACK_MS, loadState, saveState } from './storage.ts';
@@ -59,10 +59,45 @@ test('the canonical text sorts keys by UTF-16 units at every level, index-like a
   ];
   for (const [v, text] of cases) {
     assert.equal(canonicalJson(v), text);
-    assert.deepEqual(recordIdentity(v), { id: createHash('sha256').update(text).digest().subarray(0, 16).toString('base64'), size: text.length });
+    assert.deepEqual(recordIdentity(v), { id: createHash('sha256').update(text).digest().subarray(0, 16).toString('base64'), size: text.length, tooDeep: false });
   }
   // The same shapes over and over (as a flow log sends them) still sort each object's own keys.
   for (let i = 0; i < 100; i++) assert.equal(canonicalJson({ y: i, x: { q: 1, p: [i] } }), `{"x":{"p":[${i}],"q":1},"y":${i}}`);
+});
+
+test('a flow record is identified by its node, logged time, period and list lengths, whatever else it holds; its size is its compact JSON length', () => {
+  const rec = { logged: '2026-08-24T09:20:12.470318Z', nodeId: 'nA1CNTRL', start: '2026-08-24T09:20:00Z', end: '2026-08-24T09:20:05Z', virtualTraffic: [{ proto: 6, src: '100.64.0.1:1', txBytes: 12345, rxBytes: -0.5 }], srcNode: { name: 'a', tags: ['x'], ok: true, gone: null } };
+  const id = flowIdentity(rec);
+  assert.deepEqual(id, { id: flowIdentity({ ...rec }).id, size: JSON.stringify(rec).length, tooDeep: false });
+  const reordered = Object.fromEntries(Object.entries(rec).reverse());
+  assert.equal(flowIdentity(reordered).id, id.id, 'key order does not matter');
+  for (const k of ['logged', 'nodeId', 'start', 'end'] as const) assert.notEqual(flowIdentity({ ...rec, [k]: `${rec[k]}x` }).id, id.id, `${k} is part of it`);
+  assert.notEqual(flowIdentity({ ...rec, virtualTraffic: [...rec.virtualTraffic, ...rec.virtualTraffic] }).id, id.id, 'so is each list\'s length');
+  assert.notEqual(flowIdentity({ ...rec, exitTraffic: [] }).id, id.id, 'an empty list is not a missing one');
+  // Not a flow record's key fields: the canonical identity, as for any record.
+  assert.deepEqual(flowIdentity({ ...rec, nodeId: 7 }), recordIdentity({ ...rec, nodeId: 7 }));
+  assert.deepEqual(flowIdentity({ ...rec, logged: 'x'.repeat(257) }), recordIdentity({ ...rec, logged: 'x'.repeat(257) }));
+  assert.deepEqual(flowIdentity(['x']), recordIdentity(['x']));
+});
+
+test('nesting deeper than MAX_DEPTH is reported, never followed: the identity is still stable and covers the levels above', () => {
+  const deep = (levels: number, leaf: unknown): unknown => {
+    let v = leaf;
+    for (let i = 0; i < levels; i++) v = [v];
+    return v;
+  };
+  const rec = (leaf: unknown) => ({ logged: 'a', nodeId: 'b', start: 'c', end: 'd', x: deep(200_000, leaf) });
+  assert.equal(flowIdentity(rec(1)).tooDeep, true);
+  assert.equal(recordIdentity(rec(1)).tooDeep, true);
+  assert.equal(recordIdentity(rec(1)).id, recordIdentity(rec(2)).id, 'what is below the bound is not part of it');
+  assert.notEqual(recordIdentity(rec(1)).id, recordIdentity({ ...rec(1), y: 1 }).id);
+  // MAX_DEPTH levels of lists and objects exactly: followed, the canonical JSON as JSON.stringify writes it.
+  const ok = deep(MAX_DEPTH, 1);
+  assert.deepEqual(recordIdentity(ok), { ...recordIdentity(ok), size: JSON.stringify(ok).length, tooDeep: false });
+  assert.equal(recordIdentity(deep(MAX_DEPTH + 1, 1)).tooDeep, true);
+  assert.equal(flowIdentity(deep(MAX_DEPTH + 1, 1)).tooDeep, true);
+  assert.equal(flowIdentity({ ...rec(1), x: deep(MAX_DEPTH - 1, 1) }).tooDeep, false, 'the record itself is the first level');
+  assert.equal(flowIdentity({ ...rec(1), x: deep(MAX_DEPTH, 1) }).tooDeep, true);
 });
 
 test('RFC 3339 times keep their nanoseconds and accept offsets; endpoints and protocols parse as the wire has them', () => {
