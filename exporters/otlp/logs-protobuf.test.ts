@@ -234,3 +234,33 @@ test('records far larger than the ones before them (the encoder’s buffer grows
   const big = logRecord(resource, scope, { body: { text: 'y'.repeat(100_000), list: Array.from({ length: 2000 }, (_, i) => ({ i, s: `entry ${i} ü` })) }, attributes: Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`key.${i}`, `value ${i}`])) });
   assertSameBytes([...tiny.slice(0, 3), big, ...tiny.slice(0, 3)], 'a large record among tiny ones');
 });
+
+test('values repeated across records (the same objects and equal copies), bodies around 128 bytes and nested maps reusing keys keep the official serializer’s bytes', () => {
+  const resource = resourceFromAttributes({ 'service.name': 'tsmetrics' });
+  const scope: Scope = { name: 'tsmetrics/test' };
+  const tags = ['tag:a', 'tag:b'];
+  const nested = { k: 'v', n: 7 };
+  const pool: unknown[] = ['tcp', 'udp', 'x'.repeat(40), UNICODE, LONG_UNICODE, LONG, 0, -0, 7, 2 ** 32, -1, NaN, 0.5, true, tags, nested, [nested, 'y'], new Uint8Array([1, 2, 3]), '', undefined, null];
+  const keys = ['a', 'network.type', 'k', '', 'é', 'x'.repeat(130), 'tailscale.destination.device.node_id'];
+  for (let seed = 1; seed <= 60; seed++) {
+    const r = prng(seed);
+    const int = (n: number): number => Math.floor(r() * n);
+    const value = (): unknown => {
+      const v = pool[int(pool.length)];
+      // An equal copy, not the same object, half the time.
+      if (typeof v === 'string' && r() < 0.5) return `${v} `.slice(0, v.length);
+      if (Array.isArray(v) && r() < 0.5) return [...v];
+      return v;
+    };
+    const kvs = (): Record<string, unknown> => Object.fromEntries(Array.from({ length: int(keys.length + 1) }, () => [keys[int(keys.length)] as string, r() < 0.15 ? kvsShallow() : value()]));
+    const kvsShallow = (): Record<string, unknown> => Object.fromEntries(Array.from({ length: int(4) }, () => [keys[int(keys.length)] as string, value()]));
+    const batch = Array.from({ length: 1 + int(300) }, () =>
+      logRecord(resource, scope, {
+        attributes: kvs() as Attributes,
+        // Bodies of 100 to 160 bytes: their length prefix takes one byte or two, record after record.
+        ...(r() < 0.8 ? { body: { pad: 'p'.repeat(90 + int(60)), ...kvsShallow() } } : {}),
+      }),
+    );
+    assertSameBytes(batch, `seed ${seed}`);
+  }
+});

@@ -10,6 +10,8 @@
  * size than was reserved). The arena is also the measurement: the exporter's size split
  * (logs-size.ts) reads each record's encoded size from it, and a request is its few resource and
  * scope headers around a copy of its records' bytes. So a batch is walked once, split or not.
+ * A KeyValue whose value was written just before under the same key is copied from where it was
+ * written ({@link KvEntry}): a flow log's connections repeat most of their record's values.
  */
 import type { AnyValue, Attributes, HrTime } from '@opentelemetry/api';
 import { ProtobufLogsSerializer, type IExportLogsServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
@@ -39,11 +41,7 @@ function wide(v: number): void {
   }
 }
 
-/**
- * UTF-8 of attribute keys: a few dozen names repeat on every record. Bounded, as body keys come
- * from API answers; once full, new keys are simply written as text.
- */
-const keyBytes = new Map<string, Buffer>();
+/** KeyValue keys remembered per field number (see {@link KvEntry}); once full, new keys are simply written as text. */
 const KEY_CACHE_MAX = 4096;
 
 /** Strings this short are at most 127 bytes in UTF-8: their prefix is one byte, learned as written. */
@@ -52,6 +50,10 @@ const SHORT = 42;
 /** A hex digit's value, as the official decoder reads one (no validation: ids are trusted). */
 const hexDigit = (c: number): number => (c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c - 55);
 
+let writers = 0;
+/** Moves a writer remembers; a record moves its body's bytes at most a few times. */
+const MOVES_KEPT = 8;
+
 /**
  * Writes protobuf into a buffer that grows as needed. A nested message reserves the bytes its
  * length is expected to take; {@link end} writes the length there.
@@ -59,13 +61,23 @@ const hexDigit = (c: number): number => (c >= 48 && c <= 57 ? c - 48 : c >= 97 &
 class Writer {
   buf: Buffer;
   pos = 0;
+  /** Tells this writer's arena from others' in {@link KvEntry}, without holding the arena. */
+  readonly id = ++writers;
+  /** How many times bytes already written were moved (a length prefix that needed another size). */
+  moves = 0;
+  /** Where the last moves began, by move number modulo {@link MOVES_KEPT}: bytes from there on moved. */
+  readonly moveAt = new Float64Array(MOVES_KEPT);
   /** Open messages: where each one's length goes, and how many bytes were reserved for it. */
   private _open = new Int32Array(64);
   private _depth = 0;
   private readonly _time = new TimeBits();
 
+  /** `buf` four bytes at a time: copies of a few dozen bytes go twice as fast as byte by byte. */
+  private _view: DataView;
+
   constructor(capacity: number) {
     this.buf = Buffer.allocUnsafe(capacity);
+    this._view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   }
   /** Room for `n` more bytes. */
   private _room(n: number): void {
@@ -73,6 +85,7 @@ class Writer {
     const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n + 1024));
     this.buf.copy(grown, 0, 0, this.pos);
     this.buf = grown;
+    this._view = new DataView(grown.buffer, grown.byteOffset, grown.length);
   }
   private _uvarint(v: number): void {
     this.pos = putVarint(this.buf, this.pos, v);
@@ -90,7 +103,8 @@ class Writer {
     this._open[this._depth++] = reserve;
     this.pos += reserve;
   }
-  end(): void {
+  /** Ends the innermost open message; returns its length. */
+  end(): number {
     const reserved = this._open[--this._depth] as number;
     const at = this._open[--this._depth] as number;
     const len = this.pos - at - reserved;
@@ -99,9 +113,11 @@ class Writer {
       this._room(need - reserved);
       this.buf.copyWithin(at + need, at + reserved, this.pos);
       this.pos += need - reserved;
+      this.moveAt[this.moves++ % MOVES_KEPT] = at;
     }
     if (need === 1) this.buf[at] = len;
     else putVarint(this.buf, at, len);
+    return len;
   }
   /** An int64/uint32 field, with the official writer's treatment of odd numbers. */
   varint(field: number, v: number): void {
@@ -176,49 +192,60 @@ class Writer {
   }
   /**
    * A KeyValue whose value is a string of at most {@link SHORT} characters or an integer in the
-   * uint32 range, its AnyValue written without opening a nested message: that AnyValue's length
-   * takes one byte but for a string of long UTF-8 sequences (moved by a byte then).
+   * uint32 range, written in one go: `head` is the key field's bytes (tag, length, UTF-8), and
+   * both length prefixes are written as one byte, moved in the rare case one needs two.
    */
-  scalarKeyValue(field: number, key: string, v: string | number): void {
-    this.begin(field);
-    let enc = keyBytes.get(key);
-    if (enc === undefined && keyBytes.size < KEY_CACHE_MAX) {
-      enc = Buffer.from(key, 'utf8');
-      // Only keys of a one-byte length prefix are kept (the write below assumes it).
-      if (enc.length >= 0x80) enc = undefined;
-      else keyBytes.set(key, enc);
-    }
-    if (enc === undefined) this.string(1, key);
-    else {
-      const n = enc.length;
-      this._room(2 + n);
-      const buf = this.buf;
-      buf[this.pos++] = (1 << 3) | 2;
-      buf[this.pos++] = n;
-      for (let i = 0; i < n; i++) buf[this.pos + i] = enc[i] as number;
-      this.pos += n;
-    }
-    this._room(8);
-    const at = this.pos;
-    this.buf[at] = (2 << 3) | 2;
-    this.pos = at + 2;
-    if (typeof v === 'string') this.string(1, v);
-    else {
-      this.buf[this.pos++] = 3 << 3;
-      this._uvarint(v >>> 0);
-    }
-    // Read after the writes: they may have replaced the buffer.
+  scalarKeyValue(field: number, head: KeyHead, v: string | number): void {
+    const n = head.bytes;
+    this._room(n + 20 + 3 * SHORT);
     const buf = this.buf;
-    const len = this.pos - at - 2;
-    if (len < 0x80) buf[at + 1] = len;
-    else {
-      this._room(1);
-      this.buf.copyWithin(at + 3, at + 2, this.pos);
-      this.pos++;
-      this.buf[at + 1] = (len & 0x7f) | 0x80;
-      this.buf[at + 2] = len >>> 7;
+    const at = this.pos;
+    buf[at] = (field << 3) | 2;
+    let p = at + 2;
+    // Whole words: up to three bytes past the key are written, and overwritten just below.
+    const words = head.words;
+    const view = this._view;
+    for (let i = 0; i < words.length; i++) view.setInt32(p + 4 * i, words[i] as number, true);
+    p += n;
+    buf[p] = (2 << 3) | 2;
+    const anyAt = p + 1;
+    p += 2;
+    if (typeof v === 'string') {
+      buf[p] = (1 << 3) | 2;
+      const sAt = p + 2;
+      const len = v.length;
+      let i = 0;
+      for (; i < len; i++) {
+        const c = v.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[sAt + i] = c;
+      }
+      // Buffer writes UTF-8 as TextEncoder does (a lone surrogate becomes U+FFFD); at most 126 bytes.
+      const m = i === len ? len : buf.write(v, sAt, 'utf8');
+      buf[p + 1] = m;
+      p = sAt + m;
+    } else {
+      buf[p++] = 3 << 3;
+      p = putVarint(buf, p, v >>> 0);
     }
-    this.end();
+    this.pos = p;
+    this._fixLength(anyAt);
+    this._fixLength(at + 1);
+  }
+  /** Writes the length of the message whose one-byte prefix is at `at` and which ends at `pos`. */
+  private _fixLength(at: number): void {
+    const len = this.pos - at - 1;
+    if (len < 0x80) {
+      this.buf[at] = len;
+      return;
+    }
+    // At most 2 bytes: a scalar KeyValue is under 16 KiB.
+    this._room(1);
+    this.buf.copyWithin(at + 2, at + 1, this.pos);
+    this.pos++;
+    this.moveAt[this.moves++ % MOVES_KEPT] = at;
+    this.buf[at] = (len & 0x7f) | 0x80;
+    this.buf[at + 1] = len >>> 7;
   }
   /** Hex text written as the bytes it spells (trace and span ids). */
   hex(field: number, s: string): void {
@@ -229,11 +256,39 @@ class Writer {
     this._uvarint(n);
     for (let i = 0; i < n; i++) buf[this.pos++] = (hexDigit(s.charCodeAt(2 * i)) << 4) | hexDigit(s.charCodeAt(2 * i + 1));
   }
+  /**
+   * Whether bytes written at `at` when {@link moves} was `moves` are still there: no move since
+   * began at or before them (moves of messages that end before `at` leave them in place). Only the
+   * last {@link MOVES_KEPT} moves are known; older writes are taken as moved.
+   */
+  inPlace(at: number, moves: number): boolean {
+    if (this.moves - moves > MOVES_KEPT) return false;
+    for (let j = moves; j < this.moves; j++) if ((this.moveAt[j % MOVES_KEPT] as number) <= at) return false;
+    return true;
+  }
+  /** Writes again the `len` bytes written at `at` (still where they were: see {@link KvEntry}). */
+  again(at: number, len: number): void {
+    this._room(len + 4);
+    const view = this._view;
+    const pos = this.pos;
+    // Whole words (the source ends before `pos`, so the copy never reads what it writes); up to
+    // three bytes past the copy are written, and are overwritten by whatever comes next.
+    for (let i = 0; i < len; i += 4) view.setInt32(pos + i, view.getInt32(at + i, true), true);
+    this.pos = pos + len;
+  }
   /** What was written, as its own copy. */
   take(): Buffer {
     return Buffer.from(this.buf.subarray(0, this.pos));
   }
 }
+
+/**
+ * Length-prefix sizes reserved for a map value and for a record's body: the size the last one
+ * needed. A wrong guess moves the message's bytes (and makes the KeyValues written in it unusable
+ * for {@link KvEntry}); a flow record's body is a map of under 128 bytes, the audit event's more.
+ */
+let kvlistReserve = 2;
+let bodyReserve = 2;
 
 function anyValue(o: Writer, v: unknown): void {
   const t = typeof v;
@@ -253,30 +308,83 @@ function anyValue(o: Writer, v: unknown): void {
     }
     o.end();
   } else if (t === 'object' && v !== null) {
-    o.begin(6, 2);
+    o.begin(6, kvlistReserve);
     keyValues(o, 1, v as Record<string, unknown>);
-    o.end();
+    kvlistReserve = varintSize(o.end());
   }
   // null, undefined, bigint, symbol, function: an empty AnyValue, as the official serializer writes.
 }
 
+/**
+ * Where a key's KeyValue was last written and for which value. Records of a batch repeat most of
+ * their values (a flow record's connections share its times, node and devices; protocol, traffic
+ * type and address family take a few values), and a KeyValue's bytes depend on its field, key and
+ * value alone, so the same value again is a copy of bytes already in the arena. The entry names
+ * the writer by id and its move count, so it holds no arena and is never read after its bytes
+ * have moved. Only small KeyValues are remembered, so what an entry keeps alive is small.
+ */
+/** A key field's bytes (tag, length, UTF-8) as little-endian words, the last one zero-padded. */
+interface KeyHead {
+  readonly bytes: number;
+  readonly words: Int32Array;
+}
+
+interface KvEntry {
+  /** The key field; undefined for a key of 128 bytes or more. */
+  readonly head: KeyHead | undefined;
+  value: unknown;
+  writer: number;
+  moves: number;
+  at: number;
+  len: number;
+}
+const KV_CACHE_BYTES = 160;
+/** KvEntry by key, one map per KeyValue field number; bounded like the key bytes. */
+const kvEntries = new Map<number, Map<string, KvEntry>>();
+
 /** Repeated KeyValue fields: own enumerable keys in their order. */
 function keyValues(o: Writer, field: number, kvs: Attributes | Record<string, unknown>): void {
+  let entries = kvEntries.get(field);
+  if (entries === undefined) kvEntries.set(field, (entries = new Map()));
   for (const k in kvs) {
     if (!Object.prototype.hasOwnProperty.call(kvs, k)) continue;
     const v = (kvs as Record<string, unknown>)[k];
-    // Most values are short strings and counts: written without opening their AnyValue.
-    if ((typeof v === 'string' && v.length <= SHORT) || (typeof v === 'number' && v >= 0 && v <= 0xffffffff && Number.isInteger(v))) {
-      o.scalarKeyValue(field, k, v);
+    let e = entries.get(k);
+    if (e === undefined && entries.size < KEY_CACHE_MAX) entries.set(k, (e = newEntry(k)));
+    // Attributes are never changed in place (the Processor contract), so the same object is the same value.
+    if (e !== undefined && e.value === v && e.writer === o.id && o.inPlace(e.at, e.moves)) {
+      o.again(e.at, e.len);
       continue;
     }
-    o.begin(field);
-    o.string(1, k);
-    o.begin(2);
-    anyValue(o, v);
-    o.end();
-    o.end();
+    const at = o.pos;
+    // Most values are short strings and counts: written without opening their AnyValue.
+    if (e?.head !== undefined && ((typeof v === 'string' && v.length <= SHORT) || (typeof v === 'number' && v >= 0 && v <= 0xffffffff && Number.isInteger(v)))) {
+      o.scalarKeyValue(field, e.head, v);
+    } else {
+      o.begin(field);
+      o.string(1, k);
+      o.begin(2);
+      anyValue(o, v);
+      o.end();
+      o.end();
+    }
+    const len = o.pos - at;
+    if (e === undefined || len > KV_CACHE_BYTES || v !== v) continue;
+    e.value = v;
+    e.writer = o.id;
+    e.moves = o.moves;
+    e.at = at;
+    e.len = len;
   }
+}
+
+function newEntry(key: string): KvEntry {
+  const utf8 = Buffer.from(key, 'utf8');
+  if (utf8.length >= 0x80) return { head: undefined, value: undefined, writer: 0, moves: 0, at: 0, len: 0 };
+  const bytes = Buffer.concat([Buffer.from([(1 << 3) | 2, utf8.length]), utf8, Buffer.alloc(3)]);
+  const words = new Int32Array(Math.ceil((utf8.length + 2) / 4));
+  for (let i = 0; i < words.length; i++) words[i] = bytes.readInt32LE(4 * i);
+  return { head: { bytes: utf8.length + 2, words }, value: undefined, writer: 0, moves: 0, at: 0, len: 0 };
 }
 
 /** A LogRecord's fields (opentelemetry-proto logs.v1), in the order the official writer uses. */
@@ -285,9 +393,9 @@ function logRecord(o: Writer, r: ReadableLogRecord): void {
   if (r.severityNumber !== undefined && r.severityNumber !== 0) o.varint(2, r.severityNumber);
   if (r.severityText) o.string(3, r.severityText);
   if (r.body !== undefined) {
-    o.begin(5, 2);
+    o.begin(5, bodyReserve);
     anyValue(o, r.body as AnyValue);
-    o.end();
+    bodyReserve = varintSize(o.end());
   }
   if (r.attributes) keyValues(o, 6, r.attributes);
   o.varint(7, r.droppedAttributesCount);
