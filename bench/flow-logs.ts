@@ -1,45 +1,37 @@
 // `flow_logs_records_per_s`: network flow logs from an API answer to OTLP requests, through the
 // shipped components — the tailscale_logs receiver (HTTP GET, JSON, windows, de-duplication,
 // mapping, inventory enrichment) and the otlp exporter (our protobuf logs encoder, HTTP) — against
-// loopback servers speaking the real protocols. The figure is log records (one per connection
-// entry) per second of wall time, from the start of the poll to the last request answered.
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
+// loopback servers speaking the real protocols, run in their own process (flow-logs-fakes.ts) as
+// the Tailscale API and a Collector are in production. The figure is log records (one per
+// connection entry) per second of wall time, from the start of the poll to the last request
+// answered; the CPU figure is this process's alone.
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { defaultRegistry } from '../src/components.ts';
 import { resolveConfig } from '../src/config/service.ts';
 import { PipelineService } from '../src/pipeline/service.ts';
 import type { OtlpExporterComponent } from '../exporters/otlp/otlp.ts';
 
-const FIXTURE = fileURLToPath(new URL('../test/fixtures/api-logging-network.json', import.meta.url));
+const FAKES = fileURLToPath(new URL('./flow-logs-fakes.ts', import.meta.url));
 
-/** `n` flow records spread over the last `spanMs`, made from the fixture's shapes with distinct nodes and times. */
-function body(n: number, nowMs: number, spanMs: number): { text: string; entries: number } {
-  const fixture = (JSON.parse(readFileSync(FIXTURE, 'utf8')) as { logs: Array<Record<string, unknown>> }).logs;
-  const logs: Array<Record<string, unknown>> = [];
-  let entries = 0;
-  for (let i = 0; i < n; i++) {
-    const base = fixture[i % fixture.length] as Record<string, unknown>;
-    const t = nowMs - spanMs + Math.floor((i / n) * (spanMs - 60_000));
-    const iso = new Date(t).toISOString();
-    const rec: Record<string, unknown> = { ...base, nodeId: `n${String(i % 5000).padStart(6, '0')}CNTRL`, logged: iso, start: iso, end: new Date(t + 5000).toISOString() };
-    for (const k of ['virtualTraffic', 'subnetTraffic', 'exitTraffic', 'physicalTraffic']) entries += Array.isArray(rec[k]) ? (rec[k] as unknown[]).length : 0;
-    logs.push(rec);
+/** The fake API and Collector in their own process (flow-logs-fakes.ts), and their addresses. */
+async function startFakes(records: number, nowMs: number): Promise<{ child: ChildProcess; api: string; otlp: string }> {
+  const child = fork(FAKES, [`--records=${records}`, `--now=${nowMs}`], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], execArgv: [] });
+  let line = '';
+  for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
+    line += chunk.toString('utf8');
+    if (line.includes('\n')) break;
   }
-  return { text: JSON.stringify({ logs }), entries };
+  const { api, otlp } = JSON.parse(line) as { api: string; otlp: string };
+  return { child, api, otlp };
 }
 
-function listen(server: Server): Promise<string> {
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
+async function stats(child: ChildProcess): Promise<{ requests: number; requestBytes: number }> {
+  const answer = once(child, 'message');
+  child.send('stats');
+  return (await answer)[0] as { requests: number; requestBytes: number };
 }
-
-const drain = (req: IncomingMessage): Promise<number> =>
-  new Promise((resolve) => {
-    let n = 0;
-    req.on('data', (c: Buffer) => (n += c.length));
-    req.on('end', () => resolve(n));
-  });
 
 export interface FlowLogsFigure {
   records: number;
@@ -52,26 +44,7 @@ export interface FlowLogsFigure {
 }
 
 export async function flowLogsThroughput(flowRecords: number): Promise<FlowLogsFigure> {
-  const now = Date.now();
-  const { text } = body(flowRecords, now, 50 * 60_000);
-  const api = createServer((req, res) => {
-    if (!req.url?.includes('/logging/network')) {
-      res.writeHead(404, { 'content-type': 'application/json' }).end('{"message":"not found"}');
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'application/json' }).end(text);
-  });
-  let requests = 0;
-  let requestBytes = 0;
-  const collector = createServer((req, res) => {
-    void drain(req).then((n) => {
-      requests++;
-      requestBytes += n;
-      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
-    });
-  });
-  const apiUrl = await listen(api);
-  const otlpUrl = await listen(collector);
+  const { child, api: apiUrl, otlp: otlpUrl } = await startFakes(flowRecords, Date.now());
   const registry = defaultRegistry();
   const config = resolveConfig(
     {
@@ -94,10 +67,12 @@ export async function flowLogsThroughput(flowRecords: number): Promise<FlowLogsF
     const c = process.cpuUsage(c0);
     const records = otlp.stats.sentLogRecords;
     if (records === 0 || otlp.stats.droppedLogRecords > 0) throw new Error(`sent ${records}, dropped ${otlp.stats.droppedLogRecords}`);
+    const { requests, requestBytes } = await stats(child);
     return { records, flowRecords, ms, perSecond: (records / ms) * 1000, requests, requestBytes, cpuMs: (c.user + c.system) / 1000 };
   } finally {
     await svc.shutdown(AbortSignal.timeout(10_000));
-    api.close();
-    collector.close();
+    const exited = once(child, 'exit');
+    child.disconnect();
+    await exited;
   }
 }

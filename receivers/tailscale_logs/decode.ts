@@ -11,9 +11,60 @@ export interface Time {
 
 const RFC3339 = /^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$/;
 
+/** The digit at `i` of `s`, or -1. */
+function digit(s: string, i: number): number {
+  const c = s.charCodeAt(i) - 48;
+  return c >= 0 && c <= 9 ? c : -1;
+}
+/** The two digits at `i` of `s` as a number, or -1. */
+function two(s: string, i: number): number {
+  const a = digit(s, i);
+  const b = digit(s, i + 1);
+  return a < 0 || b < 0 ? -1 : a * 10 + b;
+}
+
+/**
+ * `YYYY-MM-DDTHH:MM:SS[.fraction]Z` with every field plainly in range, as the API writes its
+ * times, read by hand: the regex and Date.parse took a sixth of the flow-log mapping. Anything
+ * else (offsets, a lower-case t or z, day 29 or later, hour 24) is left to the general parse,
+ * which is the reference (a test holds the two to the same answers).
+ */
+function parseUtcFast(v: string): Time | undefined {
+  const n = v.length;
+  if (n < 20 || v.charCodeAt(4) !== 45 || v.charCodeAt(7) !== 45 || v.charCodeAt(10) !== 84 || v.charCodeAt(13) !== 58 || v.charCodeAt(16) !== 58 || v.charCodeAt(n - 1) !== 90) return undefined;
+  const hi = two(v, 0);
+  const lo = two(v, 2);
+  const y = hi < 0 || lo < 0 ? -1 : hi * 100 + lo;
+  const mo = two(v, 5);
+  const d = two(v, 8);
+  const h = two(v, 11);
+  const mi = two(v, 14);
+  const sec = two(v, 17);
+  if (y < 1000 || mo < 1 || mo > 12 || d < 1 || d > 28 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59) return undefined;
+  let ns = 0;
+  if (n > 20) {
+    // A dot and 1–9 digits before the Z.
+    if (v.charCodeAt(19) !== 46 || n < 22 || n > 30) return undefined;
+    for (let i = 20; i < n - 1; i++) {
+      const c = digit(v, i);
+      if (c < 0) return undefined;
+      ns = ns * 10 + c;
+    }
+    ns *= 10 ** (30 - n);
+  } else if (n !== 20) return undefined;
+  const whole = Date.UTC(y, mo - 1, d, h, mi, sec);
+  const s = whole / 1000;
+  return { ms: whole + Math.floor(ns / 1e6), hr: [s, ns], text: v };
+}
+
 /** Parses an RFC 3339 time with 0–9 fractional digits and any offset; undefined when invalid. */
 export function parseTime(v: unknown): Time | undefined {
   if (typeof v !== 'string' || v.length > 40) return undefined;
+  return parseUtcFast(v) ?? parseTimeGeneral(v);
+}
+
+/** {@link parseTime} by the RFC 3339 grammar; the reference for the fast path. */
+export function parseTimeGeneral(v: string): Time | undefined {
   const m = RFC3339.exec(v);
   if (!m) return undefined;
   const whole = Date.parse(`${m[1]}T${m[2]}${(m[4] as string).toUpperCase()}`);

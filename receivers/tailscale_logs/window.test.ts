@@ -4,8 +4,9 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
+import { prng } from '../../src/simulator/model.ts';
 import { canonicalJson, flowIdentity, IdentitySet, MAX_DEPTH, recordIdentity } from './dedup.ts';
-import { parseEndpoint, parseTime } from './decode.ts';
+import { parseEndpoint, parseTime, parseTimeGeneral } from './decode.ts';
 import { protocolOf } from './mapping.ts';
 import { FUTURE_SLACK_MS, loadState, saveState } from './storage.ts';
 import { nextFrom, planWindows } from './window.ts';
@@ -98,6 +99,27 @@ test('nesting deeper than MAX_DEPTH is reported, never followed: the identity is
   assert.equal(flowIdentity(deep(MAX_DEPTH + 1, 1)).tooDeep, true);
   assert.equal(flowIdentity({ ...rec(1), x: deep(MAX_DEPTH - 1, 1) }).tooDeep, false, 'the record itself is the first level');
   assert.equal(flowIdentity({ ...rec(1), x: deep(MAX_DEPTH, 1) }).tooDeep, true);
+});
+
+test('the hand-read UTC times give the general parse’s answers for the API’s form and for thousands of near misses (seeded)', () => {
+  const r = prng(11);
+  const int = (n: number): number => Math.floor(r() * n);
+  const CHARS = '0123456789-:.TZtz+ x';
+  const pad = (v: number, w: number): string => String(v).padStart(w, '0');
+  let fast = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const frac = int(3) === 0 ? '' : `.${Array.from({ length: 1 + int(10) }, () => int(10)).join('')}`;
+    let s = `${pad(int(3) === 0 ? int(10_000) : 1990 + int(60), 4)}-${pad(int(14), 2)}-${pad(int(33), 2)}T${pad(int(26), 2)}:${pad(int(61), 2)}:${pad(int(61), 2)}${frac}${['Z', 'z', '+02:00', '-08:30', ''][int(5)]}`;
+    // A character changed now and then.
+    if (int(4) === 0) {
+      const at = int(s.length);
+      s = s.slice(0, at) + (CHARS[int(CHARS.length)] as string) + s.slice(at + 1);
+    }
+    const want = parseTimeGeneral(s);
+    assert.deepEqual(parseTime(s), want, s);
+    if (want && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/.test(s)) fast++;
+  }
+  assert.ok(fast > 2000, `the API's form was tried (${fast} times)`);
 });
 
 test('RFC 3339 times keep their nanoseconds and accept offsets; endpoints and protocols parse as the wire has them', () => {
