@@ -41,6 +41,10 @@ export interface FlowLogsFigure {
   requests: number;
   requestBytes: number;
   cpuMs: number;
+  /** CPU of the main thread alone (the event loop; GC helpers and the thread pool are in cpuMs). */
+  mainCpuMs: number;
+  /** Share of the wall time the event loop was busy (the rest it waited on the servers). */
+  busy: number;
 }
 
 export async function flowLogsThroughput(flowRecords: number): Promise<FlowLogsFigure> {
@@ -60,15 +64,19 @@ export async function flowLogsThroughput(flowRecords: number): Promise<FlowLogsF
   await svc.start();
   try {
     const c0 = process.cpuUsage();
+    const m0 = process.threadCpuUsage();
+    const e0 = performance.eventLoopUtilization();
     const t0 = performance.now();
     await svc.collectNow();
     await otlp.flush();
     const ms = performance.now() - t0;
+    const busy = performance.eventLoopUtilization(e0).utilization;
     const c = process.cpuUsage(c0);
+    const m = process.threadCpuUsage(m0);
     const records = otlp.stats.sentLogRecords;
     if (records === 0 || otlp.stats.droppedLogRecords > 0) throw new Error(`sent ${records}, dropped ${otlp.stats.droppedLogRecords}`);
     const { requests, requestBytes } = await stats(child);
-    return { records, flowRecords, ms, perSecond: (records / ms) * 1000, requests, requestBytes, cpuMs: (c.user + c.system) / 1000 };
+    return { records, flowRecords, ms, perSecond: (records / ms) * 1000, requests, requestBytes, cpuMs: (c.user + c.system) / 1000, mainCpuMs: (m.user + m.system) / 1000, busy };
   } finally {
     await svc.shutdown(AbortSignal.timeout(10_000));
     const exited = once(child, 'exit');
