@@ -350,7 +350,10 @@ function keyValues(o: Writer, field: number, kvs: Attributes | Record<string, un
     if (!Object.prototype.hasOwnProperty.call(kvs, k)) continue;
     const v = (kvs as Record<string, unknown>)[k];
     let e = entries.get(k);
-    if (e === undefined && entries.size < KEY_CACHE_MAX) entries.set(k, (e = newEntry(k)));
+    // Only keys that could have a one-byte length prefix are remembered: a map holds its keys for
+    // good, and body keys come from API answers (a device's own flow entries), so a key of any
+    // length would keep up to KEY_CACHE_MAX of them alive whatever their size.
+    if (e === undefined && k.length < 0x80 && entries.size < KEY_CACHE_MAX) entries.set(k, (e = newEntry(k)));
     // Attributes are never changed in place (the Processor contract), so the same object is the same value.
     if (e !== undefined && e.value === v && e.writer === o.id && o.inPlace(e.at, e.moves)) {
       o.again(e.at, e.len);
