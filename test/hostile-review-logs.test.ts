@@ -39,3 +39,15 @@ test('body keys of any length from a hostile device do not stay alive in the enc
   const retained = heapAfterGc() - before;
   assert.ok(retained < 16e6, `${(retained / 1e6).toFixed(1)} MB stay alive after every batch was dropped`);
 });
+
+test('a few bytes that are a view of a large buffer (a library caller’s attribute) do not keep that buffer alive after the batch', () => {
+  const resource = resourceFromAttributes({ 'service.name': 'tsmetrics' });
+  const scope = { name: 'tsmetrics/test' };
+  const before = heapAfterGc() + process.memoryUsage().arrayBuffers;
+  for (let i = 0; i < 64; i++) {
+    const batch = [logRecord(resource, scope, { attributes: { [`bytes.${i}`]: new Uint8Array(1_000_000).subarray(0, 8) } })];
+    assert.ok(Buffer.from(encodeLogsRequest(batch)).equals(Buffer.from(ProtobufLogsSerializer.serializeRequest(batch) as Uint8Array)));
+  }
+  const retained = heapAfterGc() + process.memoryUsage().arrayBuffers - before;
+  assert.ok(retained < 16e6, `${(retained / 1e6).toFixed(1)} MB stay alive after every batch was dropped`);
+});

@@ -372,7 +372,8 @@ function keyValues(o: Writer, field: number, kvs: Attributes | Record<string, un
       o.end();
     }
     const len = o.pos - at;
-    if (e === undefined || len > KV_CACHE_BYTES || v !== v) continue;
+    // A byte array is not remembered: a few bytes can be a view that holds a buffer of any size.
+    if (e === undefined || len > KV_CACHE_BYTES || v !== v || v instanceof Uint8Array) continue;
     e.value = v;
     e.writer = o.id;
     e.moves = o.moves;
