@@ -264,3 +264,17 @@ test('values repeated across records (the same objects and equal copies), bodies
     assertSameBytes(batch, `seed ${seed}`);
   }
 });
+
+test('a flood of distinct keys (more than the KeyValue cache holds, so it starts over mid-record) keeps the official serializer’s bytes', () => {
+  const resource = resourceFromAttributes({ 'service.name': 'tsmetrics' });
+  const scope: Scope = { name: 'tsmetrics/test' };
+  const common = { 'tailscale.flow.protocol': 'tcp', 'network.type': 'ipv4', 'source.port': 443 };
+  const batch = Array.from({ length: 60 }, (_, r) =>
+    logRecord(resource, scope, {
+      attributes: { ...common, ...Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`junk.${r}.${i}`, i % 3 ? 'x' : r])) } as Attributes,
+      body: { proto: 6, src: '100.64.0.1:1', ...Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`b.${r}.${i}`, 'v'])) },
+    }),
+  );
+  assertSameBytes(batch, 'flooded keys');
+  assertSameBytes([...batch, ...batch], 'flooded keys, the same records again');
+});

@@ -353,7 +353,12 @@ function keyValues(o: Writer, field: number, kvs: Attributes | Record<string, un
     // Only keys that could have a one-byte length prefix are remembered: a map holds its keys for
     // good, and body keys come from API answers (a device's own flow entries), so a key of any
     // length would keep up to KEY_CACHE_MAX of them alive whatever their size.
-    if (e === undefined && k.length < 0x80 && entries.size < KEY_CACHE_MAX) entries.set(k, (e = newEntry(k)));
+    if (e === undefined && k.length < 0x80) {
+      // Full: started over, so keys that flood it (a device's own entry keys) cannot keep the
+      // attribute names out of it for good; it only ever costs speed.
+      if (entries.size >= KEY_CACHE_MAX) entries.clear();
+      entries.set(k, (e = newEntry(k)));
+    }
     // Attributes are never changed in place (the Processor contract), so the same object is the same value.
     if (e !== undefined && e.value === v && e.writer === o.id && o.inPlace(e.at, e.moves)) {
       o.again(e.at, e.len);
