@@ -50,6 +50,22 @@ const SHORT = 42;
 /** A hex digit's value, as the official decoder reads one (no validation: ids are trusted). */
 const hexDigit = (c: number): number => (c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c - 55);
 
+/**
+ * Writes the UTF-8 of a string of at most {@link SHORT} characters at `at` (room for 3 bytes a
+ * character is the caller's); returns its length. ASCII goes byte by byte, anything else through
+ * Buffer, which writes UTF-8 as TextEncoder does (a lone surrogate becomes U+FFFD).
+ */
+function shortUtf8(buf: Buffer, at: number, s: string): number {
+  const len = s.length;
+  let i = 0;
+  for (; i < len; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) break;
+    buf[at + i] = c;
+  }
+  return i === len ? len : buf.write(s, at, 'utf8');
+}
+
 let writers = 0;
 /** Moves a writer remembers; a record moves its body's bytes at most a few times. */
 const MOVES_KEPT = 8;
@@ -165,14 +181,7 @@ class Writer {
       const buf = this.buf;
       buf[this.pos] = (field << 3) | 2;
       const at = this.pos + 2;
-      let i = 0;
-      for (; i < len; i++) {
-        const c = s.charCodeAt(i);
-        if (c >= 0x80) break;
-        buf[at + i] = c;
-      }
-      // Buffer writes UTF-8 as TextEncoder does (a lone surrogate becomes U+FFFD).
-      const n = i === len ? len : buf.write(s, at, 'utf8');
+      const n = shortUtf8(buf, at, s);
       buf[this.pos + 1] = n;
       this.pos = at + n;
       return;
@@ -213,15 +222,8 @@ class Writer {
     if (typeof v === 'string') {
       buf[p] = (1 << 3) | 2;
       const sAt = p + 2;
-      const len = v.length;
-      let i = 0;
-      for (; i < len; i++) {
-        const c = v.charCodeAt(i);
-        if (c >= 0x80) break;
-        buf[sAt + i] = c;
-      }
-      // Buffer writes UTF-8 as TextEncoder does (a lone surrogate becomes U+FFFD); at most 126 bytes.
-      const m = i === len ? len : buf.write(v, sAt, 'utf8');
+      // At most 126 bytes: a one-byte length.
+      const m = shortUtf8(buf, sAt, v);
       buf[p + 1] = m;
       p = sAt + m;
     } else {
