@@ -41,7 +41,7 @@ function wide(v: number): void {
   }
 }
 
-/** KeyValue keys remembered per field number (see {@link KvEntry}); once full, new keys are simply written as text. */
+/** KeyValue keys remembered per field number (see {@link KvEntry}); once full, the cache starts over. */
 const KEY_CACHE_MAX = 4096;
 
 /** Strings this short are at most 127 bytes in UTF-8: their prefix is one byte, learned as written. */
@@ -317,6 +317,12 @@ function anyValue(o: Writer, v: unknown): void {
   // null, undefined, bigint, symbol, function: an empty AnyValue, as the official serializer writes.
 }
 
+/** A key field's bytes (tag, length, UTF-8) as little-endian words, the last one zero-padded. */
+interface KeyHead {
+  readonly bytes: number;
+  readonly words: Int32Array;
+}
+
 /**
  * Where a key's KeyValue was last written and for which value. Records of a batch repeat most of
  * their values (a flow record's connections share its times, node and devices; protocol, traffic
@@ -325,12 +331,6 @@ function anyValue(o: Writer, v: unknown): void {
  * the writer by id and its move count, so it holds no arena and is never read after its bytes
  * have moved. Only small KeyValues are remembered, so what an entry keeps alive is small.
  */
-/** A key field's bytes (tag, length, UTF-8) as little-endian words, the last one zero-padded. */
-interface KeyHead {
-  readonly bytes: number;
-  readonly words: Int32Array;
-}
-
 interface KvEntry {
   /** The key field; undefined for a key of 128 bytes or more. */
   readonly head: KeyHead | undefined;
@@ -341,7 +341,7 @@ interface KvEntry {
   len: number;
 }
 const KV_CACHE_BYTES = 160;
-/** KvEntry by key, one map per KeyValue field number; bounded like the key bytes. */
+/** KvEntry by key, one map per KeyValue field number; at most KEY_CACHE_MAX keys of under 128 characters each. */
 const kvEntries = new Map<number, Map<string, KvEntry>>();
 
 /** Repeated KeyValue fields: own enumerable keys in their order. */
