@@ -98,6 +98,8 @@ export class AuditMetricsConnector implements Connector {
       this._overflow.add(overflowed, { component_id: this._settings.id.key });
       this._once.fail('overflow', 'limit', 'audit_metrics reached max_series; new label combinations are counted as "other"', { max_series: this._config.max_series });
     }
+    // One snapshot per collection: its parts are counted as they come, the last one sends it.
+    if (info.more) return;
     const out = this._next.metrics;
     if (!out) return;
     const bb = new BatchBuilder(this._resource, { name: 'tsmetrics/audit_metrics', version: VERSION });

@@ -134,6 +134,8 @@ export class FlowMetricsConnector implements Connector {
       this._settings.telemetry.error(component_id, 'decode', rejected);
       this._once.fail('rejected', 'decode', 'flow log records with a negative, fractional, non-numeric or implausibly large count were not counted', { records: rejected });
     } else this._once.ok('rejected');
+    // One snapshot per collection: its parts are counted as they come, the last one sends it.
+    if (info.more) return;
     const out = this._next.metrics;
     if (out) await out.consume(this._snapshot(now), { source: component_id, time: now, interval: info.interval });
   }

@@ -101,7 +101,8 @@ export class DebugExporterComponent implements Exporter {
 
   async consumeLogs(batch: LogsBatch, info: BatchInfo): Promise<void> {
     this._s.telemetry.sent(this._s.id.key, batch.length, 'logs');
-    if (!this._sampled()) return;
+    // The empty last part of a collection handed on in parts says nothing to a reader.
+    if (batch.length === 0 || !this._sampled()) return;
     // Records of one resource share the object, so this is one lookup per record.
     const resources = new Map<Resource, number>();
     for (const r of batch) if (!resources.has(r.resource)) resources.set(r.resource, resources.size);

@@ -3,8 +3,9 @@
  *
  * A record's resource cannot be changed in place (batches are shared by every pipeline that
  * carries them), so each outgoing record is a small view of the original with the new resource.
- * One new Resource is built per distinct input resource (and tailnet) per batch, so records that
- * shared a resource still share one, and the serializer keeps them in one ResourceLogs.
+ * One new Resource is built per distinct input resource (and tailnet), once per exporter when it
+ * keeps a `ResourceCache`, so records that shared a resource still share one — across batches too,
+ * which the exporter's queue may join — and the serializer keeps them in one ResourceLogs.
  */
 import type { AnyValue, Attributes, HrTime, SeverityNumber, SpanContext } from '@opentelemetry/api';
 import type { InstrumentationScope } from '@opentelemetry/core';
@@ -63,7 +64,14 @@ class ResourcedRecord implements ReadableLogRecord {
  * A resource that names its tailnet keeps it; otherwise a record's `tailnet` attribute decides
  * when the inventory knows that tailnet, else the inventory's only tailnet, else none.
  */
-export function logsWithIdentity(batch: LogsBatch, identity: Attributes, extra: Attributes, inventory: InventoryHub | undefined): LogsBatch {
+/**
+ * The outgoing resources per input resource: one tailnet's, or one per record tailnet. Weakly
+ * held, so a receiver's resource that is replaced (its tailnet renamed) is forgotten with it; the
+ * record tailnets it maps are those the inventory knows, which are few.
+ */
+export type ResourceCache = WeakMap<Resource, Resource | Map<string | undefined, Resource>>;
+
+export function logsWithIdentity(batch: LogsBatch, identity: Attributes, extra: Attributes, inventory: InventoryHub | undefined, cache?: ResourceCache): LogsBatch {
   if (batch.length === 0) return batch;
   let known: Set<string> | undefined;
   let fallback: string | undefined;
@@ -76,7 +84,8 @@ export function logsWithIdentity(batch: LogsBatch, identity: Attributes, extra: 
     return known;
   };
   // Per input resource: its own tailnet (a string) or a map from a record's tailnet to the output.
-  const out = new Map<Resource, Resource | Map<string | undefined, Resource>>();
+  // Valid across batches of one exporter: `identity` and `extra` are its configuration.
+  const out: ResourceCache | Map<Resource, Resource | Map<string | undefined, Resource>> = cache ?? new Map();
   const build = (base: Resource, tailnet: string | undefined): Resource =>
     resourceFromAttributes({ ...base.attributes, ...identity, ...(tailnet !== undefined ? { [TAILNET_ATTRIBUTE]: tailnet } : {}), ...extra }, base.schemaUrl ? { schemaUrl: base.schemaUrl } : undefined);
   let lastIn: Resource | undefined;

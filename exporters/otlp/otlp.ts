@@ -11,7 +11,7 @@ import { signalSettings, temporalityOf, type OtlpExporterConfig, type SignalSett
 import { GrpcTransport } from './grpc-transport.ts';
 import { HttpTransport } from './http-transport.ts';
 import { identityAttributes, resourceGroups } from './identity.ts';
-import { logsWithIdentity } from './logs-resource.ts';
+import { logsWithIdentity, type ResourceCache } from './logs-resource.ts';
 import { splitLogsByEncodedSize } from './logs-size.ts';
 import { DeltaConverter } from './temporality.ts';
 import { splitByEncodedSize } from './protobuf.ts';
@@ -21,6 +21,18 @@ import type { OtlpTransport } from './transport.ts';
 
 /** The delta stream of tsmetrics' own metrics (pipeline streams are `<pipeline>\u0000<receiver>`). */
 const SELF_SOURCE = '\u0000self';
+
+/**
+ * Most log records a waiting batch grows to by taking in the batches that follow it (see
+ * `SendQueueOptions.merge`): the queue's bound stays `max_queue_batches` batches, and a batch
+ * stays about what one poll of the default max_records_per_poll (50,000) makes.
+ */
+const LOGS_MERGE_MAX = 65_536;
+
+interface LogPart {
+  readonly source: string;
+  readonly more: boolean;
+}
 
 function transportFor<T>(s: SignalSettings, tls: TlsMaterial | undefined): OtlpTransport<T> {
   return s.protocol === 'grpc' ? new GrpcTransport<T>(s, tls) : new HttpTransport<T>(s, tls);
@@ -50,6 +62,10 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
   private readonly _identity: Attributes;
   private readonly _metrics: SendQueue<ResourceMetrics>;
   private _logs: SendQueue<LogsBatch> | undefined;
+  /** The outgoing log resources this exporter built (see `logsWithIdentity`). */
+  private readonly _logResources: ResourceCache = new WeakMap();
+  /** Which collection each queued logs batch belongs to, and whether more of it follows. */
+  private readonly _logParts = new WeakMap<LogsBatch, LogPart>();
   private readonly _once: OnceLogger;
   private _timer: NodeJS.Timeout | undefined;
   private _selfTimer: NodeJS.Timeout | undefined;
@@ -110,6 +126,15 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
       timeout: s.timeout,
       maxBatches: c.max_queue_batches,
       count: (b) => b.length,
+      merge: (waiting, next) => {
+        // Only the parts of one collection are joined (BatchInfo.more): an unrelated batch that
+        // cannot be encoded must still fail alone.
+        const w = this._logParts.get(waiting);
+        if (!w?.more || w.source !== this._logParts.get(next)?.source || waiting.length + next.length > LOGS_MERGE_MAX) return undefined;
+        const joined = waiting.concat(next);
+        this._logParts.set(joined, this._logParts.get(next) as LogPart);
+        return joined;
+      },
       split: (b) => (c.max_request_bytes > 0 ? splitLogsByEncodedSize(b, c.max_request_bytes) : [b]),
       counters: {
         sent: (n) => {
@@ -150,10 +175,12 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
   }
 
   /** Queues a logs batch, its records' resources merged with the identity (logs-resource.ts). */
-  async consumeLogs(batch: LogsBatch, _info: BatchInfo): Promise<void> {
+  async consumeLogs(batch: LogsBatch, info: BatchInfo): Promise<void> {
     if (this._stopped || batch.length === 0) return;
     const queue = this._logsQueue();
-    queue.push(logsWithIdentity(batch, this._identity, this._c.resource_attributes, this._s.inventory));
+    const out = logsWithIdentity(batch, this._identity, this._c.resource_attributes, this._s.inventory, this._logResources);
+    this._logParts.set(out, { source: info.source, more: info.more === true });
+    queue.push(out);
     if (this._c.interval === 0) queue.kick();
   }
 

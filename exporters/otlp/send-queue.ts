@@ -22,6 +22,12 @@ export interface SendQueueOptions<T> {
   readonly maxBatches: number;
   /** Items (points, log records) in a batch or a part of one. */
   readonly count: (batch: T) => number;
+  /**
+   * Joins a batch to the one still waiting at the end of the queue, or returns undefined to keep
+   * them apart. A producer that hands on its work in parts (the logs receiver, window by window)
+   * then takes one place in the queue while the endpoint is behind, as when it sent it whole.
+   */
+  readonly merge?: (waiting: T, next: T) => T | undefined;
   /** The batch as the requests it goes out in (one, unless it is over `max_request_bytes`). */
   readonly split: (batch: T) => T[];
   readonly counters: QueueCounters;
@@ -51,6 +57,13 @@ export class SendQueue<T> {
 
   /** Queues a batch, dropping (and counting) the oldest beyond the bound. */
   push(batch: T): void {
+    // The batch in flight has left the queue, so the last one here is always still waiting.
+    const last = this._queue.length ? this._queue[this._queue.length - 1] : undefined;
+    const joined = last !== undefined && this._o.merge ? this._o.merge(last, batch) : undefined;
+    if (joined !== undefined) {
+      this._queue[this._queue.length - 1] = joined;
+      return;
+    }
     this._queue.push(batch);
     while (this._queue.length > this._o.maxBatches) this._drop(this._queue.shift() as T, 'queue full');
   }

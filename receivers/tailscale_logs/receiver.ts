@@ -1,5 +1,6 @@
 import type { InstrumentationScope } from '@opentelemetry/core';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { LogsConsumer, Receiver, Settings } from '../../src/component/types.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { OnceLogger } from '../../src/log/logger.ts';
@@ -110,7 +111,23 @@ export function createTailscaleLogsReceiver(settings: Settings, config: Tailscal
   const runSource = async (s: LogSource, signal: AbortSignal): Promise<{ ok: boolean; n: number }> => {
     const startMs = settings.clock.now();
     const devices = new DeviceIndex(settings.inventory.devices());
-    const r = await s.poll(signal, { resource: resourceFor(tailnetName()), scope, observed: hrFromMs(startMs), privacy, maxString: config.max_string_length, maxList: config.max_list_length, devices });
+    let n = 0;
+    // Records go on as the poll makes them (see DELIVER_AT), marked as parts of one collection
+    // until the last; a batch the pipeline fails on is counted and logged, and the poll goes on.
+    const send = async (records: ReadableLogRecord[], more: boolean): Promise<void> => {
+      signal.throwIfAborted();
+      n += records.length;
+      if (records.length) settings.telemetry.received(id, records.length, 'logs');
+      try {
+        await next.consumeLogs(records, { source: id, time: settings.clock.now(), interval: config.interval, more });
+        if (records.length) settings.telemetry.sent(id, records.length, 'logs');
+      } catch (err) {
+        settings.telemetry.error(id, 'exception');
+        settings.logger.error('delivering a logs batch failed', { source: s.type, error: errorMessage(err) });
+      }
+    };
+    const deliver = (records: ReadableLogRecord[]): Promise<void> => send(records, true);
+    const r = await s.poll(signal, { resource: resourceFor(tailnetName()), scope, observed: hrFromMs(startMs), privacy, maxString: config.max_string_length, maxList: config.max_list_length, devices }, deliver);
     if (r.tailnet && s.type === 'configuration') learnedTailnet = r.tailnet;
     const endMs = settings.clock.now();
     if (r.unavailable && config.missing_scope === 'disable') {
@@ -119,24 +136,23 @@ export function createTailscaleLogsReceiver(settings: Settings, config: Tailscal
       settings.telemetry.forgetSource(s.sourceId);
       return { ok: true, n: 0 };
     }
-    settings.telemetry.cycle(s.sourceId, { ok: r.ok, startMs, endMs, ...(r.error ? { error: r.error } : {}), details: { log_records: r.records.length } });
-    if (r.records.length && !signal.aborted) {
-      settings.telemetry.received(id, r.records.length, 'logs');
-      try {
-        await next.consumeLogs(r.records, { source: id, time: endMs, interval: config.interval });
-        settings.telemetry.sent(id, r.records.length, 'logs');
-      } catch (err) {
-        settings.telemetry.error(id, 'exception');
-        settings.logger.error('delivering a logs batch failed', { source: s.type, error: errorMessage(err) });
-      }
-    }
-    return { ok: r.ok, n: r.records.length };
+    // The last part closes the collection, even empty when earlier parts carried everything.
+    if ((r.records.length || n > 0) && !signal.aborted) await send(r.records, false);
+    settings.telemetry.cycle(s.sourceId, { ok: r.ok, startMs, endMs, ...(r.error ? { error: r.error } : {}), details: { log_records: n } });
+    return { ok: r.ok, n };
   };
 
   const tick = async (signal: AbortSignal): Promise<ScrapeResult> => {
     if (!loaded) await load();
-    const results = await Promise.all(sources.filter((s) => !disabled.has(s)).map((s) => runSource(s, signal)));
-    if (!signal.aborted) await persist();
+    const settled = await Promise.allSettled(sources.filter((s) => !disabled.has(s)).map((s) => runSource(s, signal)));
+    // Saved even when the cycle was cut off (shutdown): what a poll handed on before that is
+    // remembered, and a restart must not emit it again.
+    await persist();
+    const results: Array<{ ok: boolean; n: number }> = [];
+    for (const r of settled) {
+      if (r.status === 'rejected') throw r.reason;
+      results.push(r.value);
+    }
     // With every type switched off there is nothing to do, which is not a failure.
     const ok = results.length === 0 || results.some((r) => r.ok);
     return { batch: undefined, ok, ...(ok ? {} : { error: 'no log type could be read' }), details: { log_records: results.reduce((a, r) => a + r.n, 0), log_types_active: sources.length - disabled.size } };

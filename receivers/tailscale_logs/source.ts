@@ -33,6 +33,7 @@ export interface PollResult {
   /** The credential may not read this log type (403, or 404 without the scope). */
   readonly unavailable?: boolean;
   readonly error?: string;
+  /** The records not yet handed to `deliver` (all of them without one). */
   readonly records: ReadableLogRecord[];
   /** The tailnet name the configuration endpoint reported, when it did. */
   readonly tailnet?: string;
@@ -50,9 +51,22 @@ const MIN_SPLIT_MS = 1000;
 export const WORK_PER_TURN = 2048;
 
 /**
+ * Records a poll holds before it hands them on at the end of a window (when the caller takes
+ * them as they come). Handed on early, records are encoded and die young: a poll of 90,000
+ * records kept whole was ~15 % garbage collection, every record marked and moved with the rest
+ * (bench `flow_logs`). Below this a poll's records go on together, as one batch.
+ */
+export const DELIVER_AT = 4096;
+
+/** Takes a poll's records as they are ready; throws (the abort) when they cannot be taken. */
+export type Deliver = (records: ReadableLogRecord[]) => Promise<void>;
+
+/**
  * One log type of a `tailscale_logs` receiver: its read position, the identities of the records
- * it emitted inside the re-read horizon, and one poll at a time. A poll changes that state only
- * when it finishes, so an aborted poll leaves it as it was and its windows are read again.
+ * it emitted inside the re-read horizon, and one poll at a time. What a poll has handed on is
+ * remembered at once (identities and position); where the next poll starts changes only when a
+ * poll finishes, so an aborted poll's windows are read again and what it had handed on is
+ * recognised there and not emitted twice.
  */
 export class LogSource {
   readonly type: LogType;
@@ -104,8 +118,12 @@ export class LogSource {
     if (n > 0) this._counters.dropped.add(n, { ...this._attrs, reason });
   }
 
-  /** Reads the windows due now and returns the new records as log records (state updated). */
-  async poll(signal: AbortSignal, ctx: Omit<MapContext, 'drop'>): Promise<PollResult> {
+  /**
+   * Reads the windows due now and returns the new records as log records (state updated). With
+   * `deliver`, records are handed to it at the end of each window once `DELIVER_AT` have
+   * gathered, and remembered as emitted when it returns; the result holds the rest.
+   */
+  async poll(signal: AbortSignal, ctx: Omit<MapContext, 'drop'>, deliver?: Deliver): Promise<PollResult> {
     const c = this._c;
     const info = LOG_TYPE_INFO[this.type];
     const now = this._s.clock.now();
@@ -125,8 +143,13 @@ export class LogSource {
     const mctx: MapContext = { ...ctx, drop };
     // What this poll saw, kept to dedup_capacity like the set it is merged into: a hostile answer
     // of millions of distinct malformed records must not grow it without bound.
-    const seenNow = new IdentitySet(c.dedup_capacity);
-    const out: ReadableLogRecord[] = [];
+    let seenNow = new IdentitySet(c.dedup_capacity);
+    let out: ReadableLogRecord[] = [];
+    /** Records handed on already in this poll. */
+    let emitted = 0;
+    // Lateness is judged against where reading stood before this poll, not against the windows
+    // this poll has handed on already.
+    const positionBefore = this._position;
     let received = 0;
     let work = 0;
     let deduplicated = 0;
@@ -219,17 +242,29 @@ export class LogSource {
           continue;
         }
         const list = Array.isArray(mapped) ? mapped : [mapped];
-        if (out.length > 0 && out.length + list.length > c.max_records_per_poll) {
+        if (emitted + out.length > 0 && emitted + out.length + list.length > c.max_records_per_poll) {
           // The rest of this window is read again next poll; what was emitted is remembered.
           truncated = true;
           break;
         }
-        if (this._position !== undefined && filterMs <= this._position) late++;
+        if (positionBefore !== undefined && filterMs <= positionBefore) late++;
         seenNow.add(id, latestMs);
         for (const r of list) out.push(r);
         work += list.length;
       }
       if (!truncated) reached = w.end;
+      if (deliver && out.length >= DELIVER_AT && reached !== undefined) {
+        const handed = out;
+        out = [];
+        await deliver(handed);
+        emitted += handed.length;
+        // Handed on: a re-read of these windows (this poll's, or after an abort) skips them.
+        this._ids.absorb(seenNow);
+        seenNow = new IdentitySet(c.dedup_capacity);
+        this._position = Math.max(this._position ?? reached, reached);
+        // A first poll cut off after this still has a start to re-read from (and to save).
+        this._from ??= from;
+      }
     }
     if (truncated) this._once.fail(`max_records:${this.type}`, 'cut', `tailscale_logs: a poll of ${info.what} reached max_records_per_poll; the rest follows on the next polls`, { source: this.type, max_records_per_poll: c.max_records_per_poll });
     else this._once.ok(`max_records:${this.type}`);

@@ -121,6 +121,12 @@ export interface BatchInfo {
   readonly interval: number;
   /** The pipeline the batch travels in (set by the runtime; exporters key snapshots by it). */
   readonly pipeline?: string;
+  /**
+   * More of the same collection follows in further batches (a log poll handed on window by
+   * window; its last batch, possibly empty, says false). A consumer that summarises a collection
+   * (a connector's snapshot) may wait for the last part; an exporter may join the parts.
+   */
+  readonly more?: boolean;
 }
 
 /** Lifecycle every component shares. */

@@ -337,6 +337,8 @@ export class OtlpReceiver {
   readonly logRequests: WireLogsRequest[] = [];
   /** Status codes to answer with, one per request, before answering 200. */
   readonly script: Array<{ status: number; retryAfter?: string }> = [];
+  /** While set, every request waits for it before it is read and answered (a slow Collector). */
+  hold: Promise<void> | undefined;
   private _server: Server | undefined;
   url = '';
   logsUrl = '';
@@ -345,7 +347,7 @@ export class OtlpReceiver {
     this._server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
+      req.on('end', () => void (this.hold ?? Promise.resolve()).then(() => {
         const step = this.script.shift();
         if (step && step.status !== 200) {
           res.writeHead(step.status, step.retryAfter ? { 'retry-after': step.retryAfter } : {});
@@ -368,7 +370,7 @@ export class OtlpReceiver {
         this.requests.push({ contentType, encoding, headers: req.headers, ...decoded });
         res.writeHead(200, { 'content-type': contentType.includes('json') ? 'application/json' : 'application/x-protobuf' });
         res.end(contentType.includes('json') ? '{}' : undefined);
-      });
+      }));
     });
     await new Promise<void>((r) => this._server?.listen(0, '127.0.0.1', () => r()));
     const a = this._server.address() as AddressInfo;
