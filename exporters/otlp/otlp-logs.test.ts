@@ -10,7 +10,8 @@ import { defaultRegistry } from '../../src/components.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { loadConfig } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/schema.ts';
-import type { PipelineService } from '../../src/pipeline/service.ts';
+import { PipelineService } from '../../src/pipeline/service.ts';
+import { TailnetSimulator } from '../../src/simulator/simulator.ts';
 import { buildService, families, memoryLogger, sampleValue } from '../../test/helpers/index.ts';
 import { OtlpReceiver } from '../../test/helpers/otlp-receiver.ts';
 import { OtlpGrpcReceiver } from '../../test/helpers/otlp-grpc-receiver.ts';
@@ -333,4 +334,28 @@ test('environment: OTEL_EXPORTER_OTLP_LOGS_* win over the general variables for 
   assert.equal(signalSettings(otlpOf({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }), 'logs').endpoint, 'http://collector:4317');
   assert.equal(signalSettings(otlpOf({ OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'http://m:4318/v1/metrics' }), 'logs').endpoint, 'http://localhost:4318/v1/logs');
   assert.throws(() => otlpOf({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: 'smtp' }), (err: unknown) => err instanceof ConfigError && err.problems.some((p) => p.path === 'OTEL_EXPORTER_OTLP_LOGS_PROTOCOL'));
+});
+
+test('environment: OTEL_EXPORTER_OTLP_LOGS_ENDPOINT alone sends the logs there, and no metrics anywhere', async (t) => {
+  const rx = await receiver(t);
+  const sim = new TailnetSimulator({ deviceServers: false });
+  await sim.start();
+  t.after(() => sim.stop());
+  const logger = memoryLogger();
+  const env = { ...sim.env(), OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: rx.logsUrl, SCRAPE_INTERVAL: '1h', TS_LOG_INITIAL_WINDOW: '30m' };
+  const config = loadConfig(env);
+  const otlpConfig = config.exporters.get('otlp')?.config as Parameters<typeof signalSettings>[0] & { self_telemetry: { enabled: boolean } };
+  assert.ok(otlpConfig, 'an otlp exporter is made for the logs');
+  assert.equal(signalSettings(otlpConfig, 'logs').endpoint, rx.logsUrl);
+  assert.equal(otlpConfig.self_telemetry.enabled, false, 'its own metrics have nowhere to go');
+  const service = new PipelineService(defaultRegistry(), config, { logger: logger.logger });
+  t.after(() => service.shutdown(AbortSignal.timeout(3000)));
+  await service.start();
+  await service.collectNow();
+  const exporter = service.exporters.get('otlp') as OtlpExporterComponent;
+  await exporter.flush();
+  assert.ok(rx.records().some((r) => r.eventName === 'tailscale.network.flow'), 'flow logs arrived');
+  assert.ok(rx.records().some((r) => r.eventName === 'tailscale.configuration.audit'), 'audit logs arrived');
+  assert.equal(rx.requests.length, 0, 'no metrics request: the logs endpoint is not a metrics endpoint');
+  assert.equal(exporter.stats.sentPoints, 0);
 });

@@ -3,7 +3,7 @@ import { ConfigError, type ConfigProblem } from '../errors.ts';
 import { addConfigFormats, type SettingSchema } from './schema.ts';
 import type { RawServiceConfig } from './service.ts';
 import { applySecretFiles } from './secrets-file.ts';
-import { OTLP_ENV_PATHS, otlpEnvProblems, otlpEnvSchema, otlpExporterFromEnv, type OtlpEnvSettings } from './otlp-env.ts';
+import { OTLP_ENV_PATHS, otlpCarriesMetrics, otlpEnvProblems, otlpEnvSchema, otlpExporterFromEnv, type OtlpEnvSettings } from './otlp-env.ts';
 import { COLLECTOR_NAMES } from '../../receivers/tailscale_api/collectors/spec.ts';
 
 /** Environment variables tsmetrics reads (the Go exporter's names and meanings, plus additions). */
@@ -362,7 +362,7 @@ export function envToRawConfig(e: EnvSettings): RawServiceConfig {
     privacy: { actors: e.TS_LOG_PRIVACY_ACTORS, external_addresses: e.TS_LOG_PRIVACY_EXTERNAL_ADDRESSES, hash_key: e.TS_LOG_HASH_KEY },
   };
   const logExporters = [...(otlpLogs ? ['otlp'] : []), ...(e.DEBUG_EXPORTER === 'logs' || e.DEBUG_EXPORTER === 'all' ? ['debug'] : []), 'flow_metrics', 'audit_metrics'];
-  const metricsExporters = Object.keys(exporters).filter((x) => x !== 'debug' || e.DEBUG_EXPORTER === 'metrics' || e.DEBUG_EXPORTER === 'all');
+  const metricsExporters = Object.keys(exporters).filter((x) => (x !== 'debug' || e.DEBUG_EXPORTER === 'metrics' || e.DEBUG_EXPORTER === 'all') && (x !== 'otlp' || otlpCarriesMetrics(e)));
   return {
     receivers: {
       ...(withTailscale ? { tailscale_api: api } : {}),

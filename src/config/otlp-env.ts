@@ -132,15 +132,23 @@ export function otlpEnvProblems(e: OtlpEnvSettings): ConfigProblem[] {
  * The env pipeline's `otlp` exporter, or undefined when no endpoint is set (OTLP stays off).
  * Expects {@link otlpEnvProblems} to have found nothing.
  */
+/** Whether the environment names an OTLP endpoint for metrics (a logs endpoint alone does not). */
+export function otlpCarriesMetrics(e: OtlpEnvSettings): boolean {
+  return e.OTEL_EXPORTER_OTLP_ENDPOINT !== '' || e.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT !== '';
+}
+
 export function otlpExporterFromEnv(e: OtlpEnvSettings, ctx: OtlpEnvContext): Record<string, unknown> | undefined {
   const protocol = pick(e.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, e.OTEL_EXPORTER_OTLP_PROTOCOL);
   const temporality = temporalityOf(e);
   const insecureText = insecureOf(e);
   const base = e.OTEL_EXPORTER_OTLP_ENDPOINT;
   const specific = e.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT;
-  if (!base && !specific) return undefined;
+  // A logs endpoint alone makes an exporter for logs only: the env pipeline leaves it out of
+  // the metrics pipeline (see otlpCarriesMetrics), and it pushes no own metrics anywhere.
+  const logsOnly = !base && !specific && e.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT !== '';
+  if (!base && !specific && !logsOnly) return undefined;
   // HTTP appends the signal path to the general endpoint; gRPC endpoints have no path.
-  const endpoint = specific || (protocol === 'grpc' ? base : `${base.replace(/\/+$/, '')}/v1/metrics`);
+  const endpoint = logsOnly ? '' : specific || (protocol === 'grpc' ? base : `${base.replace(/\/+$/, '')}/v1/metrics`);
   // Logs: their own variables, else the general ones (never the metrics-specific ones).
   const logsProtocol = pick(e.OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, e.OTEL_EXPORTER_OTLP_PROTOCOL);
   // When the metrics endpoint is the general one over the same kind of transport, the exporter
@@ -171,7 +179,7 @@ export function otlpExporterFromEnv(e: OtlpEnvSettings, ctx: OtlpEnvContext): Re
       key_file: pick(e.OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY, e.OTEL_EXPORTER_OTLP_CLIENT_KEY),
     },
     temporality_preference: temporality,
-    self_telemetry: { enabled: e.OTLP_SELF_TELEMETRY, interval: `${e.OTEL_METRIC_EXPORT_INTERVAL || ctx.scrapeIntervalMs}ms` },
+    self_telemetry: { enabled: e.OTLP_SELF_TELEMETRY && !logsOnly, interval: `${e.OTEL_METRIC_EXPORT_INTERVAL || ctx.scrapeIntervalMs}ms` },
     resource_attributes: resource,
     shard_index: ctx.shardIndex,
     shard_count: Math.max(1, ctx.shardCount),
