@@ -136,9 +136,12 @@ export class LogSource {
     }
     const queue: Window[] = planWindows(from, now, c.max_window, c.max_windows_per_poll);
     const maxRequests = c.max_windows_per_poll * 2;
+    /** Drops of the whole poll (for its log lines) and those not yet counted (see `count`). */
     const drops = new Map<DropReason, number>();
+    const pendingDrops = new Map<DropReason, number>();
     const drop = (reason: DropReason, n = 1): void => {
       drops.set(reason, (drops.get(reason) ?? 0) + n);
+      pendingDrops.set(reason, (pendingDrops.get(reason) ?? 0) + n);
     };
     const mctx: MapContext = { ...ctx, drop };
     // What this poll saw, kept to dedup_capacity like the set it is merged into: a hostile answer
@@ -160,6 +163,17 @@ export class LogSource {
     let tailnet: string | undefined;
     let truncated = false;
     let cut = false;
+    // Counts what was read so far. Called when the windows read are remembered (a part handed on,
+    // the poll's end): a poll cut off later re-reads only the rest, and what a part's windows
+    // dropped or found again is otherwise never counted (after a restart it is "deduplicated").
+    const count = (): void => {
+      if (received) this._counters.received.add(received, this._attrs);
+      if (deduplicated) this._counters.deduplicated.add(deduplicated, this._attrs);
+      if (late) this._counters.late.add(late, this._attrs);
+      for (const [reason, n] of pendingDrops) this._drop(reason, n);
+      received = deduplicated = late = 0;
+      pendingDrops.clear();
+    };
     while (queue.length && !truncated) {
       if (requests >= maxRequests || this._s.clock.now() >= deadlineMs) {
         cut = true;
@@ -264,6 +278,7 @@ export class LogSource {
         this._position = Math.max(this._position ?? reached, reached);
         // A first poll cut off after this still has a start to re-read from (and to save).
         this._from ??= from;
+        count();
       }
     }
     if (truncated) this._once.fail(`max_records:${this.type}`, 'cut', `tailscale_logs: a poll of ${info.what} reached max_records_per_poll; the rest follows on the next polls`, { source: this.type, max_records_per_poll: c.max_records_per_poll });
@@ -281,10 +296,7 @@ export class LogSource {
       this._evictedLogged = this._ids.evicted;
       this._once.fail(`dedup:${this.type}`, 'full', 'tailscale_logs: dedup_capacity reached; the oldest remembered records were forgotten, and a re-read could repeat them', { source: this.type, dedup_capacity: c.dedup_capacity });
     }
-    if (received) this._counters.received.add(received, this._attrs);
-    if (deduplicated) this._counters.deduplicated.add(deduplicated, this._attrs);
-    if (late) this._counters.late.add(late, this._attrs);
-    for (const [reason, n] of drops) this._drop(reason, n);
+    count();
     for (const reason of ['malformed', 'limit'] as const) {
       const n = drops.get(reason);
       if (n) this._once.fail(`drop:${reason}:${this.type}`, reason, `tailscale_logs: ${reason === 'malformed' ? 'malformed records or entries were skipped' : 'lists longer than max_list_length were cut'} in the ${info.what}`, { source: this.type, count: n });
