@@ -134,7 +134,10 @@ export function createTailscaleLogsReceiver(settings: Settings, config: Tailscal
       // An off type is not a failing source: it leaves /health, /ready and tsmetrics_source_up.
       disabled.add(s);
       settings.telemetry.forgetSource(s.sourceId);
-      return { ok: true, n: 0 };
+      // What the poll read before the refusal is remembered as emitted: it goes on, and the
+      // collection is closed (its parts may have gone before).
+      if ((r.records.length || n > 0) && !signal.aborted) await send(r.records, false);
+      return { ok: true, n };
     }
     // The last part closes the collection, even empty when earlier parts carried everything.
     if ((r.records.length || n > 0) && !signal.aborted) await send(r.records, false);
