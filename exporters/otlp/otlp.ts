@@ -176,10 +176,20 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
 
   /** Queues a logs batch, its records' resources merged with the identity (logs-resource.ts). */
   async consumeLogs(batch: LogsBatch, info: BatchInfo): Promise<void> {
-    if (this._stopped || batch.length === 0) return;
+    if (this._stopped) return;
+    // One source may hand on several collections at once (a receiver's log types).
+    const source = info.collection ?? info.source;
+    if (batch.length === 0) {
+      // An empty last part sends nothing but closes its collection: the part of it still waiting
+      // must not take in the next collection's (the next poll's) batches.
+      const waiting = info.more ? undefined : this._logs?.last();
+      const part = waiting && this._logParts.get(waiting);
+      if (waiting && part?.more && part.source === source) this._logParts.set(waiting, { source, more: false });
+      return;
+    }
     const queue = this._logsQueue();
     const out = logsWithIdentity(batch, this._identity, this._c.resource_attributes, this._s.inventory, this._logResources);
-    this._logParts.set(out, { source: info.source, more: info.more === true });
+    this._logParts.set(out, { source, more: info.more === true });
     queue.push(out);
     if (this._c.interval === 0) queue.kick();
   }

@@ -58,7 +58,7 @@ export class SendQueue<T> {
   /** Queues a batch, dropping (and counting) the oldest beyond the bound. */
   push(batch: T): void {
     // The batch in flight has left the queue, so the last one here is always still waiting.
-    const last = this._queue.length ? this._queue[this._queue.length - 1] : undefined;
+    const last = this.last();
     const joined = last !== undefined && this._o.merge ? this._o.merge(last, batch) : undefined;
     if (joined !== undefined) {
       this._queue[this._queue.length - 1] = joined;
@@ -66,6 +66,11 @@ export class SendQueue<T> {
     }
     this._queue.push(batch);
     while (this._queue.length > this._o.maxBatches) this._drop(this._queue.shift() as T, 'queue full');
+  }
+
+  /** The batch waiting at the end of the queue (the one in flight has left it), if any. */
+  last(): T | undefined {
+    return this._queue.length ? this._queue[this._queue.length - 1] : undefined;
   }
 
   private _drop(batch: T, why: string, quiet = false, n = this._o.count(batch)): void {

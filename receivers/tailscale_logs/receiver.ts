@@ -119,7 +119,7 @@ export function createTailscaleLogsReceiver(settings: Settings, config: Tailscal
       n += records.length;
       if (records.length) settings.telemetry.received(id, records.length, 'logs');
       try {
-        await next.consumeLogs(records, { source: id, time: settings.clock.now(), interval: config.interval, more });
+        await next.consumeLogs(records, { source: id, time: settings.clock.now(), interval: config.interval, more, collection: s.sourceId });
         if (records.length) settings.telemetry.sent(id, records.length, 'logs');
       } catch (err) {
         settings.telemetry.error(id, 'exception');

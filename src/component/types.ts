@@ -127,6 +127,11 @@ export interface BatchInfo {
    * (a connector's snapshot) may wait for the last part; an exporter may join the parts.
    */
   readonly more?: boolean;
+  /**
+   * Which collection the batch is a part of, when one source hands on several at once (a
+   * `tailscale_logs` receiver's log types, `<id>:<type>`); else the source's only one.
+   */
+  readonly collection?: string;
 }
 
 /** Lifecycle every component shares. */
