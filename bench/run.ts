@@ -77,7 +77,7 @@ async function scrapeCycle(): Promise<void> {
 
 // 2. Parser throughput against parse-prometheus-text-format (own process: bench/parse.ts).
 function parseSpeed(): void {
-  const out = execFileSync(process.execPath, [join(ROOT, 'bench/parse.ts'), ...(quick ? ['--quick'] : [])], { encoding: 'utf8' });
+  const out = execFileSync(process.execPath, ['--expose-gc', join(ROOT, 'bench/parse.ts'), ...(quick ? ['--quick'] : [])], { encoding: 'utf8' });
   const r = JSON.parse(out.trim().split('\n').pop() as string) as Record<string, { ours: number; theirs: number; bytes: number }>;
   for (const [label, v] of Object.entries(r)) {
     const ratio = v.ours / v.theirs;
