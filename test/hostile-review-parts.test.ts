@@ -14,7 +14,7 @@ import { defaultRegistry } from '../src/components.ts';
 import { resolveConfig } from '../src/config/service.ts';
 import { PipelineService } from '../src/pipeline/service.ts';
 import { DELIVER_AT } from '../receivers/tailscale_logs/source.ts';
-import { manualClock, memoryLogger } from './helpers/index.ts';
+import { manualClock, memoryLogger, waitFor } from './helpers/index.ts';
 import { logsPipeline, selfMetric } from './helpers/logs-sink.ts';
 import { OtlpReceiver } from './helpers/otlp-receiver.ts';
 import type { OtlpExporterComponent } from '../exporters/otlp/otlp.ts';
@@ -61,14 +61,6 @@ async function fakeApi(t: TestContext, data: { network?: Array<Record<string, un
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests: (type: 'network' | 'configuration' = 'network') => count[type] };
 }
 
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const limit = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > limit) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 const receiverConfig = (api: string, extra: Record<string, unknown> = {}) => ({ api_url: api, api_key: KEY, types: ['network'], initial_window: '3m', lag: '0s', max_window: '1m', ...extra });
 
 test('a malformed record in a window handed on before shutdown is counted as dropped once, across the restart', async (t) => {
@@ -82,7 +74,7 @@ test('a malformed record in a window handed on before shutdown is counted as dro
   const hung = await fakeApi(t, { network }, (_type, _s, _e, n) => (n === 1 ? new Promise(() => undefined) : undefined));
   const first = logsPipeline(t, receiverConfig(hung.url, { storage_dir: dir }), { clock });
   const cycle = first.svc.collectNow();
-  await until(() => first.sink.records.length >= BIG && hung.requests() === 2, 'the first part and the second request');
+  await waitFor(() => first.sink.records.length >= BIG && hung.requests() === 2, 10_000, 5);
   const dropped1 = await selfMetric(first.svc, 'tsmetrics_logs_records_dropped', { reason: 'malformed' });
   const received1 = await selfMetric(first.svc, 'tsmetrics_logs_records_received');
   await first.svc.shutdown(AbortSignal.timeout(3000));
@@ -162,7 +154,7 @@ test('both log types at once: a configuration batch does not join a waiting netw
   const api = await fakeApi(t, { network, configuration: [audit] }, (type, start, end, n) => {
     if (type === 'network' && n === 2) return configAnswered.then(() => new Promise((r) => setTimeout(r, 300))).then(() => ({ status: 200, body: { logs: flows(T0 - MIN, 5) } }));
     if (type !== 'configuration' || n !== 0) return undefined;
-    return until(() => networkRequests() >= 3, 'the third network request').then(() => {
+    return waitFor(() => networkRequests() >= 3, 10_000, 5).then(() => {
       configDone();
       return { status: 200, body: { logs: start <= T0 - 2 * MIN && end >= T0 - 2 * MIN ? [audit] : [] } };
     });

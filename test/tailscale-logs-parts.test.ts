@@ -16,7 +16,7 @@ import { defaultRegistry } from '../src/components.ts';
 import { resolveConfig } from '../src/config/service.ts';
 import { PipelineService } from '../src/pipeline/service.ts';
 import { DELIVER_AT } from '../receivers/tailscale_logs/source.ts';
-import { manualClock, memoryLogger } from './helpers/index.ts';
+import { manualClock, memoryLogger, waitFor } from './helpers/index.ts';
 import { logsPipeline, selfMetric } from './helpers/logs-sink.ts';
 import { OtlpReceiver } from './helpers/otlp-receiver.ts';
 import type { OtlpExporterComponent } from '../exporters/otlp/otlp.ts';
@@ -68,15 +68,6 @@ async function fakeApi(t: TestContext, before: (n: number) => Promise<void> = as
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests: () => n };
 }
 
-/** Resolves when `cond` holds; rejects after `ms` (the test then fails, naming `what`). */
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const limit = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > limit) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 const receiverConfig = (api: string, extra: Record<string, unknown> = {}) => ({ api_url: api, api_key: KEY, types: ['network'], initial_window: '3m', lag: '0s', max_window: '1m', ...extra });
 
 test('a long poll hands its records on window by window: the first window has arrived before the second is answered', async (t) => {
@@ -86,7 +77,7 @@ test('a long poll hands its records on window by window: the first window has ar
   let arrived = (): number => 0;
   const api = await fakeApi(t, async (n) => {
     if (n !== 1) return;
-    await until(() => arrived() >= BIG, 'the first window to reach the sink').catch(() => undefined);
+    await waitFor(() => arrived() >= BIG, 10_000, 5).catch(() => undefined);
     seenBeforeSecond = arrived();
   });
   const { svc, sink } = logsPipeline(t, receiverConfig(api.url), { clock });
@@ -112,7 +103,7 @@ test('a poll cut off after its first part, and a restart from the saved state: e
   const hung = await fakeApi(t, (n) => (n === 1 ? new Promise<void>(() => undefined) : Promise.resolve()));
   const first = logsPipeline(t, receiverConfig(hung.url, { storage_dir: dir }), { clock });
   const cycle = first.svc.collectNow();
-  await until(() => first.sink.records.length >= BIG && hung.requests() === 2, 'the first part and the second request');
+  await waitFor(() => first.sink.records.length >= BIG && hung.requests() === 2, 10_000, 5);
   await first.svc.shutdown(AbortSignal.timeout(3000));
   await cycle;
   assert.equal(first.sink.records.length, BIG, 'only the first window was emitted');
