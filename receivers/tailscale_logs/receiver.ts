@@ -115,7 +115,10 @@ export function createTailscaleLogsReceiver(settings: Settings, config: Tailscal
     // Records go on as the poll makes them (see DELIVER_AT), marked as parts of one collection
     // until the last; a batch the pipeline fails on is counted and logged, and the poll goes on.
     const send = async (records: ReadableLogRecord[], more: boolean): Promise<void> => {
-      signal.throwIfAborted();
+      // A part is remembered only once it has gone, so an abort can still stop it (the poll then
+      // re-reads it). The last part's records are remembered already: they go on regardless, or
+      // an abort landing between the poll's end and this call would lose them.
+      if (more) signal.throwIfAborted();
       n += records.length;
       if (records.length) settings.telemetry.received(id, records.length, 'logs');
       try {
@@ -136,11 +139,11 @@ export function createTailscaleLogsReceiver(settings: Settings, config: Tailscal
       settings.telemetry.forgetSource(s.sourceId);
       // What the poll read before the refusal is remembered as emitted: it goes on, and the
       // collection is closed (its parts may have gone before).
-      if ((r.records.length || n > 0) && !signal.aborted) await send(r.records, false);
+      if (r.records.length || n > 0) await send(r.records, false);
       return { ok: true, n };
     }
     // The last part closes the collection, even empty when earlier parts carried everything.
-    if ((r.records.length || n > 0) && !signal.aborted) await send(r.records, false);
+    if (r.records.length || n > 0) await send(r.records, false);
     settings.telemetry.cycle(s.sourceId, { ok: r.ok, startMs, endMs, ...(r.error ? { error: r.error } : {}), details: { log_records: n } });
     return { ok: r.ok, n };
   };
