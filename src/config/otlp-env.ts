@@ -128,15 +128,15 @@ export function otlpEnvProblems(e: OtlpEnvSettings): ConfigProblem[] {
   return problems;
 }
 
-/**
- * The env pipeline's `otlp` exporter, or undefined when no endpoint is set (OTLP stays off).
- * Expects {@link otlpEnvProblems} to have found nothing.
- */
 /** Whether the environment names an OTLP endpoint for metrics (a logs endpoint alone does not). */
 export function otlpCarriesMetrics(e: OtlpEnvSettings): boolean {
   return e.OTEL_EXPORTER_OTLP_ENDPOINT !== '' || e.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT !== '';
 }
 
+/**
+ * The env pipeline's `otlp` exporter, or undefined when no endpoint is set (OTLP stays off).
+ * Expects {@link otlpEnvProblems} to have found nothing.
+ */
 export function otlpExporterFromEnv(e: OtlpEnvSettings, ctx: OtlpEnvContext): Record<string, unknown> | undefined {
   const protocol = pick(e.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, e.OTEL_EXPORTER_OTLP_PROTOCOL);
   const temporality = temporalityOf(e);
@@ -145,8 +145,8 @@ export function otlpExporterFromEnv(e: OtlpEnvSettings, ctx: OtlpEnvContext): Re
   const specific = e.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT;
   // A logs endpoint alone makes an exporter for logs only: the env pipeline leaves it out of
   // the metrics pipeline (see otlpCarriesMetrics), and it pushes no own metrics anywhere.
-  const logsOnly = !base && !specific && e.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT !== '';
-  if (!base && !specific && !logsOnly) return undefined;
+  const logsOnly = !otlpCarriesMetrics(e);
+  if (logsOnly && e.OTEL_EXPORTER_OTLP_LOGS_ENDPOINT === '') return undefined;
   // HTTP appends the signal path to the general endpoint; gRPC endpoints have no path.
   const endpoint = logsOnly ? '' : specific || (protocol === 'grpc' ? base : `${base.replace(/\/+$/, '')}/v1/metrics`);
   // Logs: their own variables, else the general ones (never the metrics-specific ones).
