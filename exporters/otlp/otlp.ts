@@ -130,9 +130,10 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
         // Only the parts of one collection are joined (BatchInfo.more): an unrelated batch that
         // cannot be encoded must still fail alone.
         const w = this._logParts.get(waiting);
-        if (!w?.more || w.source !== this._logParts.get(next)?.source || waiting.length + next.length > LOGS_MERGE_MAX) return undefined;
+        const n = this._logParts.get(next);
+        if (!w?.more || !n || w.source !== n.source || waiting.length + next.length > LOGS_MERGE_MAX) return undefined;
         const joined = waiting.concat(next);
-        this._logParts.set(joined, this._logParts.get(next) as LogPart);
+        this._logParts.set(joined, n);
         return joined;
       },
       split: (b) => (c.max_request_bytes > 0 ? splitLogsByEncodedSize(b, c.max_request_bytes) : [b]),

@@ -133,17 +133,16 @@ export function createTailscaleLogsReceiver(settings: Settings, config: Tailscal
     const r = await s.poll(signal, { resource: resourceFor(tailnetName()), scope, observed: hrFromMs(startMs), privacy, maxString: config.max_string_length, maxList: config.max_list_length, devices }, deliver);
     if (r.tailnet && s.type === 'configuration') learnedTailnet = r.tailnet;
     const endMs = settings.clock.now();
+    // The last part closes the collection, even empty when earlier parts carried everything. It
+    // goes on before a refused type is switched off too: what the poll read before the refusal
+    // is remembered as emitted.
+    if (r.records.length || n > 0) await send(r.records, false);
     if (r.unavailable && config.missing_scope === 'disable') {
       // An off type is not a failing source: it leaves /health, /ready and tsmetrics_source_up.
       disabled.add(s);
       settings.telemetry.forgetSource(s.sourceId);
-      // What the poll read before the refusal is remembered as emitted: it goes on, and the
-      // collection is closed (its parts may have gone before).
-      if (r.records.length || n > 0) await send(r.records, false);
       return { ok: true, n };
     }
-    // The last part closes the collection, even empty when earlier parts carried everything.
-    if (r.records.length || n > 0) await send(r.records, false);
     settings.telemetry.cycle(s.sourceId, { ok: r.ok, startMs, endMs, ...(r.error ? { error: r.error } : {}), details: { log_records: n } });
     return { ok: r.ok, n };
   };
