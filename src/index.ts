@@ -35,7 +35,7 @@ export { parseDuration, formatDuration } from './config/duration.ts';
 export { ConfigError, TsmetricsError, ErrorCode, type ConfigProblem } from './errors.ts';
 export { createLogger, nopLogger, Redactor, type Logger, type LogLevel, type LogFormat } from './log/logger.ts';
 export { SelfTelemetry, type ErrorKind } from './telemetry/self.ts';
-export { BatchBuilder, MetricBuilder, msToHrTime, hrTimeToMs, countPoints, mapMetrics } from './model/batch.ts';
+export { BatchBuilder, MetricBuilder, msToHrTime, hrTimeToMs, countPoints, mapMetrics, snapshotPoints } from './model/batch.ts';
 export { markStale, isStale, markBatchHasStale, batchHasStale } from './model/stale.ts';
 export { HttpServer } from './server/http.ts';
 export { SelfEndpoints } from './component/types.ts';

@@ -32,6 +32,9 @@ interface Setup {
   rx: OtlpReceiver;
   /** Advances the clock by `ms`, runs one cycle and waits until OTLP has been sent. */
   cycle: (ms?: number) => Promise<void>;
+  /** Advances the clock by `ms` and runs one cycle, without waiting for OTLP. */
+  collect: (ms?: number) => Promise<void>;
+  flush: () => Promise<void>;
   page: () => Promise<string>;
 }
 
@@ -70,6 +73,11 @@ async function setup(t: TestContext, devices: ApiDevice[], opts: { staleness?: R
       await service.collectNow();
       await otlp.flush();
     },
+    collect: async (ms = 0) => {
+      clock.advance(ms);
+      await service.collectNow();
+    },
+    flush: () => otlp.flush(),
     page: async () => (await prom.render()) ?? '',
   };
 }
@@ -482,6 +490,27 @@ test('delta OTLP and cumulative /metrics from one pipeline: converting to deltas
   assert.equal(deltas.length, 8, 'two cycles after the baseline × two devices × two series');
   for (const p of deltas) assert.equal(p.timeUnixNano - p.startTimeUnixNano, 10_000_000_000n, 'one interval per delta');
   assert.deepEqual(deltas.map((p) => p.value).sort((a, b) => (a as number) - (b as number)), [10, 10, 20, 20, 100, 100, 200, 200]);
+});
+
+test('batches waiting in the OTLP queue are sent with the values of their own cycle (the receiver reuses its points)', async (t) => {
+  // The receiver writes a series' point in place at the next scrape; a queued batch must not
+  // take the later cycles' values (nor /metrics keep an old one).
+  const { sim, rx, collect, flush, page } = await setup(t, [device(A, '127.0.3.37')], { otlp: { max_queue_batches: 10 } });
+  const body = (v: number): string => `# TYPE tailscaled_c_total counter\ntailscaled_c_total ${v}\n# TYPE tailscaled_g gauge\ntailscaled_g ${v / 10}\n`;
+  let release!: () => void;
+  rx.hold = new Promise<void>((r) => (release = r));
+  for (let i = 1; i <= 4; i++) {
+    sim.setDeviceFault(A, { kind: 'body', body: body(10 * i) });
+    await collect(i === 1 ? 0 : 10_000);
+  }
+  assert.equal(sampleValue(families(await page()), 'tailscaled_c_total', { device_id: A }), 40, '/metrics shows the last cycle');
+  release();
+  rx.hold = undefined;
+  await flush();
+  assert.deepEqual(series(rx, 'tailscaled_c_total', A).map((p) => p.value), [10, 20, 30, 40]);
+  assert.deepEqual(series(rx, 'tailscaled_g', A).map((p) => p.value), [1, 2, 3, 4]);
+  const times = series(rx, 'tailscaled_g', A).map((p) => ms(p.timeUnixNano));
+  assert.deepEqual(times.map((x) => x - (times[0] as number)), [0, 10_000, 20_000, 30_000], 'each point keeps its own scrape time');
 });
 
 // --- 5. simulator stop -------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import type { Attributes } from '@opentelemetry/api';
 import type { BatchInfo, Exporter, Settings } from '../../src/component/types.ts';
 import { ErrorCode, errorMessage, TsmetricsError } from '../../src/errors.ts';
 import { beforeDeadline, type ShutdownReporter } from '../../src/util/abort.ts';
-import { countPoints } from '../../src/model/batch.ts';
+import { countPoints, snapshotPoints } from '../../src/model/batch.ts';
 import type { LogsBatch } from '../../src/model/logs.ts';
 import { OnceLogger } from '../../src/log/logger.ts';
 import { signalSettings, temporalityOf, type OtlpExporterConfig, type SignalSettings } from './config.ts';
@@ -172,7 +172,8 @@ export class OtlpExporterComponent implements Exporter, ShutdownReporter {
     // Deltas are taken in arrival order, per pipeline and receiver (each batch is that source's
     // whole snapshot); the Prometheus side keeps the cumulative original.
     const out = this._delta.convert(batch, `${info.pipeline ?? ''}\u0000${info.source}`, 'pipeline');
-    for (const rm of resourceGroups(out, this._identity, this._c.resource_attributes, this._s.inventory)) this._enqueue(rm);
+    // Queued batches wait for the transport, maybe for cycles: their values are fixed now.
+    for (const rm of resourceGroups(snapshotPoints(out), this._identity, this._c.resource_attributes, this._s.inventory)) this._enqueue(rm);
   }
 
   /** Queues a logs batch, its records' resources merged with the identity (logs-resource.ts). */

@@ -147,6 +147,11 @@ export interface Component {
 
 /** The single edge between pipeline nodes (metrics). */
 export interface MetricsConsumer {
+  /**
+   * Takes one cycle's batch. Its points hold their values for the call and until the source's
+   * next cycle only: a receiver may write a series' point in place when it scrapes the series
+   * again. A consumer that keeps a batch longer (a queue) copies it with `snapshotPoints`.
+   */
   consume(batch: ResourceMetrics, info: BatchInfo): Promise<void>;
 }
 

@@ -122,6 +122,33 @@ export function countPoints(batch: ResourceMetrics): number {
 }
 
 /**
+ * A copy of `batch` whose points are copies too, for a consumer that keeps a batch past the
+ * call that handed it over (a send queue). Receivers may write a series' point in place at its
+ * next scrape (see `StartTimeTracker.point` in receivers/device_metrics/convert.ts), so a kept
+ * batch would otherwise show values of a later cycle. Point times and histogram values are
+ * never written in place, so the copies share them; an end-of-series flag is carried along.
+ */
+export function snapshotPoints(batch: ResourceMetrics): ResourceMetrics {
+  return {
+    resource: batch.resource,
+    scopeMetrics: batch.scopeMetrics.map((sm) => ({
+      scope: sm.scope,
+      metrics: sm.metrics.map((m) => {
+        const src = m.dataPoints as Array<DataPoint<unknown> & { flags?: number }>;
+        const points = new Array<DataPoint<unknown>>(src.length);
+        for (let i = 0; i < src.length; i++) {
+          const p = src[i] as DataPoint<unknown> & { flags?: number };
+          const c: DataPoint<unknown> & { flags?: number } = { attributes: p.attributes, startTime: p.startTime, endTime: p.endTime, value: p.value };
+          if (p.flags !== undefined) c.flags = p.flags;
+          points[i] = c;
+        }
+        return { ...m, dataPoints: points } as MetricData;
+      }),
+    })),
+  };
+}
+
+/**
  * Returns a copy of `batch` whose metrics are mapped by `fn` (null drops the metric; a metric
  * left with no points is dropped too, as the Collector's filter processor does).
  */
