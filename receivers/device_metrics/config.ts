@@ -23,6 +23,7 @@ export interface DeviceMetricsConfig {
   exclude_families: string[];
   backoff_max_cycles: number;
   label_max_length: number;
+  replay: boolean;
   shard_count: number;
   shard_index: number;
   proxy_url: string;
@@ -69,6 +70,7 @@ export const configSchema = defineSchema<DeviceMetricsConfig>(
     exclude_families: { doc: 'Never these metric families (exact names or * globs).', format: 'string_list', default: [] },
     backoff_max_cycles: { doc: 'A failing device is skipped for 1, 2, 4 … cycles, at most this many.', format: 'nat', default: 8 },
     label_max_length: { doc: 'Label values are cut to this many characters.', format: 'nat', default: 128 },
+    replay: { doc: 'Write a body that repeats the last scrape’s lines with new numbers straight into the series (no parse); anything else is parsed. Same output either way; off only to compare.', format: Boolean, default: true },
     shard_count: { doc: 'Number of replicas sharing the device scrape.', format: 'nat', default: 1 },
     shard_index: { doc: 'This replica’s shard (0 … shard_count−1).', format: 'nat', default: 0 },
     proxy_url: { doc: 'HTTP proxy that reaches the tailnet (tailscaled --outbound-http-proxy-listen; set automatically in tsnet mode). Empty = dial directly.', format: 'url_or_empty', default: '' },

@@ -9,7 +9,7 @@ import { FamilyRegistry, type OutputKind } from './families.ts';
 import type { ExpositionFamily, ExpositionSample } from './exposition.ts';
 
 /** What the receiver remembers about one series of a device between scrapes. */
-interface SeriesState {
+export interface SeriesState {
   /** Start of a cumulative series (first seen, or last reset). */
   start: HrTime | undefined;
   /** The series' attributes object, reused while its labels stay the same. */
@@ -88,6 +88,11 @@ export class StartTimeTracker {
   private _slots: Map<SeriesState, number> | undefined;
   /** Duplicate series seen in the current scrape (the last sample wins, as in Prometheus). */
   duplicates = 0;
+  /**
+   * Changes whenever the kept series (`series()` order) change: a successful scrape, a reset. A
+   * replay template (replay.ts) is valid only for the generation it was built in.
+   */
+  private _generation = 0;
 
   /** Forgets everything when the device's own labels (name, tailnet) change. */
   device(signature: string): void {
@@ -96,6 +101,7 @@ export class StartTimeTracker {
       this._device = signature;
       this._prev = [];
       this._index = undefined;
+      this._generation++;
     }
   }
 
@@ -252,6 +258,38 @@ export class StartTimeTracker {
     // series it did not see are no longer referenced. The old order's array is reused.
     this._states = this._prev;
     this._prev = order;
+    this._generation++;
+    this._clear();
+  }
+
+  /** See `_generation`. */
+  get generation(): number {
+    return this._generation;
+  }
+
+  /** Whether `labels` is the device labels object the kept series were made with. */
+  madeWith(labels: object): boolean {
+    return labels === this._deviceLabels;
+  }
+
+  /**
+   * The series kept from the last successful scrape, in the order it wrote them (read-only: a
+   * replay template takes them as its entries).
+   */
+  kept(): readonly SeriesState[] {
+    return this._prev;
+  }
+
+  /**
+   * Ends a scrape a replay template wrote (replay.ts): every kept series was written again, in
+   * the same order, unless `only` says which were (a family refused this time); those not in it
+   * are forgotten, as `commit` forgets the series a scrape did not see.
+   */
+  replayed(only?: SeriesState[]): void {
+    if (only) {
+      this._prev = only;
+      this._generation++;
+    }
     this._clear();
   }
 
@@ -414,7 +452,7 @@ function stateFor(ctx: ConvertContext, sname: string, labels: Record<string, str
 }
 
 /** The metric name as Prometheus prints it; undefined when it cannot be printed at all. */
-function printableMetricName(name: string): string | undefined {
+export function printableMetricName(name: string): string | undefined {
   let n = prometheusName(name);
   if (n === '' || n === '_') return undefined;
   const c = n.charCodeAt(0);
@@ -437,7 +475,7 @@ function exposedName(name: string, kind: OutputKind): string {
  * holds for the name it will print as (histograms also claim their `_bucket`, `_count` and
  * `_sum` lines). Counts what is refused in `ctx.report`.
  */
-function admitted(ctx: ConvertContext, registry: FamilyRegistry, name: string, kind: OutputKind, help: string, samples: number, budget: { left: number }): boolean {
+export function admitted(ctx: ConvertContext, registry: FamilyRegistry, name: string, kind: OutputKind, help: string, samples: number, budget: { left: number }): boolean {
   if (ctx.namespace && !ctx.namespace(name)) {
     if (ctx.report) ctx.report.outsideNamespace += samples;
     return false;

@@ -93,7 +93,7 @@ let scratch = new Uint16Array(0);
 const SCRATCH_MAX = 1 << 20;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-function codeUnits(text: string): Uint16Array {
+export function codeUnits(text: string): Uint16Array {
   const len = text.length;
   let units: Uint16Array;
   if (len > SCRATCH_MAX) units = new Uint16Array(len);

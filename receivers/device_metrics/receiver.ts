@@ -18,7 +18,8 @@ import { globMatcher } from '../../src/util/glob.ts';
 import { Limiter } from '../../src/util/limiter.ts';
 import { USER_AGENT, VERSION } from '../../src/version.ts';
 import type { DeviceMetricsConfig } from './config.ts';
-import { convertFamilies, StartTimeTracker, type ConvertReport } from './convert.ts';
+import { convertFamilies, StartTimeTracker, type ConvertContext, type ConvertReport } from './convert.ts';
+import { ReplayTemplate } from './replay.ts';
 import { ExpositionLimitError, ExpositionParseError, parseExposition, type ExpositionLimits } from './exposition.ts';
 import { FamilyRegistry } from './families.ts';
 import { discoveryRoute, type DiscoveredTarget } from './sd.ts';
@@ -38,6 +39,8 @@ const SD_LIST_MAX_LENGTH = 1024;
 /** Per-device state that lives across cycles. */
 interface DeviceState {
   tracker: StartTimeTracker;
+  /** The last scrape's body cut at its values, while the next one may repeat it (replay.ts). */
+  template?: ReplayTemplate | undefined;
   failures: number;
   skip: number;
   errors: Map<ErrorKind, number>;
@@ -289,17 +292,26 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
         // read, and their slots handed to the next devices' requests, before any of them is
         // parsed — otherwise the last answer of a burst waits for every parse before it.
         await new Promise<void>((resolve) => setImmediate(resolve));
-        let parsed;
-        try {
-          parsed = parseExposition(text, limits);
-        } catch (err) {
-          if (err instanceof ExpositionLimitError) throw new ScrapeError(err.limit === 'samples' ? 'too_large' : 'limit', err.message);
-          throw new ScrapeError('parse', err instanceof ExpositionParseError ? err.message : String(err));
-        }
-        const now = settings.clock.now();
         const report: ConvertReport = { typeConflicts: 0, outsideNamespace: 0, registryFull: 0 };
-        s.lastSamples = convertFamilies(parsed, { out: bb, deviceLabels: labels, timeMs: now, tracker: s.tracker, familyAllowed, maxLabel: config.label_max_length, families, namespace, report, maxFamilies: config.max_families });
-        s.tracker.commit();
+        const ctx: ConvertContext = { out: bb, deviceLabels: labels, timeMs: settings.clock.now(), tracker: s.tracker, familyAllowed, maxLabel: config.label_max_length, families, namespace, report, maxFamilies: config.max_families };
+        // The same lines as last time with new numbers are written straight into the points.
+        const replayed = s.template?.replay(text, ctx);
+        if (replayed !== undefined) {
+          s.lastSamples = replayed;
+          if (!s.template?.valid) s.template = undefined;
+        } else {
+          s.template = undefined;
+          let parsed;
+          try {
+            parsed = parseExposition(text, limits);
+          } catch (err) {
+            if (err instanceof ExpositionLimitError) throw new ScrapeError(err.limit === 'samples' ? 'too_large' : 'limit', err.message);
+            throw new ScrapeError('parse', err instanceof ExpositionParseError ? err.message : String(err));
+          }
+          s.lastSamples = convertFamilies(parsed, ctx);
+          s.tracker.commit();
+          if (config.replay) s.template = ReplayTemplate.build(text, parsed, ctx);
+        }
         // Samples left out are counted once per scrape by reason; the scrape itself succeeded.
         const dropped: Array<[ErrorKind, number]> = [['type_conflict', report.typeConflicts], ['namespace', report.outsideNamespace], ['limit', report.registryFull]];
         for (const [kind, n] of dropped) {

@@ -1,0 +1,176 @@
+/**
+ * Replay (receivers/device_metrics/replay.ts) against the long way: two pipelines scrape the
+ * same simulated devices, one with `replay: false`, and must serve the same `/metrics` and send
+ * the same OTLP points after every scrape, whatever the devices change between scrapes —
+ * values, resets, NaN, lines, labels, HELP, TYPE, timestamps, line endings, blanks, number
+ * spellings, bodies that do not parse. Devices are simulator servers on loopback.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { TailnetSimulator } from '../src/simulator/simulator.ts';
+import type { PrometheusExporterComponent } from '../exporters/prometheus/prometheus.ts';
+import { replayStats } from '../receivers/device_metrics/replay.ts';
+import { buildService, fixtureDevices, manualClock, memoryLogger } from './helpers/index.ts';
+import { OtlpReceiver } from './helpers/otlp-receiver.ts';
+
+type ApiDevice = Record<string, unknown>;
+
+function device(id: string, address: string): ApiDevice {
+  const base = { ...(fixtureDevices()[0] as ApiDevice) };
+  return { ...base, id, nodeId: `n${id}`, name: `dev-${id}.tail4c8e1a.ts.net`, hostname: `dev-${id}`, addresses: [address], connectedToControl: true, lastSeen: new Date().toISOString() };
+}
+
+interface Side {
+  rx: OtlpReceiver;
+  cycle: () => Promise<void>;
+  page: () => Promise<string>;
+}
+
+async function side(t: TestContext, sim: TailnetSimulator, replay: boolean, clock: ReturnType<typeof manualClock>): Promise<Side> {
+  const rx = new OtlpReceiver();
+  await rx.start();
+  const service = buildService(
+    {
+      receivers: {
+        tailscale_api: { api_url: sim.apiUrl, api_key: sim.apiKeys[0], interval: '1h' },
+        device_metrics: { interval: '1h', port: sim.devicePort, allowed_cidrs: ['127.0.0.0/8'], timeout: '2s', replay },
+      },
+      processors: { staleness: {} },
+      exporters: { prometheus: {}, otlp: { endpoint: rx.url } },
+      service: { pipelines: { metrics: { receivers: ['tailscale_api', 'device_metrics'], processors: ['staleness'], exporters: ['prometheus', 'otlp'] } } },
+    },
+    { logger: memoryLogger().logger, clock },
+  );
+  t.after(async () => {
+    await service.shutdown(AbortSignal.timeout(2000));
+    await rx.stop();
+  });
+  const otlp = service.exporters.get('otlp') as unknown as { flush(): Promise<void> };
+  const prom = service.exporters.get('prometheus') as PrometheusExporterComponent;
+  return {
+    rx,
+    cycle: async () => {
+      await service.collectNow();
+      await otlp.flush();
+    },
+    page: async () => (await prom.render()) ?? '',
+  };
+}
+
+/** The page's device lines: client families and scrape status, but not durations (timing). */
+const comparable = (page: string): string =>
+  page
+    .split('\n')
+    .filter((l) => /^(# (HELP|TYPE) )?(tailscaled_|tsmetrics_device_scrape_)/.test(l) && !l.includes('scrape_duration_seconds'))
+    .join('\n');
+
+/** The OTLP points of device families as sent, in order: name, attributes, times, value, flags. */
+const sent = (rx: OtlpReceiver): string[] =>
+  rx.requests.flatMap((r) =>
+    r.metrics
+      .filter((m) => m.name.startsWith('tailscaled_'))
+      .flatMap((m) => m.points.map((p) => JSON.stringify([m.name, m.kind, m.isMonotonic, p.attributes, String(p.startTimeUnixNano), String(p.timeUnixNano), p.value, p.flags]))),
+  );
+
+const BASE = [
+  '# HELP tailscaled_inbound_bytes_total Bytes received',
+  '# TYPE tailscaled_inbound_bytes_total counter',
+  'tailscaled_inbound_bytes_total{path="derp"} 100',
+  'tailscaled_inbound_bytes_total{path="direct_ipv4"} 2000',
+  '# TYPE tailscaled_health_messages gauge',
+  'tailscaled_health_messages{type="warning"} 1',
+  'tailscaled_advertised_routes 2',
+  '',
+].join('\n');
+
+test('replayed scrapes serve and send exactly what parsing every body does, through every kind of change', async (t) => {
+  const A = 'replay0001';
+  const B = 'replay0002';
+  const sim = new TailnetSimulator({ devices_json: [device(A, '127.0.5.1'), device(B, '127.0.5.2')] as never });
+  await sim.start();
+  t.after(() => sim.stop());
+  const clock = manualClock();
+  const fast = await side(t, sim, true, clock);
+  const slow = await side(t, sim, false, clock);
+  const replaysBefore = replayStats.replays;
+  const bodies: Array<[string, string]> = [
+    ['first', BASE],
+    ['same lines, new values', BASE.replace(' 100', ' 150').replace(' 2000', ' 2100').replace('warning"} 1', 'warning"} 0')],
+    ['a counter drops (reset: new start time)', BASE.replace(' 100', ' 5')],
+    ['it grows again', BASE.replace(' 100', ' 7')],
+    ['spellings of numbers', BASE.replace(' 100', ' 1e3').replace('warning"} 1', 'warning"} -0').replace('routes 2', 'routes +Inf')],
+    ['more spellings', BASE.replace(' 100', ' 1_0').replace('warning"} 1', 'warning"} 0x1p3').replace('routes 2', 'routes 1234567890123456789')],
+    ['a gauge is NaN', BASE.replace('warning"} 1', 'warning"} NaN')],
+    ['a counter is NaN (left out)', BASE.replace(' 2000', ' NaN')],
+    ['back to numbers', BASE.replace(' 2000', ' 2200')],
+    ['a value that is no number (parse error)', BASE.replace(' 2000', ' 20x0')],
+    ['numbers again', BASE.replace(' 2000', ' 2300')],
+    ['a timestamp appears', BASE.replace(' 2000', ' 2400 1700000000000')],
+    ['CRLF line endings', BASE.replaceAll('\n', '\r\n').replace(' 2000', ' 2500')],
+    ['CRLF, new values', BASE.replaceAll('\n', '\r\n').replace(' 2000', ' 2600')],
+    ['blanks after values', BASE.replace(' 2000', ' 2700  ').replace('routes 2', 'routes 3\t')],
+    ['blanks, new values', BASE.replace(' 2000', ' 2800  ').replace('routes 2', 'routes 4\t')],
+    ['no final newline', BASE.trimEnd().replace(' 2000', ' 2900')],
+    ['no final newline, new values', BASE.trimEnd().replace(' 2000', ' 3000')],
+    ['a label value changes', BASE.replace('direct_ipv4', 'direct_ipv6').replace(' 2000', ' 10')],
+    ['a line goes', BASE.replace('tailscaled_advertised_routes 2\n', '')],
+    ['a line comes back', BASE],
+    ['HELP changes', BASE.replace('Bytes received', 'Bytes in')],
+    ['TYPE changes', BASE.replace('# TYPE tailscaled_health_messages gauge', '# TYPE tailscaled_health_messages counter')],
+    ['a duplicate line', `${BASE}tailscaled_advertised_routes 9\n`],
+    ['the duplicate again, other values', `${BASE.replace(' 2000', ' 3100')}tailscaled_advertised_routes 8\n`],
+    ['a value right after the braces', BASE.replace('{path="derp"} 100', '{path="derp"}100')],
+    ['the same, new value', BASE.replace('{path="derp"} 100', '{path="derp"}200')],
+    ['a label value with blanks and a number in it', BASE.replace('path="derp"', 'path="a 1"')],
+    ['the same, new value', BASE.replace('path="derp"', 'path="a 1"').replace(' 100', ' 300')],
+    ['a value too long for the integer path', BASE.replace(' 100', ' 1234567890123456')],
+    ['a comment line changes', `# hello\n${BASE}`],
+    ['and changes again', `# hellp\n${BASE}`],
+    ['an empty body', ''],
+    ['back to the first', BASE],
+  ];
+  for (const [i, [what, body]] of bodies.entries()) {
+    sim.setDeviceFault(A, { kind: 'body', body });
+    // B writes the same lines as A did last time: its template is A's skeleton.
+    sim.setDeviceFault(B, { kind: 'body', body: (bodies[Math.max(0, i - 1)] as [string, string])[1] });
+    clock.advance(10_000);
+    await fast.cycle();
+    await slow.cycle();
+    const [f, sl] = [comparable(await fast.page()).split('\n'), comparable(await slow.page()).split('\n')];
+    assert.deepEqual(f.filter((l) => !sl.includes(l)), sl.filter((l) => !f.includes(l)), `/metrics after "${what}"`);
+    assert.equal(f.length, sl.length);
+    assert.deepEqual(sent(fast.rx), sent(slow.rx), `OTLP after "${what}"`);
+  }
+  assert.ok(sent(fast.rx).length > 100, 'points were sent');
+  // Not a comparison of two parses: most scrapes of the replaying side were replays.
+  assert.ok(replayStats.replays - replaysBefore >= 12, `${replayStats.replays - replaysBefore} replays`);
+});
+
+test('replay is taken for bodies that repeat their lines, and not for anything else', async (t) => {
+  const A = 'replay0003';
+  const sim = new TailnetSimulator({ devices_json: [device(A, '127.0.5.3')] as never });
+  await sim.start();
+  t.after(() => sim.stop());
+  const clock = manualClock();
+  const fast = await side(t, sim, true, clock);
+  const run = async (body: string): Promise<number> => {
+    sim.setDeviceFault(A, { kind: 'body', body });
+    const before = replayStats.replays;
+    clock.advance(10_000);
+    await fast.cycle();
+    return replayStats.replays - before;
+  };
+  assert.equal(await run(BASE), 0, 'the first body is parsed');
+  assert.equal(await run(BASE.replace(' 100', ' 101')), 1, 'new values: replayed');
+  assert.equal(await run(BASE.replace(' 100', ' 102')), 1, 'and again');
+  assert.equal(await run(BASE.replace('derp', 'derq')), 0, 'a changed label: parsed');
+  assert.equal(await run(BASE.replace('derp', 'derq').replace(' 100', ' 1')), 1, 'its lines repeat: replayed');
+  assert.equal(await run(`${BASE}# TYPE tailscaled_h histogram\ntailscaled_h_bucket{le="+Inf"} 1\ntailscaled_h_count 1\n`), 0, 'a histogram: parsed');
+  assert.equal(await run(`${BASE}# TYPE tailscaled_h histogram\ntailscaled_h_bucket{le="+Inf"} 2\ntailscaled_h_count 2\n`), 0, 'histograms are never replayed');
+  // A body beyond the template bound is parsed every time: the receiver keeps no copy of it.
+  const big = `${'# padding padding padding padding padding padding padding\n'.repeat(5000)}${BASE}`;
+  assert.equal(await run(big), 0);
+  assert.equal(await run(big.replace(' 100', ' 103')), 0, 'a body above 256 KiB is not kept as a template');
+  const page = await fast.page();
+  assert.match(page, /tailscaled_inbound_bytes_total\{[^}]*path="derp"[^}]*\} 103/, 'and is still served');
+});
