@@ -18,7 +18,6 @@
 import type { HrTime } from '@opentelemetry/api';
 import { msToHrTime } from '../../src/model/batch.ts';
 import { BoundedCache } from '../../src/model/names.ts';
-import { keyPart } from '../../src/model/intern.ts';
 import { admitted, printableMetricName, type ConvertContext, type SeriesState } from './convert.ts';
 import type { OutputKind } from './families.ts';
 import { codeUnits, parseGoFloat, type ExpositionFamily } from './exposition.ts';
@@ -36,6 +35,12 @@ interface Skeleton {
   readonly units: Uint16Array;
   /** Segment k is `units[at[k]] … units[at[k + 1] - 1]`; `at.length` = segments + 1. */
   readonly at: Int32Array;
+  /**
+   * The families its text declares, in order (the text fixes them: names, types, HELP and how
+   * many samples each has), and for each sample whether it is a counter's.
+   */
+  readonly families: readonly TemplateFamily[];
+  readonly counter: Uint8Array;
 }
 
 /**
@@ -45,12 +50,17 @@ interface Skeleton {
  */
 const skeletons = new BoundedCache<Skeleton>({ maxChars: 16 * 1024 * 1024, maxEntries: 10_000, sizeOf: (k) => k.units.length + 4 * k.at.length });
 
-function skeletonOf(segs: readonly string[]): Skeleton {
-  // Length-prefixed, so two different cuts of the same text never share a key.
-  let key = '';
-  for (const seg of segs) key += keyPart(seg);
-  const known = skeletons.get(key);
-  if (known !== undefined) return known;
+function sameFamilies(a: readonly TemplateFamily[], b: readonly TemplateFamily[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as TemplateFamily;
+    const y = b[i] as TemplateFamily;
+    if (x.name !== y.name || x.kind !== y.kind || x.help !== y.help || x.count !== y.count) return false;
+  }
+  return true;
+}
+
+function skeletonOf(segs: readonly string[], families: TemplateFamily[]): Skeleton {
   const at = new Int32Array(segs.length + 1);
   let total = 0;
   for (let k = 0; k < segs.length; k++) {
@@ -64,9 +74,33 @@ function skeletonOf(segs: readonly string[]): Skeleton {
     const base = at[k] as number;
     for (let j = 0; j < seg.length; j++) units[base + j] = seg.charCodeAt(j);
   }
-  const sk: Skeleton = { units, at };
-  skeletons.set(key, sk);
+  // The key is made from the copies, not from the segments: those are slices of the body, and a
+  // key holding them would keep every body alive. The offsets make it one key per cut.
+  const key = `${at.join(',')}|${Buffer.from(units.buffer, units.byteOffset, units.byteLength).toString('utf16le')}`;
+  const known = skeletons.get(key);
+  // The text fixes the families, but HELP is cut by the receiver's max_help_length: a receiver
+  // with another bound gets a skeleton of its own.
+  if (known !== undefined && sameFamilies(known.families, families)) return known;
+  const counter = new Uint8Array(segs.length - 1);
+  let e = 0;
+  for (const f of families) for (let j = 0; j < f.count; j++) counter[e++] = f.kind === 'counter' ? 1 : 0;
+  const sk: Skeleton = { units, at, families, counter };
+  if (known === undefined) skeletons.set(key, sk);
   return sk;
+}
+
+/**
+ * Family names and HELP texts a template keeps, one copy each for the process. The parser's
+ * strings are slices of the body; kept as they are, they would keep the body alive.
+ */
+const familyStrings = new BoundedCache<string>({ maxChars: 4 * 1024 * 1024, maxEntries: 50_000 });
+function own(v: string): string {
+  let c = familyStrings.get(v);
+  if (c === undefined) {
+    c = v.length > 12 ? Buffer.from(v, 'utf8').toString('utf8') : v;
+    familyStrings.set(c, c);
+  }
+  return c;
 }
 
 interface TemplateFamily {
@@ -134,21 +168,15 @@ function readValues(text: string, sk: Skeleton): boolean {
 /** A device's last exposition, cut at its values, bound to the series they were written to. */
 export class ReplayTemplate {
   private readonly _skeleton: Skeleton;
-  private readonly _families: readonly TemplateFamily[];
   private readonly _states: readonly SeriesState[];
-  private readonly _counter: Uint8Array;
   private readonly _labels: object;
   private readonly _generation: number;
 
-  private constructor(skeleton: Skeleton, families: TemplateFamily[], states: readonly SeriesState[], labels: object, generation: number) {
+  private constructor(skeleton: Skeleton, states: readonly SeriesState[], labels: object, generation: number) {
     this._skeleton = skeleton;
-    this._families = families;
     this._states = states;
     this._labels = labels;
     this._generation = generation;
-    this._counter = new Uint8Array(states.length);
-    let k = 0;
-    for (const f of families) for (let j = 0; j < f.count; j++) this._counter[k++] = f.kind === 'counter' ? 1 : 0;
   }
 
   /**
@@ -169,7 +197,7 @@ export class ReplayTemplate {
       if (fam.type !== 'counter' && fam.type !== 'gauge' && fam.type !== 'untyped') return undefined;
       const name = printableMetricName(fam.name);
       if (name === undefined) return undefined;
-      fams.push({ name, kind: fam.type === 'counter' ? 'counter' : 'gauge', help: fam.help ?? '', count: fam.samples.length });
+      fams.push({ name: own(name), kind: fam.type === 'counter' ? 'counter' : 'gauge', help: own(fam.help ?? ''), count: fam.samples.length });
       for (const s of fam.samples) {
         if (s.timestampMs !== undefined) return undefined;
         names.push(s.name);
@@ -217,12 +245,12 @@ export class ReplayTemplate {
     }
     if (k !== names.length) return undefined;
     segs.push(text.slice(segStart));
-    const skeleton = skeletonOf(segs);
+    const skeleton = skeletonOf(segs, fams);
     // The cut must give back exactly the values the parser read.
     if (!readValues(text, skeleton)) return undefined;
     for (let j = 0; j < k; j++) if (!Object.is(values[j], expected[j])) return undefined;
     replayStats.templates++;
-    return new ReplayTemplate(skeleton, fams, states, ctx.deviceLabels, tracker.generation);
+    return new ReplayTemplate(skeleton, states, ctx.deviceLabels, tracker.generation);
   }
 
   /**
@@ -237,14 +265,15 @@ export class ReplayTemplate {
     if (!this.valid || !registry || ctx.deviceLabels !== this._labels || !tracker.madeWith(this._labels) || tracker.generation !== this._generation) return undefined;
     if (!readValues(text, this._skeleton)) return undefined;
     const states = this._states;
+    const counter = this._skeleton.counter;
     // A counter sample that is NaN is left out by the long way (and its series with it).
-    for (let k = 0; k < states.length; k++) if (this._counter[k] === 1 && Number.isNaN(values[k])) return undefined;
+    for (let k = 0; k < states.length; k++) if (counter[k] === 1 && Number.isNaN(values[k])) return undefined;
     const now: HrTime = msToHrTime(ctx.timeMs);
     const budget = { left: ctx.maxFamilies ?? Infinity };
     let only: SeriesState[] | undefined;
     let k = 0;
     let n = 0;
-    for (const f of this._families) {
+    for (const f of this._skeleton.families) {
       const kind: OutputKind = f.kind;
       // Every family was allowed when the template was made, and `familyAllowed` depends on the
       // name alone (the receiver's configuration), so it is not asked again.
