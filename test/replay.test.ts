@@ -167,10 +167,13 @@ test('replay is taken for bodies that repeat their lines, and not for anything e
   assert.equal(await run(BASE.replace('derp', 'derq').replace(' 100', ' 1')), 1, 'its lines repeat: replayed');
   assert.equal(await run(`${BASE}# TYPE tailscaled_h histogram\ntailscaled_h_bucket{le="+Inf"} 1\ntailscaled_h_count 1\n`), 0, 'a histogram: parsed');
   assert.equal(await run(`${BASE}# TYPE tailscaled_h histogram\ntailscaled_h_bucket{le="+Inf"} 2\ntailscaled_h_count 2\n`), 0, 'histograms are never replayed');
+  const fits = `${'# padding padding padding padding padding padding padding\n'.repeat(1000)}${BASE}`;
+  assert.equal(await run(fits), 0);
+  assert.equal(await run(fits.replace(' 100', ' 104')), 1, 'a body just inside the bound is replayed');
   // A body beyond the template bound is parsed every time: the receiver keeps no copy of it.
-  const big = `${'# padding padding padding padding padding padding padding\n'.repeat(5000)}${BASE}`;
+  const big = `${'# padding padding padding padding padding padding padding\n'.repeat(1200)}${BASE}`;
   assert.equal(await run(big), 0);
-  assert.equal(await run(big.replace(' 100', ' 103')), 0, 'a body above 256 KiB is not kept as a template');
+  assert.equal(await run(big.replace(' 100', ' 103')), 0, 'a body above 64 Ki characters is not kept as a template');
   const page = await fast.page();
-  assert.match(page, /tailscaled_inbound_bytes_total\{[^}]*path="derp"[^}]*\} 103/, 'and is still served');
+  assert.match(page, /tailscaled_inbound_bytes_total\{[^}]*path="derp"[^}]*\} 103\n/, 'and is still served');
 });

@@ -28,7 +28,7 @@ import { codeUnits, parseGoFloat, type ExpositionFamily } from './exposition.ts'
  * body no one else writes keeps its own (two bytes per character), so this bounds what one
  * device can make the receiver hold beyond its series. tailscaled's bodies are 5–20 KB.
  */
-export const MAX_TEMPLATE_CHARS = 256 * 1024;
+export const MAX_TEMPLATE_CHARS = 64 * 1024;
 
 /** The segments of a body, as one array of code units and where each segment starts. */
 interface Skeleton {
@@ -48,7 +48,7 @@ interface Skeleton {
  * write the same ones. Bounded by characters and entries, as devices choose the text; past the
  * bound a device's skeleton is its own.
  */
-const skeletons = new BoundedCache<Skeleton>({ maxChars: 16 * 1024 * 1024, maxEntries: 10_000, sizeOf: (k) => k.units.length + 4 * k.at.length });
+const skeletons = new BoundedCache<Skeleton>({ maxChars: 4 * 1024 * 1024, maxEntries: 10_000, sizeOf: (k) => k.units.length + 4 * k.at.length });
 
 function sameFamilies(a: readonly TemplateFamily[], b: readonly TemplateFamily[]): boolean {
   if (a.length !== b.length) return false;
