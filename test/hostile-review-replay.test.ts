@@ -1,0 +1,127 @@
+/**
+ * Hostile review of replay (receivers/device_metrics/replay.ts) and of points written in place
+ * (StartTimeTracker.point): a replaying pipeline and a `replay: false` one scrape the same
+ * simulated devices on loopback and must serve the same /metrics and send the same OTLP points.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { TailnetSimulator } from '../src/simulator/simulator.ts';
+import type { PrometheusExporterComponent } from '../exporters/prometheus/prometheus.ts';
+import { replayStats } from '../receivers/device_metrics/replay.ts';
+import { buildService, fixtureDevices, manualClock, memoryLogger } from './helpers/index.ts';
+import { OtlpReceiver } from './helpers/otlp-receiver.ts';
+
+type ApiDevice = Record<string, unknown>;
+
+function device(id: string, address: string, name = `dev-${id}.tail4c8e1a.ts.net`): ApiDevice {
+  const base = { ...(fixtureDevices()[0] as ApiDevice) };
+  return { ...base, id, nodeId: `n${id}`, name, hostname: `dev-${id}`, addresses: [address], connectedToControl: true, lastSeen: new Date().toISOString() };
+}
+
+interface Side {
+  rx: OtlpReceiver;
+  cycle: () => Promise<void>;
+  page: () => Promise<string>;
+}
+
+async function side(t: TestContext, sim: TailnetSimulator, replay: boolean, clock: ReturnType<typeof manualClock>, extra: Record<string, unknown> = {}, processors: Record<string, unknown> = { staleness: {} }): Promise<Side> {
+  const rx = new OtlpReceiver();
+  await rx.start();
+  const service = buildService(
+    {
+      receivers: {
+        tailscale_api: { api_url: sim.apiUrl, api_key: sim.apiKeys[0], interval: '1h' },
+        device_metrics: { interval: '1h', port: sim.devicePort, allowed_cidrs: ['127.0.0.0/8'], timeout: '2s', max_concurrent: 1, replay, ...extra },
+      },
+      processors,
+      exporters: { prometheus: {}, otlp: { endpoint: rx.url } },
+      service: { pipelines: { metrics: { receivers: ['tailscale_api', 'device_metrics'], processors: Object.keys(processors), exporters: ['prometheus', 'otlp'] } } },
+    },
+    { logger: memoryLogger().logger, clock },
+  );
+  t.after(async () => {
+    await service.shutdown(AbortSignal.timeout(2000));
+    await rx.stop();
+  });
+  const otlp = service.exporters.get('otlp') as unknown as { flush(): Promise<void> };
+  const prom = service.exporters.get('prometheus') as PrometheusExporterComponent;
+  return {
+    rx,
+    cycle: async () => {
+      await service.collectNow();
+      await otlp.flush();
+    },
+    page: async () => (await prom.render()) ?? '',
+  };
+}
+
+const comparable = (page: string): string[] =>
+  page
+    .split('\n')
+    .filter((l) => /^(# (HELP|TYPE) )?(tailscaled_|tsmetrics_device_scrape_)/.test(l) && !l.includes('scrape_duration_seconds'))
+    .sort();
+
+const sent = (rx: OtlpReceiver): string[] =>
+  rx.requests.flatMap((r) =>
+    r.metrics
+      .filter((m) => m.name.startsWith('tailscaled_'))
+      .flatMap((m) => m.points.map((p) => JSON.stringify([m.name, m.kind, m.isMonotonic, p.attributes, String(p.startTimeUnixNano), String(p.timeUnixNano), p.value, p.flags]))),
+  );
+
+/** Runs `steps` (per step, a body per device; undefined = a timeout) on both sides and compares. */
+async function differential(t: TestContext, ids: string[], steps: Array<Array<string | undefined>>, extra: Record<string, unknown> = {}, between?: (i: number, sim: TailnetSimulator) => void): Promise<{ replays: number; page: string[] }> {
+  const sim = new TailnetSimulator({ devices_json: ids.map((id, k) => device(id, `127.0.9.${k + 1}`)) as never });
+  await sim.start();
+  t.after(() => sim.stop());
+  const clock = manualClock();
+  const fast = await side(t, sim, true, clock, extra);
+  const slow = await side(t, sim, false, clock, extra);
+  const before = replayStats.replays;
+  let page: string[] = [];
+  for (const [i, bodies] of steps.entries()) {
+    between?.(i, sim);
+    for (const [k, id] of ids.entries()) {
+      const b = bodies[k];
+      sim.setDeviceFault(id, b === undefined ? { kind: 'status', status: 500 } : { kind: 'body', body: b });
+    }
+    clock.advance(10_000);
+    await fast.cycle();
+    await slow.cycle();
+    const f = comparable(await fast.page());
+    const s = comparable(await slow.page());
+    assert.deepEqual(f, s, `/metrics after step ${i}`);
+    page = f;
+    assert.deepEqual(sent(fast.rx), sent(slow.rx), `OTLP after step ${i}`);
+  }
+  return { replays: replayStats.replays - before, page };
+}
+
+
+const C = (name: string, v: number | string, type = 'counter'): string => `# TYPE ${name} ${type}\n${name} ${v}\n`;
+
+test('two devices: a type taken by the other device, failures and recoveries, resets after a failure — replay serves and sends what parsing does', async (t) => {
+  const steps: Array<Array<string | undefined>> = [
+    [C('tailscaled_x', 1) + C('tailscaled_y', 1, 'gauge'), C('tailscaled_x', 1) + C('tailscaled_y', 1, 'gauge')],
+    [C('tailscaled_x', 2) + C('tailscaled_y', 2, 'gauge'), C('tailscaled_x', 2, 'gauge') + C('tailscaled_y', 2, 'gauge')],
+    [C('tailscaled_x', 3) + C('tailscaled_y', 3, 'gauge'), C('tailscaled_x', 3, 'gauge') + C('tailscaled_y', 3, 'counter')],
+    [C('tailscaled_x', 4) + C('tailscaled_y', 4, 'gauge'), C('tailscaled_x', 4, 'gauge') + C('tailscaled_y', 4, 'counter')],
+    [C('tailscaled_x', 5) + C('tailscaled_y', 5, 'gauge'), undefined],
+    [C('tailscaled_x', 1) + C('tailscaled_y', 6, 'gauge'), undefined],
+    [C('tailscaled_x', 2) + C('tailscaled_y', 7, 'gauge'), C('tailscaled_x', 4) + C('tailscaled_y', 4, 'gauge')],
+    [undefined, C('tailscaled_x', 5) + C('tailscaled_y', 5, 'gauge')],
+    [C('tailscaled_x', 3) + C('tailscaled_y', 8, 'gauge'), C('tailscaled_x', 6) + C('tailscaled_y', 6, 'gauge')],
+    [C('tailscaled_x', 4) + C('tailscaled_y', 9, 'gauge'), C('tailscaled_x', 7) + C('tailscaled_y', 7, 'gauge')],
+  ];
+  const { replays: r } = await differential(t, ['rv0001', 'rv0002'], steps, {});
+  assert.ok(r >= 8, `${r} replays`);
+});
+
+test('a device renamed between scrapes with the same body: replay serves and sends what parsing does', async (t) => {
+  const body = (v: number): string => C('tailscaled_x', v) + C('tailscaled_y', v, 'gauge');
+  const steps = [1, 2, 3, 4, 5, 6].map((v) => [body(v)]);
+  const { replays: r, page } = await differential(t, ['rv0003'], steps, {}, (i, sim) => {
+    if (i === 3) sim.setDevicesJson([device('rv0003', '127.0.9.1', 'renamed-rv0003.tail4c8e1a.ts.net')] as never);
+  });
+  assert.ok(r >= 3, `${r} replays`);
+  assert.ok(page.some((l) => l.startsWith('tailscaled_x_total{') && l.includes('renamed-rv0003')), 'the rename reached the page');
+});
