@@ -46,9 +46,28 @@ interface Skeleton {
 /**
  * One skeleton per distinct set of segments for the process: devices of one client version
  * write the same ones. Bounded by characters and entries, as devices choose the text; past the
- * bound a device's skeleton is its own.
+ * bound a device's skeleton is its own. Only skeletons built twice get in (`admit`).
  */
 const skeletons = new BoundedCache<Skeleton>({ maxChars: 4 * 1024 * 1024, maxEntries: 10_000, sizeOf: (k) => k.units.length + 4 * k.at.length });
+
+/**
+ * Skeletons built once and not yet shared, by a hash of their text. A skeleton enters the shared
+ * cache only when a second build makes the same one: a device writing a new body every scrape
+ * never does, so it cannot push the skeletons honest devices share out of the cache (it keeps
+ * only its own, one at a time). A hash collision only shares a skeleton one build early.
+ */
+const builtOnce = new Set<number>();
+
+function admit(key: string, sk: Skeleton): void {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  if (builtOnce.delete(h)) {
+    skeletons.set(key, sk);
+    return;
+  }
+  if (builtOnce.size >= 100_000) builtOnce.clear();
+  builtOnce.add(h);
+}
 
 function sameFamilies(a: readonly TemplateFamily[], b: readonly TemplateFamily[]): boolean {
   if (a.length !== b.length) return false;
@@ -85,7 +104,7 @@ function skeletonOf(segs: readonly string[], families: TemplateFamily[]): Skelet
   let e = 0;
   for (const f of families) for (let j = 0; j < f.count; j++) counter[e++] = f.kind === 'counter' ? 1 : 0;
   const sk: Skeleton = { units, at, families, counter };
-  if (known === undefined) skeletons.set(key, sk);
+  if (known === undefined) admit(key, sk);
   return sk;
 }
 
