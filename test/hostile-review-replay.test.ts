@@ -6,67 +6,12 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { TailnetSimulator } from '../src/simulator/simulator.ts';
-import type { PrometheusExporterComponent } from '../exporters/prometheus/prometheus.ts';
 import { replayStats } from '../receivers/device_metrics/replay.ts';
-import { buildService, fixtureDevices, manualClock, memoryLogger } from './helpers/index.ts';
-import { OtlpReceiver } from './helpers/otlp-receiver.ts';
+import { manualClock } from './helpers/index.ts';
+import { deviceLines as comparable, replayDevice as device, replaySide, sentDevicePoints as sent } from './helpers/replay-sides.ts';
 
-type ApiDevice = Record<string, unknown>;
-
-function device(id: string, address: string, name = `dev-${id}.tail4c8e1a.ts.net`): ApiDevice {
-  const base = { ...(fixtureDevices()[0] as ApiDevice) };
-  return { ...base, id, nodeId: `n${id}`, name, hostname: `dev-${id}`, addresses: [address], connectedToControl: true, lastSeen: new Date().toISOString() };
-}
-
-interface Side {
-  rx: OtlpReceiver;
-  cycle: () => Promise<void>;
-  page: () => Promise<string>;
-}
-
-async function side(t: TestContext, sim: TailnetSimulator, replay: boolean, clock: ReturnType<typeof manualClock>, extra: Record<string, unknown> = {}, processors: Record<string, unknown> = { staleness: {} }): Promise<Side> {
-  const rx = new OtlpReceiver();
-  await rx.start();
-  const service = buildService(
-    {
-      receivers: {
-        tailscale_api: { api_url: sim.apiUrl, api_key: sim.apiKeys[0], interval: '1h' },
-        device_metrics: { interval: '1h', port: sim.devicePort, allowed_cidrs: ['127.0.0.0/8'], timeout: '2s', max_concurrent: 1, replay, ...extra },
-      },
-      processors,
-      exporters: { prometheus: {}, otlp: { endpoint: rx.url } },
-      service: { pipelines: { metrics: { receivers: ['tailscale_api', 'device_metrics'], processors: Object.keys(processors), exporters: ['prometheus', 'otlp'] } } },
-    },
-    { logger: memoryLogger().logger, clock },
-  );
-  t.after(async () => {
-    await service.shutdown(AbortSignal.timeout(2000));
-    await rx.stop();
-  });
-  const otlp = service.exporters.get('otlp') as unknown as { flush(): Promise<void> };
-  const prom = service.exporters.get('prometheus') as PrometheusExporterComponent;
-  return {
-    rx,
-    cycle: async () => {
-      await service.collectNow();
-      await otlp.flush();
-    },
-    page: async () => (await prom.render()) ?? '',
-  };
-}
-
-const comparable = (page: string): string[] =>
-  page
-    .split('\n')
-    .filter((l) => /^(# (HELP|TYPE) )?(tailscaled_|tsmetrics_device_scrape_)/.test(l) && !l.includes('scrape_duration_seconds'))
-    .sort();
-
-const sent = (rx: OtlpReceiver): string[] =>
-  rx.requests.flatMap((r) =>
-    r.metrics
-      .filter((m) => m.name.startsWith('tailscaled_'))
-      .flatMap((m) => m.points.map((p) => JSON.stringify([m.name, m.kind, m.isMonotonic, p.attributes, String(p.startTimeUnixNano), String(p.timeUnixNano), p.value, p.flags]))),
-  );
+/** Both sides scrape one device at a time, so the shared type registry sees devices in the same order. */
+const side: typeof replaySide = (t, sim, replay, clock, extra = {}, processors) => replaySide(t, sim, replay, clock, { max_concurrent: 1, ...extra }, processors);
 
 /** Runs `steps` (per step, a body per device; undefined = a timeout) on both sides and compares. */
 async function differential(t: TestContext, ids: string[], steps: Array<Array<string | undefined>>, extra: Record<string, unknown> = {}, between?: (i: number, sim: TailnetSimulator) => void): Promise<{ replays: number; page: string[] }> {

@@ -5,72 +5,12 @@
  * values, resets, NaN, lines, labels, HELP, TYPE, timestamps, line endings, blanks, number
  * spellings, bodies that do not parse. Devices are simulator servers on loopback.
  */
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TailnetSimulator } from '../src/simulator/simulator.ts';
-import type { PrometheusExporterComponent } from '../exporters/prometheus/prometheus.ts';
 import { replayStats } from '../receivers/device_metrics/replay.ts';
-import { buildService, fixtureDevices, manualClock, memoryLogger } from './helpers/index.ts';
-import { OtlpReceiver } from './helpers/otlp-receiver.ts';
-
-type ApiDevice = Record<string, unknown>;
-
-function device(id: string, address: string): ApiDevice {
-  const base = { ...(fixtureDevices()[0] as ApiDevice) };
-  return { ...base, id, nodeId: `n${id}`, name: `dev-${id}.tail4c8e1a.ts.net`, hostname: `dev-${id}`, addresses: [address], connectedToControl: true, lastSeen: new Date().toISOString() };
-}
-
-interface Side {
-  rx: OtlpReceiver;
-  cycle: () => Promise<void>;
-  page: () => Promise<string>;
-}
-
-async function side(t: TestContext, sim: TailnetSimulator, replay: boolean, clock: ReturnType<typeof manualClock>): Promise<Side> {
-  const rx = new OtlpReceiver();
-  await rx.start();
-  const service = buildService(
-    {
-      receivers: {
-        tailscale_api: { api_url: sim.apiUrl, api_key: sim.apiKeys[0], interval: '1h' },
-        device_metrics: { interval: '1h', port: sim.devicePort, allowed_cidrs: ['127.0.0.0/8'], timeout: '2s', replay },
-      },
-      processors: { staleness: {} },
-      exporters: { prometheus: {}, otlp: { endpoint: rx.url } },
-      service: { pipelines: { metrics: { receivers: ['tailscale_api', 'device_metrics'], processors: ['staleness'], exporters: ['prometheus', 'otlp'] } } },
-    },
-    { logger: memoryLogger().logger, clock },
-  );
-  t.after(async () => {
-    await service.shutdown(AbortSignal.timeout(2000));
-    await rx.stop();
-  });
-  const otlp = service.exporters.get('otlp') as unknown as { flush(): Promise<void> };
-  const prom = service.exporters.get('prometheus') as PrometheusExporterComponent;
-  return {
-    rx,
-    cycle: async () => {
-      await service.collectNow();
-      await otlp.flush();
-    },
-    page: async () => (await prom.render()) ?? '',
-  };
-}
-
-/** The page's device lines: client families and scrape status, but not durations (timing). */
-const comparable = (page: string): string =>
-  page
-    .split('\n')
-    .filter((l) => /^(# (HELP|TYPE) )?(tailscaled_|tsmetrics_device_scrape_)/.test(l) && !l.includes('scrape_duration_seconds'))
-    .join('\n');
-
-/** The OTLP points of device families as sent, in order: name, attributes, times, value, flags. */
-const sent = (rx: OtlpReceiver): string[] =>
-  rx.requests.flatMap((r) =>
-    r.metrics
-      .filter((m) => m.name.startsWith('tailscaled_'))
-      .flatMap((m) => m.points.map((p) => JSON.stringify([m.name, m.kind, m.isMonotonic, p.attributes, String(p.startTimeUnixNano), String(p.timeUnixNano), p.value, p.flags]))),
-  );
+import { manualClock } from './helpers/index.ts';
+import { deviceLines, replayDevice as device, replaySide as side, sentDevicePoints as sent } from './helpers/replay-sides.ts';
 
 const BASE = [
   '# HELP tailscaled_inbound_bytes_total Bytes received',
@@ -136,7 +76,7 @@ test('replayed scrapes serve and send exactly what parsing every body does, thro
     clock.advance(10_000);
     await fast.cycle();
     await slow.cycle();
-    const [f, sl] = [comparable(await fast.page()).split('\n'), comparable(await slow.page()).split('\n')];
+    const [f, sl] = [deviceLines(await fast.page()), deviceLines(await slow.page())];
     assert.deepEqual(f.filter((l) => !sl.includes(l)), sl.filter((l) => !f.includes(l)), `/metrics after "${what}"`);
     assert.equal(f.length, sl.length);
     assert.deepEqual(sent(fast.rx), sent(slow.rx), `OTLP after "${what}"`);

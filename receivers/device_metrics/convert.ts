@@ -353,7 +353,7 @@ const RESERVED = new Set(['device_id', 'device_name', 'tailnet']);
  * on every device. Bounded by characters, not only entries: devices choose these strings.
  */
 const canonicalStrings = new BoundedCache<string>({ maxChars: 4 * 1024 * 1024, maxEntries: 100_000 });
-function canonical(v: string): string {
+export function canonical(v: string): string {
   let c = canonicalStrings.get(v);
   if (c === undefined) {
     c = v.length > 12 ? Buffer.from(v, 'utf8').toString('utf8') : v;

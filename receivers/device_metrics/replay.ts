@@ -18,7 +18,7 @@
 import type { HrTime } from '@opentelemetry/api';
 import { msToHrTime } from '../../src/model/batch.ts';
 import { BoundedCache } from '../../src/model/names.ts';
-import { admitted, printableMetricName, type ConvertContext, type SeriesState } from './convert.ts';
+import { admitted, canonical, printableMetricName, type ConvertContext, type SeriesState } from './convert.ts';
 import type { OutputKind } from './families.ts';
 import { codeUnits, parseGoFloat, type ExpositionFamily } from './exposition.ts';
 
@@ -106,20 +106,6 @@ function skeletonOf(segs: readonly string[], families: TemplateFamily[]): Skelet
   const sk: Skeleton = { units, at, families, counter };
   if (known === undefined) admit(key, sk);
   return sk;
-}
-
-/**
- * Family names and HELP texts a template keeps, one copy each for the process. The parser's
- * strings are slices of the body; kept as they are, they would keep the body alive.
- */
-const familyStrings = new BoundedCache<string>({ maxChars: 4 * 1024 * 1024, maxEntries: 50_000 });
-function own(v: string): string {
-  let c = familyStrings.get(v);
-  if (c === undefined) {
-    c = v.length > 12 ? Buffer.from(v, 'utf8').toString('utf8') : v;
-    familyStrings.set(c, c);
-  }
-  return c;
 }
 
 interface TemplateFamily {
@@ -216,7 +202,8 @@ export class ReplayTemplate {
       if (fam.type !== 'counter' && fam.type !== 'gauge' && fam.type !== 'untyped') return undefined;
       const name = printableMetricName(fam.name);
       if (name === undefined) return undefined;
-      fams.push({ name: own(name), kind: fam.type === 'counter' ? 'counter' : 'gauge', help: own(fam.help ?? ''), count: fam.samples.length });
+      // The parser's strings are slices of the body: kept as they are, they would keep it alive.
+      fams.push({ name: canonical(name), kind: fam.type === 'counter' ? 'counter' : 'gauge', help: canonical(fam.help ?? ''), count: fam.samples.length });
       for (const s of fam.samples) {
         if (s.timestampMs !== undefined) return undefined;
         names.push(s.name);
