@@ -17,7 +17,7 @@
  */
 import type { Attributes, HrTime } from '@opentelemetry/api';
 import { AggregationTemporality, DataPointType, type DataPoint, type Histogram, type MetricData, type ResourceMetrics, type ScopeMetrics } from '@opentelemetry/sdk-metrics';
-import { isStale } from '../../src/model/stale.ts';
+import { copyPoint, isStale } from '../../src/model/stale.ts';
 import type { TemporalityPreference } from './config.ts';
 
 /** Which data a batch is: scraped observations, or tsmetrics' own instruments. */
@@ -52,14 +52,6 @@ export function wantsDelta(preference: TemporalityPreference, origin: DataOrigin
   if (m.aggregationTemporality !== AggregationTemporality.CUMULATIVE) return false;
   if (m.dataPointType === DataPointType.SUM) return m.isMonotonic;
   return m.dataPointType === DataPointType.HISTOGRAM;
-}
-
-/** Copies a point, keeping an in-band staleness flag (src/model/stale.ts). */
-function copyPoint<T>(p: DataPoint<T>, startTime: HrTime, value: T): DataPoint<T> {
-  const out: DataPoint<T> = { attributes: p.attributes, startTime, endTime: p.endTime, value };
-  const flags = (p as { flags?: number }).flags;
-  if (flags !== undefined) (out as { flags?: number }).flags = flags;
-  return out;
 }
 
 function histogramDelta(v: Histogram, prev: Histogram): Histogram | undefined {

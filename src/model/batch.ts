@@ -1,5 +1,6 @@
 import { ValueType, type Attributes, type HrTime } from '@opentelemetry/api';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import { copyPoint } from './stale.ts';
 import {
   AggregationTemporality,
   DataPointType,
@@ -133,17 +134,7 @@ export function snapshotPoints(batch: ResourceMetrics): ResourceMetrics {
     resource: batch.resource,
     scopeMetrics: batch.scopeMetrics.map((sm) => ({
       scope: sm.scope,
-      metrics: sm.metrics.map((m) => {
-        const src = m.dataPoints as Array<DataPoint<unknown> & { flags?: number }>;
-        const points = new Array<DataPoint<unknown>>(src.length);
-        for (let i = 0; i < src.length; i++) {
-          const p = src[i] as DataPoint<unknown> & { flags?: number };
-          const c: DataPoint<unknown> & { flags?: number } = { attributes: p.attributes, startTime: p.startTime, endTime: p.endTime, value: p.value };
-          if (p.flags !== undefined) c.flags = p.flags;
-          points[i] = c;
-        }
-        return { ...m, dataPoints: points } as MetricData;
-      }),
+      metrics: sm.metrics.map((m) => ({ ...m, dataPoints: (m.dataPoints as Array<DataPoint<unknown>>).map((p) => copyPoint(p, p.startTime, p.value)) }) as MetricData),
     })),
   };
 }

@@ -7,12 +7,23 @@
  * flag; the Prometheus exporter leaves such points out.
  */
 
+import type { HrTime } from '@opentelemetry/api';
+import type { DataPoint } from '@opentelemetry/sdk-metrics';
+
 /** OTLP `DataPointFlags.NO_RECORDED_VALUE_MASK`. */
 export const NO_RECORDED_VALUE = 1;
 
 /** A data point that may carry OTLP data-point flags in-band. */
 export interface FlaggedPoint {
   flags?: number;
+}
+
+/** A copy of `p` with `startTime` and `value`, carrying its flags (an end-of-series marker stays one). */
+export function copyPoint<T>(p: DataPoint<T>, startTime: HrTime, value: T): DataPoint<T> {
+  const out: DataPoint<T> = { attributes: p.attributes, startTime, endTime: p.endTime, value };
+  const flags = (p as FlaggedPoint).flags;
+  if (flags !== undefined) (out as FlaggedPoint).flags = flags;
+  return out;
 }
 
 export function markStale(point: object): void {
