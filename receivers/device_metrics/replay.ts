@@ -28,7 +28,7 @@ import { codeUnits, parseGoFloat, type ExpositionFamily } from './exposition.ts'
  * body no one else writes keeps its own (two bytes per character), so this bounds what one
  * device can make the receiver hold beyond its series. tailscaled's bodies are 5–20 KB.
  */
-export const MAX_TEMPLATE_CHARS = 64 * 1024;
+const MAX_TEMPLATE_CHARS = 64 * 1024;
 
 /** The segments of a body, as one array of code units and where each segment starts. */
 interface Skeleton {
@@ -79,7 +79,8 @@ function sameFamilies(a: readonly TemplateFamily[], b: readonly TemplateFamily[]
   return true;
 }
 
-function skeletonOf(segs: readonly string[], families: TemplateFamily[]): Skeleton {
+/** Segments as code units and offsets (a skeleton without its families yet). */
+function cut(segs: readonly string[]): Pick<Skeleton, 'units' | 'at'> {
   const at = new Int32Array(segs.length + 1);
   let total = 0;
   for (let k = 0; k < segs.length; k++) {
@@ -93,6 +94,11 @@ function skeletonOf(segs: readonly string[], families: TemplateFamily[]): Skelet
     const base = at[k] as number;
     for (let j = 0; j < seg.length; j++) units[base + j] = seg.charCodeAt(j);
   }
+  return { units, at };
+}
+
+/** The shared skeleton equal to `units`/`at` with `families`, or this one (offered for sharing). */
+function shared({ units, at }: Pick<Skeleton, 'units' | 'at'>, families: readonly TemplateFamily[]): Skeleton {
   // The key is made from the copies, not from the segments: those are slices of the body, and a
   // key holding them would keep every body alive. The offsets make it one key per cut.
   const key = `${at.join(',')}|${Buffer.from(units.buffer, units.byteOffset, units.byteLength).toString('utf16le')}`;
@@ -100,7 +106,7 @@ function skeletonOf(segs: readonly string[], families: TemplateFamily[]): Skelet
   // The text fixes the families, but HELP is cut by the receiver's max_help_length: a receiver
   // with another bound gets a skeleton of its own.
   if (known !== undefined && sameFamilies(known.families, families)) return known;
-  const counter = new Uint8Array(segs.length - 1);
+  const counter = new Uint8Array(at.length - 2);
   let e = 0;
   for (const f of families) for (let j = 0; j < f.count; j++) counter[e++] = f.kind === 'counter' ? 1 : 0;
   const sk: Skeleton = { units, at, families, counter };
@@ -117,11 +123,8 @@ interface TemplateFamily {
   readonly count: number;
 }
 
-/**
- * Scrapes written by replay and templates made, process-wide: tests check that their bodies
- * took the path they test, and the benchmarks report it.
- */
-export const replayStats = { replays: 0, templates: 0 };
+/** Scrapes written by replay, process-wide: tests check that their bodies took the path they test. */
+export const replayStats = { replays: 0 };
 
 /** Values of the body being replayed (reused: one replay runs at a time). */
 let values = new Float64Array(1024);
@@ -133,7 +136,7 @@ const isBlank = (c: number): boolean => c === 32 || c === 9;
  * with one value token between each two, the values then in `values`. Compares code units, not
  * strings (`startsWith` per segment took longer than parsing the body).
  */
-function readValues(text: string, sk: Skeleton): boolean {
+function readValues(text: string, sk: Pick<Skeleton, 'units' | 'at'>): boolean {
   const { units, at } = sk;
   const n = at.length - 2;
   if (values.length < n) values = new Float64Array(Math.max(n, values.length * 2));
@@ -251,12 +254,11 @@ export class ReplayTemplate {
     }
     if (k !== names.length) return undefined;
     segs.push(text.slice(segStart));
-    const skeleton = skeletonOf(segs, fams);
-    // The cut must give back exactly the values the parser read.
-    if (!readValues(text, skeleton)) return undefined;
+    // The cut must give back exactly the values the parser read; only then is it shared.
+    const own = cut(segs);
+    if (!readValues(text, own)) return undefined;
     for (let j = 0; j < k; j++) if (!Object.is(values[j], expected[j])) return undefined;
-    replayStats.templates++;
-    return new ReplayTemplate(skeleton, states, ctx.deviceLabels, tracker.generation);
+    return new ReplayTemplate(shared(own, fams), states, ctx.deviceLabels, tracker.generation);
   }
 
   /**
