@@ -33,7 +33,7 @@ test('replayed scrapes serve and send exactly what parsing every body does, thro
   const fast = await side(t, sim, true, clock);
   const slow = await side(t, sim, false, clock);
   const replaysBefore = replayStats.replays;
-  const bodies: Array<[string, string]> = [
+  const bodies: Array<[string, string | Buffer]> = [
     ['first', BASE],
     ['same lines, new values', BASE.replace(' 100', ' 150').replace(' 2000', ' 2100').replace('warning"} 1', 'warning"} 0')],
     ['a counter drops (reset: new start time)', BASE.replace(' 100', ' 5')],
@@ -66,11 +66,22 @@ test('replayed scrapes serve and send exactly what parsing every body does, thro
     ['a value too long for the integer path', BASE.replace(' 100', ' 1234567890123456')],
     ['a comment line changes', `# hello\n${BASE}`],
     ['and changes again', `# hellp\n${BASE}`],
+    ['HELP with a non-ASCII character', BASE.replace('Bytes received', 'Bytes reçus')],
+    ['the same, new values', BASE.replace('Bytes received', 'Bytes reçus').replace(' 100', ' 160')],
+    ['a byte-order mark first', `\uFEFF${BASE.replace(' 100', ' 170')}`],
+    ['the mark again, new values', `\uFEFF${BASE.replace(' 100', ' 180')}`],
+    ['ASCII again', BASE.replace(' 100', ' 190')],
+    ['a value with a non-ASCII digit', BASE.replace(' 2000', ' 2\u0663')],
+    ['a label value with a non-ASCII character', BASE.replace('direct_ipv4', 'direct_ipv4é')],
+    ['ASCII again, new values', BASE.replace(' 100', ' 195')],
+    ['a value that is not UTF-8 (parse error)', Buffer.from(BASE.replace(' 2000', ' 20\u00ff0'), 'latin1')],
+    ['a label value that is not UTF-8 (parse error)', Buffer.from(BASE.replace('direct_ipv4', 'direct_\u00ffipv4'), 'latin1')],
     ['an empty body', ''],
     ['back to the first', BASE],
   ];
   for (const [i, [what, body]] of bodies.entries()) {
-    sim.setDeviceFault(A, { kind: 'body', body });
+    // A Buffer is sent as the bytes it holds.
+    sim.setDeviceFault(A, { kind: 'body', body: body as string });
     // B writes the same lines as A did last time: its template is A's skeleton.
     sim.setDeviceFault(B, { kind: 'body', body: (bodies[Math.max(0, i - 1)] as [string, string])[1] });
     clock.advance(10_000);
@@ -94,6 +105,7 @@ test('replay is taken for bodies that repeat their lines, and not for anything e
   const clock = manualClock();
   const fast = await side(t, sim, true, clock);
   const run = async (body: string): Promise<number> => {
+    // (A Buffer is sent as its bytes.)
     sim.setDeviceFault(A, { kind: 'body', body });
     const before = replayStats.replays;
     clock.advance(10_000);
@@ -105,6 +117,9 @@ test('replay is taken for bodies that repeat their lines, and not for anything e
   assert.equal(await run(BASE.replace(' 100', ' 102')), 1, 'and again');
   assert.equal(await run(BASE.replace('derp', 'derq')), 0, 'a changed label: parsed');
   assert.equal(await run(BASE.replace('derp', 'derq').replace(' 100', ' 1')), 1, 'its lines repeat: replayed');
+  assert.equal(await run(BASE.replace('derp', 'dérq')), 0, 'a non-ASCII label: parsed');
+  assert.equal(await run(BASE.replace('derp', 'dérq').replace(' 100', ' 1')), 1, 'and replayed from its text');
+  assert.equal(await run(Buffer.from(BASE.replace('derp', 'd\u00e9rq').replace(' 100', ' 2'), 'latin1') as never), 0, 'the same characters not in UTF-8: a parse error, never a replay');
   assert.equal(await run(`${BASE}# TYPE tailscaled_h histogram\ntailscaled_h_bucket{le="+Inf"} 1\ntailscaled_h_count 1\n`), 0, 'a histogram: parsed');
   assert.equal(await run(`${BASE}# TYPE tailscaled_h histogram\ntailscaled_h_bucket{le="+Inf"} 2\ntailscaled_h_count 2\n`), 0, 'histograms are never replayed');
   const fits = `${'# padding padding padding padding padding padding padding\n'.repeat(1000)}${BASE}`;

@@ -23,7 +23,7 @@ import { ReplayTemplate } from './replay.ts';
 import { ExpositionLimitError, ExpositionParseError, parseExposition, type ExpositionLimits } from './exposition.ts';
 import { FamilyRegistry } from './families.ts';
 import { discoveryRoute, type DiscoveredTarget } from './sd.ts';
-import { ScrapeError, classify, createGuardedAgent, fetchMetrics } from './fetch.ts';
+import { ScrapeError, classify, createGuardedAgent, decodeBody, fetchMetricsBody } from './fetch.ts';
 
 export const SCRAPE_METRICS = {
   up: ['tsmetrics_device_scrape_up', 'Whether the last scrape of the device’s client metrics succeeded (1) or not (0).'],
@@ -54,6 +54,21 @@ interface DeviceState {
   labels?: Attributes;
   /** Its `tsmetrics_device_scrape_errors_total` labels per error kind (same reason). */
   errorLabels?: Map<ErrorKind, Attributes>;
+  /**
+   * The address and URL chosen for the record's addresses and name, kept while they stay the
+   * same: choosing them parses every address and builds a URL (a tenth of what a replayed
+   * scrape allocated).
+   */
+  dial?: { addresses: readonly unknown[]; name: unknown; target: DialTarget };
+}
+
+type DialTarget = { addr: string; url: URL } | { reason: string };
+
+/** Whether `a` holds exactly the elements of `b` (both read as untrusted arrays). */
+function sameElements(a: readonly unknown[], b: unknown): boolean {
+  if (!Array.isArray(b) || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** A plain DNS hostname (MagicDNS mode): letters, digits and hyphens in dot-separated labels. */
@@ -192,12 +207,20 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
   const targets = (): Device[] => selected().map((t) => t.device);
 
   /** Where a targeted device is dialed, or why it cannot be (the scrape and discovery both ask). */
-  const dialTarget = (d: Device): { addr: string; url: URL } | { reason: string } => {
-    const addr = chooseAddress(d, config.address, allowed, allowedCache);
-    const url = addr === undefined ? undefined : deviceUrl(addr, config.port, config.path);
-    if (!addr || !url) return { reason: addr ? 'the device address cannot be dialed as given' : config.address === 'magicdns' ? 'the device name is not a plain DNS hostname' : 'no plain IP address inside the allowed networks' };
-    if (config.address !== 'magicdns' && isSelf(addr, config.port)) return { reason: 'the device address is this exporter’s own listen address' };
-    return { addr, url };
+  const dialTarget = (d: Device, s?: DeviceState): DialTarget => {
+    let target: DialTarget;
+    const kept = s?.dial;
+    // The choice depends on the record's addresses and name only (the rest is configuration).
+    if (kept && kept.name === d.name && sameElements(kept.addresses, d.addresses)) target = kept.target;
+    else {
+      const addr = chooseAddress(d, config.address, allowed, allowedCache);
+      const url = addr === undefined ? undefined : deviceUrl(addr, config.port, config.path);
+      target = addr && url ? { addr, url } : { reason: addr ? 'the device address cannot be dialed as given' : config.address === 'magicdns' ? 'the device name is not a plain DNS hostname' : 'no plain IP address inside the allowed networks' };
+      if (s) s.dial = { addresses: Array.isArray(d.addresses) ? [...(d.addresses as unknown[])] : [], name: d.name, target };
+    }
+    // Our own listen addresses can change (a reload), so this is asked every time.
+    if ('addr' in target && config.address !== 'magicdns' && isSelf(target.addr, config.port)) return { reason: 'the device address is this exporter’s own listen address' };
+    return target;
   };
 
   /** What a scrape would dial now: the targeted devices that have an address it may dial. */
@@ -249,11 +272,12 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
     const scrapeOne = async (d: Device): Promise<void> => {
       const s = stateOf(d);
       live.add(d.id);
-      const fresh: Attributes = { device_id: boundLabel(d.id, config.label_max_length), device_name: boundLabel(d.name, config.label_max_length), ...(d.tailnet ? { tailnet: boundLabel(d.tailnet, config.label_max_length) } : {}) };
+      const deviceId = boundLabel(d.id, config.label_max_length);
+      const deviceName = boundLabel(d.name, config.label_max_length);
+      const tailnet = d.tailnet ? boundLabel(d.tailnet, config.label_max_length) : undefined;
       const kept = s.labels;
-      const same = kept !== undefined && kept.device_id === fresh.device_id && kept.device_name === fresh.device_name && kept.tailnet === fresh.tailnet;
-      if (!same) {
-        s.labels = fresh;
+      if (kept === undefined || kept.device_id !== deviceId || kept.device_name !== deviceName || kept.tailnet !== tailnet) {
+        s.labels = { device_id: deviceId, device_name: deviceName, ...(tailnet !== undefined ? { tailnet } : {}) };
         s.errorLabels = undefined;
       }
       const labels = s.labels as Attributes;
@@ -278,7 +302,7 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
         finish(false, 0);
         return;
       }
-      const dial = dialTarget(d);
+      const dial = dialTarget(d, s);
       if ('reason' in dial) {
         fail(d, s, 'not_allowed', dial.reason);
         finish(false, 0);
@@ -287,20 +311,25 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
       const { url } = dial;
       const began = performance.now();
       try {
-        const text = await limiter.schedule(() => fetchMetrics({ dispatcher: agent, url, timeoutMs: config.timeout, maxBytes: config.max_body_size, signal, userAgent: USER_AGENT }));
+        const body = await limiter.schedule(() => fetchMetricsBody({ dispatcher: agent, url, timeoutMs: config.timeout, maxBytes: config.max_body_size, signal, userAgent: USER_AGENT }));
         // Parsing waits for the event loop's next turn: answers that arrived together are all
         // read, and their slots handed to the next devices' requests, before any of them is
         // parsed — otherwise the last answer of a burst waits for every parse before it.
         await new Promise<void>((resolve) => setImmediate(resolve));
         const report: ConvertReport = { typeConflicts: 0, outsideNamespace: 0, registryFull: 0 };
         const ctx: ConvertContext = { out: bb, deviceLabels: labels, timeMs: settings.clock.now(), tracker: s.tracker, familyAllowed, maxLabel: config.label_max_length, families, namespace, report, maxFamilies: config.max_families };
-        // The same lines as last time with new numbers are written straight into the points.
-        const replayed = s.template?.replay(text, ctx);
+        // The same lines as last time with new numbers are written straight into the points,
+        // from the bytes when the template is ASCII (no text is made of a replayed body).
+        const template = s.template;
+        let text: string | undefined;
+        let replayed = template?.ascii ? template.replay(body, ctx) : undefined;
+        if (replayed === undefined && template && !template.ascii) replayed = template.replay((text = decodeBody(body)), ctx);
         if (replayed !== undefined) {
           s.lastSamples = replayed;
           if (!s.template?.valid) s.template = undefined;
         } else {
           s.template = undefined;
+          text ??= decodeBody(body);
           let parsed;
           try {
             parsed = parseExposition(text, limits);
@@ -313,7 +342,7 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
           if (config.replay) s.template = ReplayTemplate.build(text, parsed, ctx);
         }
         // Samples left out are counted once per scrape by reason; the scrape itself succeeded.
-        const dropped: Array<[ErrorKind, number]> = [['type_conflict', report.typeConflicts], ['namespace', report.outsideNamespace], ['limit', report.registryFull]];
+        const dropped: Array<[ErrorKind, number]> = report.typeConflicts + report.outsideNamespace + report.registryFull === 0 ? [] : [['type_conflict', report.typeConflicts], ['namespace', report.outsideNamespace], ['limit', report.registryFull]];
         for (const [kind, n] of dropped) {
           if (n === 0) continue;
           s.errors.set(kind, (s.errors.get(kind) ?? 0) + 1);

@@ -41,6 +41,8 @@ interface Skeleton {
    */
   readonly families: readonly TemplateFamily[];
   readonly counter: Uint8Array;
+  /** Every unit is ASCII: a body's UTF-8 bytes can then be compared with the units directly. */
+  readonly ascii: boolean;
 }
 
 /**
@@ -80,7 +82,7 @@ function sameFamilies(a: readonly TemplateFamily[], b: readonly TemplateFamily[]
 }
 
 /** Segments as code units and offsets (a skeleton without its families yet). */
-function cut(segs: readonly string[]): Pick<Skeleton, 'units' | 'at'> {
+function cut(segs: readonly string[]): Pick<Skeleton, 'units' | 'at' | 'ascii'> {
   const at = new Int32Array(segs.length + 1);
   let total = 0;
   for (let k = 0; k < segs.length; k++) {
@@ -89,16 +91,17 @@ function cut(segs: readonly string[]): Pick<Skeleton, 'units' | 'at'> {
   }
   at[segs.length] = total;
   const units = new Uint16Array(total);
+  let high = 0;
   for (let k = 0; k < segs.length; k++) {
     const seg = segs[k] as string;
     const base = at[k] as number;
-    for (let j = 0; j < seg.length; j++) units[base + j] = seg.charCodeAt(j);
+    for (let j = 0; j < seg.length; j++) high |= units[base + j] = seg.charCodeAt(j);
   }
-  return { units, at };
+  return { units, at, ascii: high < 128 };
 }
 
 /** The shared skeleton equal to `units`/`at` with `families`, or this one (offered for sharing). */
-function shared({ units, at }: Pick<Skeleton, 'units' | 'at'>, families: readonly TemplateFamily[]): Skeleton {
+function shared({ units, at, ascii }: Pick<Skeleton, 'units' | 'at' | 'ascii'>, families: readonly TemplateFamily[]): Skeleton {
   // The key is made from the copies, not from the segments: those are slices of the body, and a
   // key holding them would keep every body alive. The offsets make it one key per cut.
   const key = `${at.join(',')}|${Buffer.from(units.buffer, units.byteOffset, units.byteLength).toString('utf16le')}`;
@@ -109,7 +112,7 @@ function shared({ units, at }: Pick<Skeleton, 'units' | 'at'>, families: readonl
   const counter = new Uint8Array(at.length - 2);
   let e = 0;
   for (const f of families) for (let j = 0; j < f.count; j++) counter[e++] = f.kind === 'counter' ? 1 : 0;
-  const sk: Skeleton = { units, at, families, counter };
+  const sk: Skeleton = { units, at, families, counter, ascii };
   if (known === undefined) admit(key, sk);
   return sk;
 }
@@ -132,15 +135,17 @@ let values = new Float64Array(1024);
 const isBlank = (c: number): boolean => c === 32 || c === 9;
 
 /**
- * Reads the values of `text` against skeleton `sk`: true when `text` is exactly its segments
+ * Reads the values of a body against skeleton `sk`: true when the body is exactly its segments
  * with one value token between each two, the values then in `values`. Compares code units, not
- * strings (`startsWith` per segment took longer than parsing the body).
+ * strings (`startsWith` per segment took longer than parsing the body). `code` is the text's
+ * code units, or — for an all-ASCII skeleton only — the body's UTF-8 bytes: a byte equal to an
+ * ASCII unit is that character, and a value token must be ASCII too (a non-ASCII byte in one
+ * makes this false, and the body is decoded and parsed the long way).
  */
-function readValues(text: string, sk: Pick<Skeleton, 'units' | 'at'>): boolean {
+function readValues(code: Uint16Array | Uint8Array, sk: Pick<Skeleton, 'units' | 'at'>): boolean {
   const { units, at } = sk;
   const n = at.length - 2;
   if (values.length < n) values = new Float64Array(Math.max(n, values.length * 2));
-  const code = codeUnits(text);
   const len = code.length;
   let pos = 0;
   for (let k = 0; k <= n; k++) {
@@ -156,6 +161,8 @@ function readValues(text: string, sk: Pick<Skeleton, 'units' | 'at'>): boolean {
     for (; pos < len; pos++) {
       const c = code[pos] as number;
       if (c === 32 || c === 9 || c === 10 || c === 13) break;
+      // No number the parser reads has a non-ASCII character: the long way fails the line too.
+      if (c >= 128) return false;
       if (isInt) {
         if (c >= 48 && c <= 57) int = int * 10 + (c - 48);
         else isInt = false;
@@ -165,12 +172,18 @@ function readValues(text: string, sk: Pick<Skeleton, 'units' | 'at'>): boolean {
     let v: number | undefined;
     if (isInt && pos - vs <= 15) v = int;
     else {
-      v = parseGoFloat(text.slice(vs, pos));
+      v = parseGoFloat(asciiString(code, vs, pos));
       if (v === undefined) return false;
     }
     values[k] = v;
   }
   return pos === len;
+}
+
+/** Units `from` … `to - 1` of `code`, all ASCII, as a string. */
+function asciiString(code: Uint16Array | Uint8Array, from: number, to: number): string {
+  const part = code.subarray(from, to);
+  return Buffer.from(part.buffer, part.byteOffset, part.byteLength).toString(code instanceof Uint8Array ? 'latin1' : 'utf16le');
 }
 
 /** A device's last exposition, cut at its values, bound to the series they were written to. */
@@ -256,22 +269,32 @@ export class ReplayTemplate {
     segs.push(text.slice(segStart));
     // The cut must give back exactly the values the parser read; only then is it shared.
     const own = cut(segs);
-    if (!readValues(text, own)) return undefined;
+    // Checked on what replay will read: the UTF-8 bytes for an ASCII skeleton (a text with any
+    // other character is not made a template of), so `readValues` only ever sees one kind of
+    // array in a tailnet whose bodies are ASCII and stays monomorphic.
+    let code: Uint8Array | Uint16Array;
+    if (own.ascii) {
+      code = Buffer.from(text, 'utf8');
+      if (code.length !== text.length) return undefined;
+    } else code = codeUnits(text);
+    if (!readValues(code, own)) return undefined;
     for (let j = 0; j < k; j++) if (!Object.is(values[j], expected[j])) return undefined;
     return new ReplayTemplate(shared(own, fams), states, ctx.deviceLabels, tracker.generation);
   }
 
   /**
-   * Writes `text` into the series' points through `ctx` as `convertFamilies` would, and ends the
+   * Writes `body` into the series' points through `ctx` as `convertFamilies` would, and ends the
    * tracker's scrape. Returns the number of points written, or undefined — before anything was
-   * changed — when `text` is not this template's with other values (parse it instead). After a
-   * replay that had to leave a family out, `valid` is false.
+   * changed — when `body` is not this template's with other values (parse it instead). After a
+   * replay that had to leave a family out, `valid` is false. `body` is the text, or its UTF-8
+   * bytes when `ascii` is true (undefined otherwise).
    */
-  replay(text: string, ctx: ConvertContext): number | undefined {
+  replay(body: string | Uint8Array, ctx: ConvertContext): number | undefined {
     const tracker = ctx.tracker;
     const registry = ctx.families;
     if (!this.valid || !registry || ctx.deviceLabels !== this._labels || !tracker.madeWith(this._labels) || tracker.generation !== this._generation) return undefined;
-    if (!readValues(text, this._skeleton)) return undefined;
+    if (typeof body !== 'string' && !this._skeleton.ascii) return undefined;
+    if (!readValues(typeof body === 'string' ? codeUnits(body) : body, this._skeleton)) return undefined;
     const states = this._states;
     const counter = this._skeleton.counter;
     // A counter sample that is NaN is left out by the long way (and its series with it).
@@ -314,6 +337,11 @@ export class ReplayTemplate {
 
   /** False once the series it writes are no longer the tracker's (see `replay`). */
   valid = true;
+
+  /** Whether `replay` takes the body's bytes (its segments are all ASCII). */
+  get ascii(): boolean {
+    return this._skeleton.ascii;
+  }
 
   /** Characters of the segments (what the template holds, shared or not). */
   get chars(): number {

@@ -66,6 +66,13 @@ export class InventoryHub {
     return out;
   }
 
+  /** How many devices `devices()` would list, without listing them (`/health` asks often). */
+  deviceCount(): number {
+    let n = 0;
+    for (const s of this._snapshots.values()) n += s.devices.length;
+    return n;
+  }
+
   subscribe(fn: (s: InventorySnapshot) => void): () => void {
     this._listeners.add(fn);
     return () => this._listeners.delete(fn);

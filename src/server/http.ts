@@ -172,7 +172,7 @@ export function healthDocument(service: PipelineService, version: string, starte
     version,
     uptime: uptimeS === 0 ? '0s' : formatDuration(uptimeS * 1000),
     uptime_seconds: uptimeS,
-    devices_discovered: service.inventory.devices().length,
+    devices_discovered: service.inventory.deviceCount(),
     devices_scraped: anyScrapeDetail ? scraped : 0,
     last_scrape: iso(lastScrape),
     sources,
