@@ -15,7 +15,6 @@ import { networkInterfaces } from 'node:os';
 import { parseCidr, parseIp, ipInNetworks, type Cidr } from '../../src/util/cidr.ts';
 import { hashmod } from '../../src/util/hashmod.ts';
 import { globMatcher } from '../../src/util/glob.ts';
-import { Limiter } from '../../src/util/limiter.ts';
 import { USER_AGENT, VERSION } from '../../src/version.ts';
 import type { DeviceMetricsConfig } from './config.ts';
 import { convertFamilies, StartTimeTracker, type ConvertContext, type ConvertReport } from './convert.ts';
@@ -149,7 +148,6 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
   const agent: Dispatcher = config.proxy_url
     ? new ProxyAgent({ uri: config.proxy_url, proxyTunnel: true, connections: 64, keepAliveTimeout: 120_000 })
     : createGuardedAgent(allowed, config.timeout, 1, (address, port) => settings.selfEndpoints.isSelf(address, port, localAddresses));
-  const limiter = new Limiter(config.max_concurrent);
   const once = new OnceLogger(settings.logger);
   const dropOnce = new OnceLogger(settings.logger);
   const states = new Map<string, DeviceState>();
@@ -269,7 +267,8 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
     // One abort listener per scrape in flight (up to max_concurrent) is expected, not a leak.
     setMaxListeners(Math.max(10, config.max_concurrent + 10), signal);
     const dropKeys = new Set<string>();
-    const scrapeOne = async (d: Device): Promise<void> => {
+    /** `release` frees the device's request slot; it is called once the answer is in (or there is no request). */
+    const scrapeOne = async (d: Device, release: () => void): Promise<void> => {
       const s = stateOf(d);
       live.add(d.id);
       const deviceId = boundLabel(d.id, config.label_max_length);
@@ -311,7 +310,13 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
       const { url } = dial;
       const began = performance.now();
       try {
-        const body = await limiter.schedule(() => fetchMetricsBody({ dispatcher: agent, url, timeoutMs: config.timeout, maxBytes: config.max_body_size, signal, userAgent: USER_AGENT }));
+        let body: Uint8Array;
+        try {
+          body = await fetchMetricsBody({ dispatcher: agent, url, timeoutMs: config.timeout, maxBytes: config.max_body_size, signal, userAgent: USER_AGENT });
+        } finally {
+          // The slot goes to the next device before this answer is read (see `scrape`).
+          release();
+        }
         // Parsing waits for the event loop's next turn: answers that arrived together are all
         // read, and their slots handed to the next devices' requests, before any of them is
         // parsed — otherwise the last answer of a burst waits for every parse before it.
@@ -363,18 +368,53 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
       }
     };
 
-    await Promise.all(
-      list.map(async (d) => {
-        try {
-          await scrapeOne(d);
-        } catch (err) {
-          // Nothing a device record holds may fail the cycle for the others.
-          if (signal.aborted) return;
-          settings.telemetry.error(id, 'exception');
-          once.fail(d.id, 'exception', 'device could not be scraped', { device: String(d.name), error: errorMessage(err) });
+    // Devices are started as request slots free up, not all at once: a scrape started early
+    // would wait with its closures and promises for most of the cycle, long enough for the
+    // collector to move them to the old generation (at 10,000 devices, two thirds of what a
+    // cycle promoted). A slot is freed when its answer arrives, before the answer is parsed, so
+    // the next request overlaps the parsing instead of waiting for it.
+    await new Promise<void>((allDone) => {
+      const total = list.length;
+      let next = 0;
+      let active = 0;
+      let settled = 0;
+      const settle = (n: number): void => {
+        settled += n;
+        if (settled === total) allDone();
+      };
+      const launch = (): void => {
+        while (active < config.max_concurrent && next < total) {
+          if (signal.aborted) {
+            // Shutdown: devices not started yet are not started (but not forgotten either).
+            settle(total - next);
+            for (; next < total; next++) live.add((list[next] as Device).id);
+            return;
+          }
+          const d = list[next++] as Device;
+          active++;
+          let released = false;
+          const release = (): void => {
+            if (released) return;
+            released = true;
+            active--;
+            launch();
+          };
+          scrapeOne(d, release)
+            .catch((err: unknown) => {
+              // Nothing a device record holds may fail the cycle for the others.
+              if (signal.aborted) return;
+              settings.telemetry.error(id, 'exception');
+              once.fail(d.id, 'exception', 'device could not be scraped', { device: String(d.name), error: errorMessage(err) });
+            })
+            .finally(() => {
+              release();
+              settle(1);
+            });
         }
-      }),
-    );
+      };
+      if (total === 0) allDone();
+      else launch();
+    });
     families.endCycle();
     // Devices no longer targeted are forgotten: their state must not outlive them.
     for (const k of states.keys()) if (!live.has(k)) states.delete(k);
@@ -412,7 +452,6 @@ export function createDeviceMetricsReceiver(settings: Settings, config: DeviceMe
     beforeFirst,
     scrape,
     onShutdown: async () => {
-      limiter.stop();
       await agent.destroy().catch(() => undefined);
     },
   }, next);
