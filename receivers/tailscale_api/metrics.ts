@@ -80,31 +80,23 @@ const b01 = (v: boolean | undefined): number => (v ? 1 : 0);
 export function buildApiBatch(devices: readonly ApiDeviceRecord[], o: BuildOptions): ResourceMetrics {
   const bb = new BatchBuilder(o.resource, { name: 'tsmetrics/tailscale_api', version: o.scopeVersion });
   const interner = o.interner;
-  // Each metric's add() interns its attributes so unchanged series keep their object and point.
-  // One adder per metric per build (not per call: a poll adds ~40 points per device).
-  const adders = new Map<string, { add(attrs: Attributes, value: number, t: number): unknown }>();
-  const g = (k: keyof typeof API_METRICS): { add(attrs: Attributes, value: number, t: number): unknown } => {
-    let adder = adders.get(k);
-    if (adder) return adder;
+  // Each metric's add() interns its attributes so unchanged series keep their object.
+  const g = (k: keyof typeof API_METRICS) => {
     const m = bb.gauge(API_METRICS[k][0], API_METRICS[k][1]);
+    if (!interner) return m;
     const name = API_METRICS[k][0];
-    const prefix = keyPart(name);
-    adder = !interner
-      ? m
-      : {
-          add: (attrs: Attributes, value: number, t: number) => {
-            // Group: the device's identity labels; key: the metric and its other label values.
-            let group = '';
-            let key = prefix;
-            for (const k in attrs) {
-              if (k === 'device_id' || k === 'device_name' || k === 'tailnet') group += keyLabel(k, String(attrs[k]));
-              else key += keyLabel(k, String(attrs[k]));
-            }
-            return m.addInterned(interner.series(group, key, attrs), interner.cycle, value, t);
-          },
-        };
-    adders.set(k, adder);
-    return adder;
+    return {
+      add: (attrs: Attributes, value: number, t: number) => {
+        // Group: the device's identity labels; key: the metric and its other label values.
+        let group = '';
+        let key = keyPart(name);
+        for (const k in attrs) {
+          if (k === 'device_id' || k === 'device_name' || k === 'tailnet') group += keyLabel(k, String(attrs[k]));
+          else key += keyLabel(k, String(attrs[k]));
+        }
+        return m.add(interner.intern(group, key, attrs), value, t);
+      },
+    };
   };
   const t = o.nowMs;
   const L = (v: string): string => boundLabel(v, o.maxLabel);

@@ -1,7 +1,6 @@
 import { ValueType, type Attributes, type HrTime } from '@opentelemetry/api';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { copyPoint } from './stale.ts';
-import type { InternedSeries } from './intern.ts';
 import {
   AggregationTemporality,
   DataPointType,
@@ -46,30 +45,6 @@ export class MetricBuilder {
   /** Adds a point; `startMs` matters for counters (first seen / last reset). */
   add(attributes: Attributes, value: number, timeMs: number, startMs = timeMs): this {
     this.points.push({ attributes, value, startTime: this._start(startMs), endTime: this._time(timeMs) });
-    return this;
-  }
-  /**
-   * Adds the point of an interned gauge series (`AttributeInterner.series`), rewriting the one
-   * its last batch held instead of making a new one: the batch that held it has been replaced by
-   * then (consumers that keep batches copy them: `snapshotPoints`). A series added twice in one
-   * cycle gets a new point the second time, so the first keeps its value.
-   */
-  addInterned(series: InternedSeries, cycle: number, value: number, timeMs: number): this {
-    const p = series.point as { -readonly [K in keyof DataPoint<number>]: DataPoint<number>[K] } | undefined;
-    if (series.wrote === cycle || p === undefined || p.attributes !== series.attrs) {
-      this.add(series.attrs, value, timeMs);
-      if (series.wrote !== cycle) {
-        series.point = this.points[this.points.length - 1];
-        series.wrote = cycle;
-      }
-      return this;
-    }
-    series.wrote = cycle;
-    const t = this._time(timeMs);
-    p.value = value;
-    p.startTime = t;
-    p.endTime = t;
-    this.points.push(p);
     return this;
   }
   addHistogram(attributes: Attributes, value: Histogram, timeMs: number, startMs = timeMs): this {

@@ -1,5 +1,4 @@
 import type { Attributes } from '@opentelemetry/api';
-import type { DataPoint } from '@opentelemetry/sdk-metrics';
 import { BoundedCache } from './names.ts';
 
 /**
@@ -32,85 +31,41 @@ export function sharedKey(key: string): string {
   return sharedKeys.getOrSet(key, (k) => k);
 }
 
-/** One interned series: its attributes object, and the point last written for it. */
-export interface InternedSeries {
-  readonly attrs: Attributes;
-  /** The series' point, rewritten in place by `MetricBuilder.addInterned` (once per cycle). */
-  point: DataPoint<number> | undefined;
-  /** The cycle that last asked for this series (`AttributeInterner.cycle`). */
-  seen: number;
-  /** The cycle whose batch holds `point` (a second use in one cycle gets a point of its own). */
-  wrote: number;
-}
-
-interface Group {
-  readonly series: Map<string, InternedSeries>;
-  seen: number;
-  /** How many of `series` this cycle asked for (all of them: nothing to forget). */
-  live: number;
-}
-
 /**
- * Gives a series the same attributes object — and point — from one cycle to the next when its
- * labels are unchanged. Processors can then cache per object (the relabel result, the staleness
- * key) instead of rebuilding strings for every series every cycle, and a poll rewrites its
- * points instead of making new ones. Series not asked for in a cycle are forgotten at
- * `commit()`, so memory follows the live series. The maps persist: rebuilding them every cycle
- * (a map per device) was, with the points, most of what a 10,000-device API poll left for the
- * old generation's collector.
+ * Gives a series the same attributes object from one cycle to the next when its labels are
+ * unchanged. Processors can then cache per object (the relabel result, the staleness key)
+ * instead of rebuilding strings for every series every cycle. Two generations: objects not seen
+ * in a cycle are forgotten at `commit()`, so memory follows the live series.
  */
 export class AttributeInterner {
   // Two levels (group, then key) so the long part shared by many series — a device's id and
   // name — is stored once per group rather than inside every series' key.
-  private readonly _groups = new Map<string, Group>();
-  private _cycle = 1;
-
-  /** The cycle being built (advanced by `commit`). */
-  get cycle(): number {
-    return this._cycle;
-  }
+  private _prev = new Map<string, Map<string, Attributes>>();
+  private _next = new Map<string, Map<string, Attributes>>();
 
   /** The interned object for (`group`, `key`), or `attrs` itself the first time. */
   intern(group: string, key: string, attrs: Attributes): Attributes {
-    return this.series(group, key, attrs).attrs;
+    let next = this._next.get(group);
+    if (!next) {
+      next = new Map();
+      this._next.set(group, next);
+    }
+    const hit = next.get(key);
+    if (hit) return hit;
+    const out = this._prev.get(group)?.get(key) ?? attrs;
+    // The map keeps the key for a cycle: the shared copy, not this cycle's freshly built text.
+    next.set(sharedKey(key), out);
+    return out;
   }
 
-  /** The interned series for (`group`, `key`), made with `attrs` the first time. */
-  series(group: string, key: string, attrs: Attributes): InternedSeries {
-    const cycle = this._cycle;
-    let g = this._groups.get(group);
-    if (!g) {
-      g = { series: new Map(), seen: cycle, live: 0 };
-      this._groups.set(group, g);
-    } else if (g.seen !== cycle) {
-      g.seen = cycle;
-      g.live = 0;
-    }
-    let e = g.series.get(key);
-    if (!e) {
-      // The map keeps the shared copy of the key, not this cycle's freshly built text.
-      e = { attrs, point: undefined, seen: 0, wrote: 0 };
-      g.series.set(sharedKey(key), e);
-    }
-    if (e.seen !== cycle) {
-      e.seen = cycle;
-      g.live++;
-    }
-    return e;
-  }
-
-  /** Ends a cycle: what it did not ask for is forgotten. */
   commit(): void {
-    const cycle = this._cycle++;
-    for (const [name, g] of this._groups) {
-      if (g.seen !== cycle) this._groups.delete(name);
-      else if (g.live !== g.series.size) for (const [k, e] of g.series) if (e.seen !== cycle) g.series.delete(k);
-    }
+    this._prev = this._next;
+    this._next = new Map();
   }
 
   get size(): number {
     let n = 0;
-    for (const g of this._groups.values()) n += g.series.size;
+    for (const m of this._prev.values()) n += m.size;
     return n;
   }
 }
