@@ -226,3 +226,30 @@ test('family allow and deny lists; a device label named device_id is kept as exp
   assert.ok(!f.has('other'));
   assert.equal(sampleValue(f, 'custom', { device_id: gw, exported_device_id: 'spoof' }), 1);
 });
+
+test('a device whose addresses change between cycles is dialed where its record says now (the kept dial target follows the record)', async (t) => {
+  const outside = await recordingListener('127.0.0.9');
+  t.after(() => outside.close());
+  const devices = loopbackFixture();
+  const gw = '4815927360519382';
+  const { sim, service, scrape } = await setup(t, { devices_json: devices }, { allowed_cidrs: ['127.0.1.0/24'] });
+  await service.collectNow();
+  assert.equal(sampleValue(await scrape(), 'tsmetrics_device_scrape_up', { device_id: gw }), 1);
+  // The record now names an address outside the allowed networks: not dialed, not_allowed.
+  const moved = loopbackFixture();
+  (moved[0] as Record<string, unknown>).addresses = ['127.0.0.9'];
+  sim.setDevicesJson(moved);
+  await service.collectNow();
+  let f = await scrape();
+  assert.equal(outside.connections(), 0);
+  assert.equal(sampleValue(f, 'tsmetrics_device_scrape_up', { device_id: gw }), 0);
+  assert.equal(sampleValue(f, 'tsmetrics_device_scrape_errors_total', { device_id: gw, kind: 'not_allowed' }), 1);
+  // And back: scraped again at its first address (after the one cycle of backoff the failure earned).
+  sim.setDevicesJson(loopbackFixture());
+  await service.collectNow();
+  assert.equal(sampleValue(await scrape(), 'tsmetrics_device_scrape_backoff_cycles', { device_id: gw }), 0);
+  await service.collectNow();
+  f = await scrape();
+  assert.equal(sampleValue(f, 'tsmetrics_device_scrape_up', { device_id: gw }), 1);
+  assert.equal(sampleValue(f, 'tsmetrics_device_scrape_errors_total', { device_id: gw, kind: 'not_allowed' }), 1);
+});
