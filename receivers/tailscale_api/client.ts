@@ -389,15 +389,27 @@ export async function requestWithLimits(
   request: Pick<Dispatcher.RequestOptions, 'origin' | 'path' | 'method' | 'headers' | 'body'>,
   o: { signal: AbortSignal; timeoutMs: number; maxBytes: number; scrub: (text: string) => string },
 ): Promise<{ res: Dispatcher.ResponseData; text: string }> {
-  let res: Dispatcher.ResponseData;
+  // One controller per exchange, released as soon as it ends: AbortSignal.timeout would keep its
+  // timer (and AbortSignal.any a weak entry on the receiver's signal) until the timeout passed.
+  const ac = new AbortController();
+  const abort = (): void => ac.abort(o.signal.aborted ? o.signal.reason : new DOMException('The operation timed out.', 'TimeoutError'));
+  const timer = setTimeout(abort, o.timeoutMs);
+  if (o.signal.aborted) abort();
+  else o.signal.addEventListener('abort', abort, { once: true });
   try {
-    res = await dispatcher.request({ ...request, signal: AbortSignal.any([o.signal, AbortSignal.timeout(o.timeoutMs)]), headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs });
-  } catch (err) {
-    throw new ApiCallError('network', o.scrub(`request failed: ${errorMessage(err)}`), { cause: err });
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await dispatcher.request({ ...request, signal: ac.signal, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs });
+    } catch (err) {
+      throw new ApiCallError('network', o.scrub(`request failed: ${errorMessage(err)}`), { cause: err });
+    }
+    const text = await readBodyLimited(res.body, o.maxBytes).catch((err: unknown) => {
+      if (err instanceof BodyTooLargeError) throw new ApiCallError('too_large', err.message);
+      throw new ApiCallError('network', o.scrub(`reading the response failed: ${errorMessage(err)}`), { cause: err });
+    });
+    return { res, text };
+  } finally {
+    clearTimeout(timer);
+    o.signal.removeEventListener('abort', abort);
   }
-  const text = await readBodyLimited(res.body, o.maxBytes).catch((err: unknown) => {
-    if (err instanceof BodyTooLargeError) throw new ApiCallError('too_large', err.message);
-    throw new ApiCallError('network', o.scrub(`reading the response failed: ${errorMessage(err)}`), { cause: err });
-  });
-  return { res, text };
 }
