@@ -56,7 +56,10 @@ export interface E2eFigure {
 
 /** Runs tsmetrics against `devices` simulated devices for `cycles` measured cycles after two warm-up ones. */
 export async function e2eDevices(devices: number, cycles: number, intervalMs: number, opts: { scrape?: boolean } = {}): Promise<E2eFigure> {
-  const sim = await simulatorProcess({ devices, uniform: true });
+  // One device server per device, each keeping its scraper's connection open (as tailscaled's
+  // does): a single process serving 10,000 of them needs over 20,000 open files, this machine's
+  // limit (`ulimit -n`), and then stops accepting. Spread over processes of 5,000 devices each.
+  const sim = await simulatorProcess({ devices, uniform: true, shards: Math.max(1, Math.ceil(devices / 5000)) });
   const port = await freePort();
   const main = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
   const child = spawn(process.execPath, [main, 'run'], {

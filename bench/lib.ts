@@ -26,24 +26,46 @@ export const median = (xs: number[]): number => {
   return s[Math.floor(s.length / 2)] as number;
 };
 
-/** Starts the simulator in a child process; resolves with its env once it listens. */
-export async function simulatorProcess(opts: { devices: number; latency?: number; uniform?: boolean; listScale?: number }): Promise<{ env: Record<string, string>; child: ChildProcess; stop: () => Promise<void> }> {
+/** One simulator process: its first line (env, device port) once it listens. */
+async function simChild(args: string[]): Promise<{ env: Record<string, string>; port: number; child: ChildProcess }> {
   const script = fileURLToPath(new URL('./sim-child.ts', import.meta.url));
-  const child = spawn(process.execPath, [script, `--devices=${opts.devices}`, `--latency=${opts.latency ?? 0}`, `--uniform=${opts.uniform ?? false}`, `--list-scale=${opts.listScale ?? 1}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     const rl = createInterface({ input: child.stdout as NodeJS.ReadableStream });
     rl.once('line', resolve);
     child.once('exit', (code) => reject(new Error(`simulator exited with ${code}`)));
   });
-  const { env } = JSON.parse(line) as { env: Record<string, string> };
+  const { env, port } = JSON.parse(line) as { env: Record<string, string>; port: number };
+  return { env, port, child };
+}
+
+/**
+ * Starts the simulator in child processes; resolves with its env once it listens. With
+ * `shards` > 1 the device servers are spread over that many processes (the first also serves
+ * the API). Each process then holds fewer device servers and their kept connections: two
+ * open files per device, against a per-process limit (20,000 on the benchmark machine).
+ */
+export async function simulatorProcess(opts: { devices: number; latency?: number; uniform?: boolean; listScale?: number; shards?: number }): Promise<{ env: Record<string, string>; child: ChildProcess; children: ChildProcess[]; stop: () => Promise<void> }> {
+  const base = [`--devices=${opts.devices}`, `--latency=${opts.latency ?? 0}`, `--uniform=${opts.uniform ?? false}`, `--list-scale=${opts.listScale ?? 1}`];
+  const shards = opts.shards ?? 1;
+  const first = await simChild(shards > 1 ? [...base, '--shard=0', `--shards=${shards}`] : base);
+  const children = [first.child];
+  for (let i = 1; i < shards; i++) children.push((await simChild([...base, `--shard=${i}`, `--shards=${shards}`, `--port=${first.port}`])).child);
   return {
-    env,
-    child,
+    env: first.env,
+    child: first.child,
+    children,
     stop: () =>
-      new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
+      Promise.all(
+        children.map(
+          (child) =>
+            new Promise<void>((resolve) => {
+              if (child.exitCode !== null) return resolve();
+              child.once('exit', () => resolve());
+              child.kill('SIGTERM');
+            }),
+        ),
+      ).then(() => undefined),
   };
 }
 

@@ -47,6 +47,13 @@ export interface SimulatorOptions extends TailnetOptions, TailnetApiOptions {
   /** Start device servers (false = API only). */
   deviceServers?: boolean;
   /**
+   * Serve only every `count`-th device server, starting at `index`, on port `port` (0 = pick
+   * one; the other shards are then given it). Benchmarks spread one simulated tailnet over
+   * several processes this way: devices are separate machines, and one process answering them
+   * all queues each answer behind the others' — a delay no real tailnet has.
+   */
+  deviceShard?: { index: number; count: number; port?: number };
+  /**
    * Index of a device that answers 503 to every other scrape, starting with the first (demo mode
    * uses it so error and backoff panels have something to show).
    */
@@ -258,8 +265,10 @@ export class TailnetSimulator {
     const addrs = new Set<string>();
     for (const d of this.devices) if (d.servesMetrics) addrs.add((d.api.addresses as string[])[0] as string);
     if (this._explicit) for (const d of this._explicit) if (Array.isArray(d.addresses) && d.addresses[0]) addrs.add(d.addresses[0] as string);
-    const loop = [...addrs].filter((a) => a.startsWith('127.'));
-    for (let attempt = 0; attempt < 5; attempt++) {
+    const shard = this._opts.deviceShard;
+    const loop = [...addrs].filter((a, i) => a.startsWith('127.') && (!shard || i % shard.count === shard.index));
+    if (shard?.port) this._devicePort = shard.port;
+    for (let attempt = 0; attempt < (shard?.port ? 1 : 5); attempt++) {
       try {
         for (const addr of loop) {
           const port = this._devicePort;
