@@ -58,6 +58,19 @@ export class AttributeInterner {
     return out;
   }
 
+  /**
+   * The interning scope of one group, for a caller that interns many series of the same group
+   * in a row (a device's): the group's maps are looked up once, not once per series.
+   */
+  group(group: string): InternGroup {
+    let next = this._next.get(group);
+    if (!next) {
+      next = new Map();
+      this._next.set(group, next);
+    }
+    return new GroupScope(next, this._prev.get(group));
+  }
+
   commit(): void {
     this._prev = this._next;
     this._next = new Map();
@@ -67,6 +80,30 @@ export class AttributeInterner {
     let n = 0;
     for (const m of this._prev.values()) n += m.size;
     return n;
+  }
+}
+
+/** One group of an AttributeInterner (see `AttributeInterner.group`). */
+export interface InternGroup {
+  /** The interned object for `key` in this group, or `attrs` itself the first time. */
+  intern(key: string, attrs: Attributes): Attributes;
+}
+
+class GroupScope implements InternGroup {
+  private readonly _next: Map<string, Attributes>;
+  private readonly _prev: Map<string, Attributes> | undefined;
+
+  constructor(next: Map<string, Attributes>, prev: Map<string, Attributes> | undefined) {
+    this._next = next;
+    this._prev = prev;
+  }
+
+  intern(key: string, attrs: Attributes): Attributes {
+    const hit = this._next.get(key);
+    if (hit) return hit;
+    const out = this._prev?.get(key) ?? attrs;
+    this._next.set(sharedKey(key), out);
+    return out;
   }
 }
 
