@@ -7,7 +7,7 @@ import { AttributeInterner } from '../../src/model/intern.ts';
 import { decodeDeviceList, type ApiDeviceRecord } from './decode.ts';
 import { buildApiBatch, type BuildOptions } from './metrics.ts';
 
-const FIXTURE = new URL('../../../shared/fixtures/api-devices-fields-all.json', import.meta.url);
+const FIXTURE = new URL('../../test/fixtures/api-devices-fields-all.json', import.meta.url);
 
 function series(batch: ResourceMetrics): Map<string, Attributes> {
   const out = new Map<string, Attributes>();
