@@ -196,3 +196,22 @@ test('tsmetrics --version, --help, components and unknown commands', () => {
   for (const t of ['tailscale_api', 'device_metrics', 'device_filter', 'relabel', 'staleness', 'prometheus', 'otlp']) assert.match(comps, new RegExp(`\\b${t}\\b`));
   assert.equal(cli(['frobnicate']).status, 2);
 });
+
+test('a timer duration past what Node can set (2^31−1 ms) is a config error naming the key; windows may be longer', () => {
+  // Node fires such a timer after 1 ms: a 600h timeout would cut every request at once.
+  const env = problems(() => loadConfig({ TS_API_KEY: 'tskey-api-abcdef', SCRAPE_INTERVAL: '600h', CLIENT_METRICS_TIMEOUT: '2592000' }));
+  assert.ok(env.some((x) => x.startsWith('env: SCRAPE_INTERVAL: must be at most 596h')), env.join('\n'));
+  assert.ok(env.some((x) => x.startsWith('env: CLIENT_METRICS_TIMEOUT: must be at most 596h')), env.join('\n'));
+  const tmp = tempDir('tsm-cfg-');
+  try {
+    const file = join(tmp.path, 'otel.yaml');
+    writeFileSync(file, 'receivers:\n  tailscale_api:\n    api_key: tskey-api-abcdef\n    tailnet: example.com\n    timeout: 600h\nexporters:\n  prometheus: {}\nservice:\n  pipelines:\n    metrics:\n      receivers: [tailscale_api]\n      exporters: [prometheus]\n');
+    const p = problems(() => loadConfig({}, { configFile: file }));
+    assert.ok(p.some((x) => x.includes(`${file}: receivers.tailscale_api.timeout: must be at most 596h`)), p.join('\n'));
+  } finally {
+    tmp.remove();
+  }
+  // A log window is compared with times, never set as a timer: 30 days is accepted.
+  const c = loadConfig({ TS_API_KEY: 'tskey-api-abcdef', TS_LOG_TYPES: 'configuration', TS_LOG_INITIAL_WINDOW: '720h', SCRAPE_INTERVAL: '596h' });
+  assert.ok(c);
+});

@@ -7,13 +7,41 @@ import { parseCidr } from '../util/cidr.ts';
 /** Secret config values are marked with this format; they are redacted in every printout. */
 export const SECRET_FORMAT = 'secret';
 
+/** The longest timer Node.js can set (2^31−1 ms, about 24.8 days). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+const TOO_LONG = `must be at most 596h (a timer longer than ${MAX_TIMER_MS} ms, about 24.8 days, cannot be set)`;
+
 let formatsAdded = false;
 /** Registers tsmetrics' value formats with convict (idempotent; convict keeps them globally). */
 export function addConfigFormats(): void {
   if (formatsAdded) return;
   formatsAdded = true;
   convict.addFormats({
+    // `duration` and `positive_duration` set timers (intervals, timeouts): Node fires a timer
+    // set beyond 2^31−1 ms after 1 ms instead, so a `timeout: 30d` would cut every request at
+    // once and an `interval: 30d` would poll in a loop. Spans that are only compared with
+    // times (windows, TTLs, grace periods) are `long_duration` / `long_positive_duration`, without that bound.
     duration: {
+      validate(v: unknown) {
+        const d = parseDuration(v);
+        if (d === undefined) throw new Error('must be a duration such as 30s, 1m or 500ms');
+        if (d > MAX_TIMER_MS) throw new Error(TOO_LONG);
+      },
+      coerce(v: unknown) {
+        return parseDuration(v) ?? v;
+      },
+    },
+    positive_duration: {
+      validate(v: unknown) {
+        const d = parseDuration(v);
+        if (d === undefined || d <= 0) throw new Error('must be a positive duration such as 30s, 1m or 500ms');
+        if (d > MAX_TIMER_MS) throw new Error(TOO_LONG);
+      },
+      coerce(v: unknown) {
+        return parseDuration(v) ?? v;
+      },
+    },
+    long_duration: {
       validate(v: unknown) {
         if (parseDuration(v) === undefined) throw new Error('must be a duration such as 30s, 1m or 500ms');
       },
@@ -21,7 +49,7 @@ export function addConfigFormats(): void {
         return parseDuration(v) ?? v;
       },
     },
-    positive_duration: {
+    long_positive_duration: {
       validate(v: unknown) {
         const d = parseDuration(v);
         if (d === undefined || d <= 0) throw new Error('must be a positive duration such as 30s, 1m or 500ms');
@@ -97,7 +125,8 @@ export interface SettingSchema<T> {
   doc: string;
   /**
    * `String`, `Boolean`, `Number`, a list of allowed values, or a format name: `nat`, `port`,
-   * `duration`, `positive_duration`, `secret`, `string_list`, `cidr_list`, `host`,
+   * `duration`, `positive_duration` (both at most MAX_TIMER_MS), `long_duration`,
+   * `long_positive_duration`, `secret`, `string_list`, `cidr_list`, `host`,
    * `url_or_empty`, `string_map`, `any_list`.
    */
   format: unknown;
