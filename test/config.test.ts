@@ -211,6 +211,10 @@ test('a timer duration past what Node can set (2^31−1 ms) is a config error na
   } finally {
     tmp.remove();
   }
+  // The OTLP variables are milliseconds; they reach the exporter's timeouts and are named.
+  const otlp = problems(() => loadConfig({ TS_API_KEY: 'tskey-api-abcdef', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_EXPORTER_OTLP_TIMEOUT: '2160000000' }));
+  assert.ok(otlp.some((x) => x.startsWith('env: OTEL_EXPORTER_OTLP_TIMEOUT or OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: must be at most 596h')), otlp.join('\n'));
+  assert.ok(otlp.some((x) => x.startsWith('env: OTEL_EXPORTER_OTLP_LOGS_TIMEOUT or OTEL_EXPORTER_OTLP_TIMEOUT: must be at most 596h')), otlp.join('\n'));
   // A log window is compared with times, never set as a timer: 30 days is accepted.
   const c = loadConfig({ TS_API_KEY: 'tskey-api-abcdef', TS_LOG_TYPES: 'configuration', TS_LOG_INITIAL_WINDOW: '720h', SCRAPE_INTERVAL: '596h' });
   assert.ok(c);

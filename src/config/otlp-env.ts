@@ -83,6 +83,7 @@ export const OTLP_ENV_PATHS: ReadonlyArray<[RegExp, string]> = [
   [/^exporters\.otlp\.logs_headers/, 'OTEL_EXPORTER_OTLP_LOGS_HEADERS'],
   [/^exporters\.otlp\.logs_endpoint$/, 'OTEL_EXPORTER_OTLP_LOGS_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT'],
   [/^exporters\.otlp\.timeout$/, 'OTEL_EXPORTER_OTLP_TIMEOUT or OTEL_EXPORTER_OTLP_METRICS_TIMEOUT'],
+  [/^exporters\.otlp\.logs_timeout$/, 'OTEL_EXPORTER_OTLP_LOGS_TIMEOUT or OTEL_EXPORTER_OTLP_TIMEOUT'],
   [/^exporters\.otlp\.interval$/, 'OTEL_METRIC_EXPORT_INTERVAL'],
   [/^exporters\.otlp\.tls\.ca_file$/, 'OTEL_EXPORTER_OTLP_CERTIFICATE or OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE'],
   [/^exporters\.otlp\.tls\.cert_file$/, 'OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE or OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE'],
