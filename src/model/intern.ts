@@ -45,17 +45,7 @@ export class AttributeInterner {
 
   /** The interned object for (`group`, `key`), or `attrs` itself the first time. */
   intern(group: string, key: string, attrs: Attributes): Attributes {
-    let next = this._next.get(group);
-    if (!next) {
-      next = new Map();
-      this._next.set(group, next);
-    }
-    const hit = next.get(key);
-    if (hit) return hit;
-    const out = this._prev.get(group)?.get(key) ?? attrs;
-    // The map keeps the key for a cycle: the shared copy, not this cycle's freshly built text.
-    next.set(sharedKey(key), out);
-    return out;
+    return internIn(this._nextOf(group), this._prev.get(group), key, attrs);
   }
 
   /**
@@ -63,12 +53,16 @@ export class AttributeInterner {
    * in a row (a device's): the group's maps are looked up once, not once per series.
    */
   group(group: string): InternGroup {
+    return new GroupScope(this._nextOf(group), this._prev.get(group));
+  }
+
+  private _nextOf(group: string): Map<string, Attributes> {
     let next = this._next.get(group);
     if (!next) {
       next = new Map();
       this._next.set(group, next);
     }
-    return new GroupScope(next, this._prev.get(group));
+    return next;
   }
 
   commit(): void {
@@ -99,12 +93,18 @@ class GroupScope implements InternGroup {
   }
 
   intern(key: string, attrs: Attributes): Attributes {
-    const hit = this._next.get(key);
-    if (hit) return hit;
-    const out = this._prev?.get(key) ?? attrs;
-    this._next.set(sharedKey(key), out);
-    return out;
+    return internIn(this._next, this._prev, key, attrs);
   }
+}
+
+/** `key` in one group: this cycle's object, else last cycle's, else `attrs` (then remembered). */
+function internIn(next: Map<string, Attributes>, prev: Map<string, Attributes> | undefined, key: string, attrs: Attributes): Attributes {
+  const hit = next.get(key);
+  if (hit) return hit;
+  const out = prev?.get(key) ?? attrs;
+  // The map keeps the key for a cycle: the shared copy, not this cycle's freshly built text.
+  next.set(sharedKey(key), out);
+  return out;
 }
 
 const signatures = new WeakMap<object, string>();
