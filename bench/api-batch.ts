@@ -1,4 +1,4 @@
-// `node bench/api-batch.ts [devices]`: what one tailscale_api cycle costs the main thread for a
+// `npm run bench:api-batch [-- devices]`: what one tailscale_api cycle costs the main thread for a
 // large tailnet, outside the full run — decoding the simulator's device list and building the
 // batch from it with a warm interner (the steady state). Prints medians of repeated rounds.
 import { TailnetSimulator } from '../src/simulator/simulator.ts';
